@@ -1,0 +1,304 @@
+// Package app wires ciclo's parts into one running process: the database
+// pool, migrations, the rule set, channels, the River client and the HTTP
+// server. cmd/ciclo builds its commands on it, and end-to-end tests run it.
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/migrations"
+	"github.com/ciclohq/ciclo/rules"
+	"github.com/ciclohq/ciclo/server"
+	"github.com/ciclohq/ciclo/templates"
+	"github.com/ciclohq/ciclo/unsubscribe"
+	"github.com/ciclohq/ciclo/worker"
+)
+
+// Defaults for Config.
+const (
+	AddrDefault      = ":8080"
+	OutboxDirDefault = "outbox"
+	FromDefault      = "ciclo <ciclo@localhost>"
+	// ShutdownTimeoutDefault is how long in-flight jobs and requests get to
+	// finish on shutdown before they are cancelled.
+	ShutdownTimeoutDefault = 30 * time.Second
+)
+
+// Config is everything a ciclo process is configured with.
+type Config struct {
+	// DatabaseURL is the Postgres connection URL. Required.
+	DatabaseURL string
+	// RulesPath is the rules file. Required.
+	RulesPath string
+	// APIToken is the bearer token the HTTP API requires. Required.
+	APIToken string
+	// Secret signs unsubscribe links. Default: derived from APIToken.
+	Secret string
+	// Addr is the HTTP listen address. Default AddrDefault.
+	Addr string
+	// PublicURL is how recipients reach this server, for unsubscribe links.
+	// Default: http://localhost plus Addr's port.
+	PublicURL string
+	// SMTPURL is the SMTP server (smtp://user:pass@host:port?tls=...). Empty:
+	// emails are written to OutboxDir instead.
+	SMTPURL string
+	// OutboxDir receives .eml files when SMTPURL is empty. Default OutboxDirDefault.
+	OutboxDir string
+	// From is the sender of every email. Default FromDefault.
+	From string
+	// UnsubscribeMailto, optional, adds a mailto: entry to List-Unsubscribe.
+	UnsubscribeMailto string
+	// WebhookSecret signs webhooks whose rule has no secret of its own.
+	WebhookSecret string
+	// WebhookAllowHosts are webhook targets allowed even on private or
+	// loopback addresses (host or host:port).
+	WebhookAllowHosts []string
+	// WebhookAllowPrivate allows every private and loopback target.
+	WebhookAllowPrivate bool
+	// Migrate applies pending migrations at start. When false, a schema that
+	// is behind stops the start with an error naming `ciclo migrate`.
+	Migrate bool
+	// ShutdownTimeout bounds a graceful stop. Default ShutdownTimeoutDefault.
+	ShutdownTimeout time.Duration
+	// Logger, default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock, default time.Now.
+	Now func() time.Time
+	// Worker tunes the River client (workers per queue, retry policy…);
+	// Rules, Dispatch, Logger and Now are filled in by the app.
+	Worker worker.Config
+}
+
+// App is a running ciclo process.
+type App struct {
+	cfg       Config
+	Pool      *pgxpool.Pool
+	Rules     *worker.RuleSetHolder
+	River     *river.Client[pgx.Tx]
+	Server    *server.Server
+	Templates *templates.Set
+	email     channels.Channel
+	webhook   channels.Channel
+	http      *http.Server
+	listener  net.Listener
+}
+
+// LoadRules reads, parses and checks a rules file against the templates it
+// names. Errors are *rules.LoadErrors or say what could not be read.
+func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read rules file: %w", err)
+	}
+	// A first pass without template checks finds templates_dir.
+	rs, err := rules.Parse(path, data, rules.ParseOptions{LookupEnv: os.LookupEnv})
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := rs.TemplateDir
+	if dir != "" && !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(path), dir)
+	}
+	tset, err := templates.New(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load templates: %w", err)
+	}
+	rs, err = rules.Parse(path, data, rules.ParseOptions{LookupEnv: os.LookupEnv, Templates: tset.Names()})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range rs.Rules {
+		for _, a := range r.Actions {
+			if a.Email == nil {
+				continue
+			}
+			if err := tset.Check(a.Email.Template); err != nil {
+				return nil, nil, fmt.Errorf("%s:%d:%d: rule %q: template %q: %w", path, r.Line, r.Column, r.Name, a.Email.Template, err)
+			}
+		}
+	}
+	return rs, tset, nil
+}
+
+// New connects, migrates (or checks the schema), loads the rules and builds
+// the channels, River client and HTTP server. Nothing runs until Start.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg}
+	rs, tset, err := LoadRules(cfg.RulesPath)
+	if err != nil {
+		return nil, err
+	}
+	a.Rules, a.Templates = worker.NewRuleSetHolder(rs), tset
+
+	a.Pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := a.Pool.Ping(ctx); err != nil {
+		a.Pool.Close()
+		return nil, fmt.Errorf("connect to database: %w (check DATABASE_URL)", err)
+	}
+	if err := a.schema(ctx); err != nil {
+		a.Pool.Close()
+		return nil, err
+	}
+	if err := a.build(); err != nil {
+		a.Pool.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (c *Config) fill() error {
+	switch {
+	case c.DatabaseURL == "":
+		return errors.New("no database: set DATABASE_URL")
+	case c.RulesPath == "":
+		return errors.New("no rules file: set CICLO_RULES or --rules")
+	case c.APIToken == "":
+		return errors.New("no API token: set CICLO_API_TOKEN")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Addr == "" {
+		c.Addr = AddrDefault
+	}
+	if c.PublicURL == "" {
+		_, port, _ := net.SplitHostPort(c.Addr)
+		c.PublicURL = "http://localhost:" + port
+	}
+	if c.OutboxDir == "" {
+		c.OutboxDir = OutboxDirDefault
+	}
+	if c.From == "" {
+		c.From = FromDefault
+	}
+	if c.Secret == "" {
+		sum := sha256.Sum256([]byte("ciclo-unsubscribe:" + c.APIToken))
+		c.Secret = hex.EncodeToString(sum[:])
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = ShutdownTimeoutDefault
+	}
+	return nil
+}
+
+// schema applies migrations, or with Migrate off refuses a schema behind.
+func (a *App) schema(ctx context.Context) error {
+	if a.cfg.Migrate {
+		return migrations.Up(ctx, a.Pool, a.cfg.Logger)
+	}
+	st, err := migrations.Check(ctx, a.Pool)
+	if err != nil {
+		return err
+	}
+	if !st.Current() {
+		return fmt.Errorf("database schema is behind (ciclo %d of %d, river %d of %d): run `ciclo migrate`",
+			st.CicloCurrent, st.CicloTarget, st.RiverCurrent, st.RiverTarget)
+	}
+	return nil
+}
+
+func (a *App) build() error {
+	var err error
+	if a.cfg.SMTPURL != "" {
+		a.email, err = channels.NewSMTP(&channels.SMTPConfig{URL: a.cfg.SMTPURL})
+		if err != nil {
+			return fmt.Errorf("email channel: %w", err)
+		}
+	} else {
+		a.email, err = channels.NewOutbox(a.cfg.OutboxDir)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		a.cfg.Logger.Info("app: no SMTP server configured (CICLO_SMTP_URL); emails are written as .eml files",
+			slog.String("outbox_dir", a.cfg.OutboxDir))
+	}
+	a.webhook = channels.NewWebhook(&channels.WebhookConfig{
+		AllowPrivate: a.cfg.WebhookAllowPrivate, AllowedHosts: a.cfg.WebhookAllowHosts, Now: a.cfg.Now,
+	})
+	signer := unsubscribe.NewSigner(a.cfg.Secret, a.cfg.PublicURL)
+
+	wc := a.cfg.Worker
+	wc.Rules, wc.Logger, wc.Now = a.Rules, a.cfg.Logger, a.cfg.Now
+	wc.Dispatch = &worker.DispatchConfig{
+		Email: a.email, Webhook: a.webhook, Templates: a.Templates, Unsubscribe: signer,
+		From: a.cfg.From, UnsubscribeMailto: a.cfg.UnsubscribeMailto, WebhookSecret: a.cfg.WebhookSecret,
+	}
+	a.River, err = worker.NewClient(a.Pool, &wc)
+	if err != nil {
+		return err
+	}
+	a.Server = server.New(&server.Config{
+		Pool: a.Pool, River: a.River, Rules: a.Rules, Token: a.cfg.APIToken, Unsubscribe: signer,
+		Logger: a.cfg.Logger, Now: a.cfg.Now,
+	})
+	return nil
+}
+
+// Start begins working jobs and serving HTTP. It returns once both run.
+func (a *App) Start(ctx context.Context) error {
+	if err := a.River.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set CICLO_ADDR)", a.cfg.Addr, err)
+	}
+	a.listener = ln
+	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.cfg.Logger.Error("app: http server stopped", slog.String("error", err.Error()))
+		}
+	}()
+	a.cfg.Logger.Info("app: ciclo is running", slog.String("addr", ln.Addr().String()),
+		slog.String("rules", a.cfg.RulesPath), slog.String("rules_version", a.Rules.Load().Version),
+		slog.Int("num_rules", len(a.Rules.Load().Rules)))
+	return nil
+}
+
+// Addr is the address the HTTP server listens on, once started.
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Stop shuts down gracefully: stop accepting requests, stop fetching jobs,
+// let in-flight ones finish within ShutdownTimeout, then cancel them.
+func (a *App) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if a.http != nil {
+		errs = append(errs, a.http.Shutdown(ctx))
+	}
+	if err := a.River.Stop(ctx); err != nil {
+		a.cfg.Logger.Warn("app: jobs did not finish in time; cancelling", slog.String("error", err.Error()))
+		hardCtx, hardCancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, a.River.StopAndCancel(hardCtx))
+		hardCancel()
+	}
+	errs = append(errs, a.email.Close(), a.webhook.Close())
+	a.Pool.Close()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,333 @@
+// Package smtptest runs a real, in-process SMTP server (github.com/emersion/go-smtp) on
+// 127.0.0.1 for tests. It records every message it accepts, counts connections and DATA
+// attempts, and can be scripted to reject the next messages with a given reply code.
+//
+// It is test support only: production packages never import it.
+package smtptest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/require"
+)
+
+// Options configures a Server started with StartWithOptions. The zero value is what Start uses.
+type Options struct {
+	// Username and Password, when Username is set, make the server offer AUTH PLAIN and
+	// reject MAIL FROM from unauthenticated sessions. Default: no authentication.
+	Username, Password string
+}
+
+// Server is a running SMTP test server. Its fields are fixed once Start returns.
+type Server struct {
+	// Addr is the host:port the server listens on, always on 127.0.0.1.
+	Addr string
+	// URL is an SMTP URL for the server as understood by channels.NewSMTP:
+	// smtp://127.0.0.1:port?tls=none (with user:pass@ when Options.Username is set).
+	URL string
+
+	opts Options
+
+	mu          sync.Mutex
+	msgs        []Received
+	changed     chan struct{} // closed and replaced whenever msgs grows
+	attempts    int
+	connections int
+	failCode    int
+	failMsg     string
+	failTimes   int // remaining scripted failures; -1 means forever
+}
+
+// Received is one message the server accepted.
+type Received struct {
+	// From is the envelope sender (MAIL FROM).
+	From string
+	// To are the envelope recipients (RCPT TO).
+	To []string
+	// Data is the raw message as received, after dot-unstuffing.
+	Data []byte
+	// Header is the parsed message header.
+	Header mail.Header
+	// Text and HTML are the decoded text/plain and text/html bodies, found in a single-part
+	// body or anywhere in a (nested) multipart body.
+	Text, HTML string
+	// ContentType is the media type of the top-level body, e.g. "multipart/alternative".
+	ContentType string
+	// ParseErr is set when Data could not be parsed as a MIME message; Header, Text and HTML
+	// then hold what was parsed before the error.
+	ParseErr error
+}
+
+// Start starts a server on 127.0.0.1:0 with default Options. It is closed in t.Cleanup.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWithOptions(t, Options{})
+}
+
+// StartWithOptions starts a server on 127.0.0.1:0 configured by opts. It is closed in
+// t.Cleanup. It fails the test if the server cannot listen.
+func StartWithOptions(t testing.TB, opts Options) *Server {
+	t.Helper()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+
+	s := &Server{Addr: ln.Addr().String(), opts: opts, changed: make(chan struct{})}
+	userinfo := ""
+	if opts.Username != "" {
+		userinfo = fmt.Sprintf("%s:%s@", opts.Username, opts.Password)
+	}
+	s.URL = fmt.Sprintf("smtp://%s%s?tls=none", userinfo, s.Addr)
+
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = "smtptest.local"
+	srv.AllowInsecureAuth = true
+	srv.MaxMessageBytes = 10 << 20
+	srv.MaxRecipients = 100
+	srv.ReadTimeout = 30 * time.Second
+	srv.WriteTimeout = 30 * time.Second
+	// Connection errors after a client hangs up are normal in tests; t.Log would panic if
+	// called after the test finished, so they are discarded.
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-served
+	})
+	return s
+}
+
+// Messages returns a copy of the messages received so far, in arrival order.
+func (s *Server) Messages() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.msgs...)
+}
+
+// WaitMessages waits until at least n messages have been received and returns them. It fails
+// the test if that does not happen within timeout. It wakes on each arrival; it does not poll.
+func (s *Server) WaitMessages(t testing.TB, n int, timeout time.Duration) []Received {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if len(s.msgs) >= n {
+			msgs := append([]Received(nil), s.msgs...)
+			s.mu.Unlock()
+			return msgs
+		}
+		changed, got := s.changed, len(s.msgs)
+		s.mu.Unlock()
+
+		select {
+		case <-changed:
+		case <-timer.C:
+			require.FailNowf(t, "smtptest: timed out waiting for messages",
+				"want %d messages within %s, got %d", n, timeout, got)
+			return nil
+		}
+	}
+}
+
+// FailNext makes the server answer the end of DATA of the next times messages with code and
+// msg instead of accepting them (e.g. 451 twice, then normal). times = -1 fails every message
+// until FailNext is called again; times = 0 cancels the script.
+func (s *Server) FailNext(code int, msg string, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failCode, s.failMsg, s.failTimes = code, msg, times
+}
+
+// Attempts returns the number of DATA transfers the server has seen, including failed ones.
+func (s *Server) Attempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
+}
+
+// Connections returns the number of SMTP connections (sessions) clients have opened.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connections
+}
+
+func (s *Server) newSession(*smtp.Conn) (smtp.Session, error) {
+	s.mu.Lock()
+	s.connections++
+	s.mu.Unlock()
+	return &session{srv: s}, nil
+}
+
+// scriptedFailure returns the scripted error for the current DATA attempt, if any, and counts
+// the attempt.
+func (s *Server) scriptedFailure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts++
+	if s.failTimes == 0 {
+		return nil
+	}
+	if s.failTimes > 0 {
+		s.failTimes--
+	}
+	return &smtp.SMTPError{Code: s.failCode, EnhancedCode: smtp.EnhancedCodeNotSet, Message: s.failMsg}
+}
+
+func (s *Server) add(r Received) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, r)
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// session is one SMTP connection's state.
+type session struct {
+	srv    *Server
+	authed bool
+	from   string
+	to     []string
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+func (ss *session) AuthMechanisms() []string {
+	if ss.srv.opts.Username == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if ss.srv.opts.Username == "" || mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(_, username, password string) error {
+		if username != ss.srv.opts.Username || password != ss.srv.opts.Password {
+			return smtp.ErrAuthFailed
+		}
+		ss.authed = true
+		return nil
+	}), nil
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if ss.srv.opts.Username != "" && !ss.authed {
+		return smtp.ErrAuthRequired
+	}
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if err := ss.srv.scriptedFailure(); err != nil {
+		return err
+	}
+	rcv := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
+	rcv.ParseErr = parse(&rcv)
+	ss.srv.add(rcv)
+	return nil
+}
+
+func (ss *session) Reset() {
+	ss.from, ss.to = "", nil
+}
+
+func (ss *session) Logout() error { return nil }
+
+// parse fills r's Header, ContentType, Text and HTML from r.Data.
+func parse(r *Received) error {
+	msg, err := mail.ReadMessage(bytes.NewReader(r.Data))
+	if err != nil {
+		return fmt.Errorf("read message: %w", err)
+	}
+	r.Header = msg.Header
+	mediaType, params, err := mime.ParseMediaType(contentType(msg.Header.Get("Content-Type")))
+	if err != nil {
+		return fmt.Errorf("parse content type: %w", err)
+	}
+	r.ContentType = mediaType
+	return parsePart(r, mediaType, params, msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
+}
+
+func parsePart(r *Received, mediaType string, params map[string]string, cte string, body io.Reader) error {
+	if strings.HasPrefix(mediaType, "multipart/") {
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read %s part: %w", mediaType, err)
+			}
+			pt, pp, err := mime.ParseMediaType(contentType(p.Header.Get("Content-Type")))
+			if err != nil {
+				return fmt.Errorf("parse part content type: %w", err)
+			}
+			if err := parsePart(r, pt, pp, p.Header.Get("Content-Transfer-Encoding"), p); err != nil {
+				return err
+			}
+		}
+	}
+
+	var dec io.Reader
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "quoted-printable":
+		dec = quotedprintable.NewReader(body)
+	case "base64":
+		dec = base64.NewDecoder(base64.StdEncoding, body) // ignores line breaks
+	default:
+		dec = body
+	}
+	b, err := io.ReadAll(dec)
+	if err != nil {
+		return fmt.Errorf("decode %s body: %w", mediaType, err)
+	}
+	switch mediaType {
+	case "text/plain":
+		r.Text = string(b)
+	case "text/html":
+		r.HTML = string(b)
+	}
+	return nil
+}
+
+func contentType(v string) string {
+	if v == "" {
+		return "text/plain"
+	}
+	return v
+}

@@ -1,0 +1,272 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/ciclohq/ciclo/store"
+	"github.com/ciclohq/ciclo/worker"
+)
+
+// Limits on event fields.
+const (
+	maxIDLen   = 255
+	maxTypeLen = 100
+)
+
+var eventTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`)
+
+// eventFields lists the accepted fields, for unknown-field errors.
+const eventFields = "customer_id, type, idempotency_key, occurred_at, email, name, timezone, properties, attributes"
+
+// EventRequest is one event as the API accepts it.
+type EventRequest struct {
+	CustomerID     string         `json:"customer_id"`
+	Type           string         `json:"type"`
+	IdempotencyKey string         `json:"idempotency_key,omitempty"`
+	OccurredAt     *time.Time     `json:"occurred_at,omitempty"`
+	Email          string         `json:"email,omitempty"`
+	Name           string         `json:"name,omitempty"`
+	Timezone       string         `json:"timezone,omitempty"`
+	Properties     map[string]any `json:"properties,omitempty"`
+	Attributes     map[string]any `json:"attributes,omitempty"`
+}
+
+// EventResult is the answer for one accepted event.
+type EventResult struct {
+	ID        int64 `json:"id"`
+	Duplicate bool  `json:"duplicate"`
+}
+
+// EventsResponse is the answer to POST /v1/events, in request order.
+type EventsResponse struct {
+	Events []EventResult `json:"events"`
+}
+
+// postEvents ingests one event (a JSON object) or a batch (a JSON array).
+// Every event of a batch is validated before anything is written; then all
+// are stored with their evaluate jobs in one transaction, and the answer
+// comes after commit.
+func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
+	reqs, batch, err := s.decodeEvents(w, r)
+	if err != nil {
+		if ie, ok := asInputError(err); ok {
+			status := http.StatusBadRequest
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) || strings.Contains(ie.msg, "body is larger") {
+				status = http.StatusRequestEntityTooLarge
+			}
+			writeError(w, status, ie.field, ie.msg)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "", err.Error())
+		return
+	}
+
+	now := s.cfg.Now()
+	events := make([]*store.NewEvent, len(reqs))
+	for i, e := range reqs {
+		ne, err := s.validate(e, now)
+		if err != nil {
+			ie, _ := asInputError(err)
+			field := ie.field
+			if batch {
+				field = fmt.Sprintf("[%d].%s", i, field)
+			}
+			writeError(w, http.StatusUnprocessableEntity, field, fmt.Sprintf("%s: %s", field, ie.msg))
+			return
+		}
+		events[i] = ne
+	}
+
+	rs := s.cfg.Rules.Load()
+	initial := ""
+	if len(rs.Stages) > 0 {
+		initial = rs.Stages[0]
+	}
+	resp := EventsResponse{Events: make([]EventResult, len(events))}
+	err = pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) error {
+		st := store.New(tx)
+		var jobs []river.InsertManyParams
+		for i, e := range events {
+			res, err := st.IngestEvent(r.Context(), e, initial, rs.Version)
+			if err != nil {
+				return err
+			}
+			resp.Events[i] = EventResult{ID: res.EventID, Duplicate: res.Duplicate}
+			if !res.Duplicate {
+				jobs = append(jobs, river.InsertManyParams{Args: worker.EvaluateArgs{
+					CustomerID: e.CustomerID, EventID: res.EventID,
+				}})
+			}
+		}
+		if len(jobs) == 0 {
+			return nil
+		}
+		if _, err := s.cfg.River.InsertManyTx(r.Context(), tx, jobs); err != nil {
+			return fmt.Errorf("enqueue evaluation: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		s.cfg.Logger.ErrorContext(r.Context(), "server: ingest events failed", slog.Int("num_events", len(events)), slog.String("error", err.Error()))
+		writeError(w, http.StatusServiceUnavailable, "", "events not stored, retry with the same idempotency keys: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// decodeEvents reads a single event or an array of events, strictly.
+func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (reqs []*EventRequest, batch bool, err error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return nil, false, &inputError{msg: fmt.Sprintf("unsupported Content-Type %q: send application/json", ct)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, false, &inputError{msg: fmt.Sprintf("request body is larger than %d bytes: split the batch", s.cfg.MaxBodyBytes)}
+		}
+		return nil, false, &inputError{msg: "read request body: " + err.Error()}
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, false, &inputError{msg: "empty body: send one event as a JSON object or a batch as a JSON array"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	batch = trimmed[0] == '['
+	if batch {
+		err = dec.Decode(&reqs)
+	} else {
+		var one EventRequest
+		err = dec.Decode(&one)
+		reqs = []*EventRequest{&one}
+	}
+	if err != nil {
+		return nil, false, jsonError(err, trimmed)
+	}
+	if dec.More() {
+		return nil, false, &inputError{msg: "malformed JSON: unexpected data after the first value; send a JSON array for a batch"}
+	}
+	if len(reqs) == 0 {
+		return nil, false, &inputError{msg: "empty batch: send at least one event"}
+	}
+	if len(reqs) > s.cfg.MaxBatch {
+		return nil, false, &inputError{msg: fmt.Sprintf("batch of %d events is over the limit of %d: split it", len(reqs), s.cfg.MaxBatch)}
+	}
+	for i, e := range reqs {
+		if e == nil {
+			return nil, false, &inputError{field: fmt.Sprintf("[%d]", i), msg: fmt.Sprintf("[%d]: event is null", i)}
+		}
+	}
+	return reqs, batch, nil
+}
+
+// jsonError turns a decoding error into a message that says what and where.
+func jsonError(err error, body []byte) error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		line, col := position(body, syntax.Offset)
+		return &inputError{msg: fmt.Sprintf("malformed JSON at line %d, column %d: %s", line, col, syntax.Error())}
+	case errors.As(err, &typ):
+		return &inputError{field: typ.Field, msg: fmt.Sprintf("field %q must be %s, got JSON %s", typ.Field, jsonKind(typ.Type.String()), typ.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &inputError{msg: "malformed JSON: body ends in the middle of a value"}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &inputError{field: name, msg: fmt.Sprintf("unknown field %q; accepted fields: %s (put custom data in properties or attributes)", name, eventFields)}
+	}
+	return &inputError{msg: "malformed JSON: " + err.Error()}
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "map["):
+		return "an object"
+	case strings.Contains(goType, "Time"):
+		return "an RFC 3339 time string"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return goType
+}
+
+func position(body []byte, offset int64) (line, col int) {
+	line, col = 1, 1
+	for i := int64(0); i < offset-1 && i < int64(len(body)); i++ {
+		if body[i] == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// validate checks one event and converts it for the store.
+func (s *Server) validate(e *EventRequest, now time.Time) (*store.NewEvent, error) {
+	bad := func(field, format string, args ...any) error {
+		return &inputError{field: field, msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case strings.TrimSpace(e.CustomerID) == "":
+		return nil, bad("customer_id", "required: the store's id for the customer")
+	case len(e.CustomerID) > maxIDLen:
+		return nil, bad("customer_id", "longer than %d bytes", maxIDLen)
+	case e.Type == "":
+		return nil, bad("type", `required: the event type, e.g. "order_placed"`)
+	case len(e.Type) > maxTypeLen || !eventTypeRE.MatchString(e.Type):
+		return nil, bad("type", "%q is not a valid event type: use lowercase letters, digits, '_', '.' or '-', starting with a letter", e.Type)
+	case len(e.IdempotencyKey) > maxIDLen:
+		return nil, bad("idempotency_key", "longer than %d bytes", maxIDLen)
+	}
+	if e.Email != "" {
+		addr, err := mail.ParseAddress(e.Email)
+		if err != nil || addr.Address != e.Email {
+			return nil, bad("email", "%q is not a valid email address", e.Email)
+		}
+	}
+	if e.Timezone != "" {
+		if _, err := time.LoadLocation(e.Timezone); err != nil {
+			return nil, bad("timezone", "%q is not an IANA time zone (e.g. Europe/Madrid)", e.Timezone)
+		}
+	}
+	ne := &store.NewEvent{
+		CustomerID: e.CustomerID, Type: e.Type, IdempotencyKey: e.IdempotencyKey,
+		OccurredAt: now, ReceivedAt: now, Properties: e.Properties,
+		Email: e.Email, Name: e.Name, Timezone: e.Timezone, Attributes: e.Attributes,
+	}
+	if e.OccurredAt != nil {
+		ne.OccurredAt = *e.OccurredAt
+	}
+	if s.orderEvents[e.Type] {
+		ne.IsOrder = true
+		if v, ok := e.Properties["total"]; ok {
+			total, ok := v.(float64)
+			if !ok || total < 0 {
+				return nil, bad("properties.total", "must be a non-negative number (the order total in currency units), got %v", v)
+			}
+			ne.OrderTotal = total
+		}
+	}
+	return ne, nil
+}

@@ -1,0 +1,47 @@
+// Package worker runs ciclo's jobs on River: it evaluates rules when an event
+// arrives, fires matched rules (stage changes, coupons, queued deliveries) in
+// one transaction each, and dispatches deliveries through channel adapters.
+package worker
+
+import (
+	"github.com/riverqueue/river"
+)
+
+// Queue names. Each kind of work has its own queue so a slow SMTP server
+// never holds up rule evaluation.
+const (
+	QueueEvaluate = "evaluate"
+	QueueEmail    = "email"
+	QueueWebhook  = "webhook"
+)
+
+// EvaluateArgs asks for the event rules matching one event to be run.
+type EvaluateArgs struct {
+	CustomerID string `json:"customer_id"`
+	EventID    int64  `json:"event_id"`
+}
+
+// Kind is the job kind; it never changes once shipped.
+func (EvaluateArgs) Kind() string { return "ciclo.evaluate" }
+
+// InsertOpts puts evaluation on its own queue.
+func (EvaluateArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueEvaluate} }
+
+// DispatchArgs asks for one delivery to be sent.
+type DispatchArgs struct {
+	CustomerID string `json:"customer_id"`
+	DeliveryID int64  `json:"delivery_id"`
+	Channel    string `json:"channel"`
+}
+
+// Kind is the job kind; it never changes once shipped.
+func (DispatchArgs) Kind() string { return "ciclo.dispatch" }
+
+// InsertOpts puts each channel's deliveries on the channel's queue.
+func (a DispatchArgs) InsertOpts() river.InsertOpts {
+	queue := QueueEmail
+	if a.Channel == "webhook" {
+		queue = QueueWebhook
+	}
+	return river.InsertOpts{Queue: queue, MaxAttempts: DispatchMaxAttempts}
+}

@@ -1,0 +1,122 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Defaults for Config.
+const (
+	EvaluateWorkersDefault = 20
+	EmailWorkersDefault    = 10
+	WebhookWorkersDefault  = 10
+	// FetchCooldownDefault is lower than River's 100 ms so a busy queue is
+	// not capped at MaxWorkers jobs per 100 ms (see DESIGN.md, measured facts).
+	FetchCooldownDefault     = 10 * time.Millisecond
+	FetchPollIntervalDefault = 250 * time.Millisecond
+	// JobRetentionDefault keeps finished jobs briefly so tables stay small;
+	// the durable record is ciclo's own tables.
+	JobRetentionDefault = 24 * time.Hour
+)
+
+// Config configures the River client that runs ciclo's jobs.
+type Config struct {
+	// Rules holds the rule set in force. Required.
+	Rules *RuleSetHolder
+	// Dispatch is what deliveries are sent with. Required unless InsertOnly.
+	Dispatch *DispatchConfig
+	// InsertOnly builds a client that only enqueues (an API-only process).
+	InsertOnly bool
+	// Logger receives the workers' logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now Clock
+	// EvaluateWorkers, EmailWorkers and WebhookWorkers are the concurrent
+	// jobs per queue in this process. Defaults: the XxxWorkersDefault constants.
+	EvaluateWorkers, EmailWorkers, WebhookWorkers int
+	// FetchCooldown and FetchPollInterval tune how eagerly queues fetch.
+	// Defaults: FetchCooldownDefault, FetchPollIntervalDefault.
+	FetchCooldown, FetchPollInterval time.Duration
+	// JobRetention is how long completed, cancelled and discarded jobs are
+	// kept. Default: JobRetentionDefault.
+	JobRetention time.Duration
+	// RetryPolicy overrides River's backoff (tests use a short one). Default: River's.
+	RetryPolicy river.ClientRetryPolicy
+	// Schema is the Postgres schema of River's tables. Default: the search path.
+	Schema string
+}
+
+func (c *Config) withDefaults() *Config {
+	out := *c
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	out.EvaluateWorkers = valOrDefault(out.EvaluateWorkers, EvaluateWorkersDefault)
+	out.EmailWorkers = valOrDefault(out.EmailWorkers, EmailWorkersDefault)
+	out.WebhookWorkers = valOrDefault(out.WebhookWorkers, WebhookWorkersDefault)
+	out.FetchCooldown = valOrDefault(out.FetchCooldown, FetchCooldownDefault)
+	out.FetchPollInterval = valOrDefault(out.FetchPollInterval, FetchPollIntervalDefault)
+	out.JobRetention = valOrDefault(out.JobRetention, JobRetentionDefault)
+	return &out
+}
+
+func valOrDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// NewClient builds the River client with ciclo's queues and workers.
+func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
+	if cfg == nil || cfg.Rules == nil {
+		return nil, errors.New("worker config: Rules is required")
+	}
+	cfg = cfg.withDefaults()
+	rc := &river.Config{
+		Logger:                      cfg.Logger,
+		Schema:                      cfg.Schema,
+		FetchCooldown:               cfg.FetchCooldown,
+		FetchPollInterval:           cfg.FetchPollInterval,
+		CompletedJobRetentionPeriod: cfg.JobRetention,
+		CancelledJobRetentionPeriod: cfg.JobRetention,
+		DiscardedJobRetentionPeriod: cfg.JobRetention,
+		RetryPolicy:                 cfg.RetryPolicy,
+	}
+	if !cfg.InsertOnly {
+		d := cfg.Dispatch
+		if d == nil || d.Email == nil || d.Webhook == nil || d.Templates == nil || d.Unsubscribe == nil || d.From == "" {
+			return nil, errors.New("worker config: Dispatch needs Email, Webhook, Templates, Unsubscribe and From")
+		}
+		workers := river.NewWorkers()
+		if err := river.AddWorkerSafely(workers, &EvaluateWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("add evaluate worker: %w", err)
+		}
+		if err := river.AddWorkerSafely(workers, &DispatchWorker{cfg: d, pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
+			return nil, fmt.Errorf("add dispatch worker: %w", err)
+		}
+		rc.Workers = workers
+		rc.Queues = map[string]river.QueueConfig{
+			QueueEvaluate: {MaxWorkers: cfg.EvaluateWorkers},
+			QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
+			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
+		}
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
+}
+

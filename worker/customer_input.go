@@ -1,0 +1,36 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/ciclohq/ciclo/rules"
+	"github.com/ciclohq/ciclo/store"
+)
+
+// ruleCustomer is the view of a stored customer that rules evaluate.
+func ruleCustomer(c *store.Customer) rules.Customer {
+	return rules.Customer{
+		ID:             c.ID,
+		Email:          c.Email,
+		Name:           c.Name,
+		Timezone:       c.Timezone,
+		Stage:          c.Stage,
+		StageEnteredAt: c.StageEnteredAt,
+		CreatedAt:      c.CreatedAt,
+		LastSeenAt:     c.LastSeenAt,
+		FirstOrderAt:   c.FirstOrderAt,
+		LastOrderAt:    c.LastOrderAt,
+		OrdersCount:    c.OrdersCount,
+		TotalSpent:     c.TotalSpent,
+		Attributes:     c.Attributes,
+		Unsubscribed:   !c.UnsubscribedAt.IsZero(),
+	}
+}
+
+// ruleEvent is the view of a stored event that rules evaluate.
+func ruleEvent(e *store.Event) *rules.Event {
+	return &rules.Event{Type: e.Type, Properties: e.Properties, OccurredAt: e.OccurredAt}
+}
+
+// Clock returns the current time; tests pass a fixed or advancing one.
+type Clock func() time.Time

@@ -1,0 +1,282 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/store"
+	"github.com/ciclohq/ciclo/templates"
+	"github.com/ciclohq/ciclo/unsubscribe"
+)
+
+// DispatchMaxAttempts is how often a delivery is tried before it is
+// recorded as failed. With River's default backoff (attempt⁴ seconds) the
+// last try is about five hours after the first.
+const DispatchMaxAttempts = 10
+
+// DispatchConfig is what the dispatch worker sends with.
+type DispatchConfig struct {
+	// Email sends email: SMTP, or the outbox when no server is configured. Required.
+	Email channels.Channel
+	// Webhook calls webhooks. Required.
+	Webhook channels.Channel
+	// Templates renders emails. Required.
+	Templates *templates.Set
+	// Unsubscribe makes the signed unsubscribe links. Required.
+	Unsubscribe *unsubscribe.Signer
+	// From is the sender of every email, e.g. "Shop <news@shop.example>". Required.
+	From string
+	// UnsubscribeMailto, optional, is the address of the mailto: entry in
+	// List-Unsubscribe (e.g. unsubscribe@shop.example).
+	UnsubscribeMailto string
+	// StoreName is shown in templates. Default: "our store".
+	StoreName string
+	// WebhookSecret signs webhooks whose rule names no secret of its own.
+	WebhookSecret string
+}
+
+// DispatchWorker sends one delivery through its channel and records the
+// outcome on the delivery row.
+type DispatchWorker struct {
+	river.WorkerDefaults[DispatchArgs]
+
+	cfg    *DispatchConfig
+	pool   *pgxpool.Pool
+	rules  *RuleSetHolder
+	now    Clock
+	logger *slog.Logger
+}
+
+// Work sends a queued delivery. A delivery no longer queued is done already
+// (a retry after a crash between send and job completion) and is skipped.
+// Permanent failures are recorded and cancel the job; transient ones are
+// recorded and retried with backoff until the last attempt.
+func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
+	st := store.New(w.pool)
+	d, err := st.GetDelivery(ctx, job.Args.CustomerID, job.Args.DeliveryID)
+	if errors.Is(err, store.ErrDeliveryNotFound) {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	if d.Status != store.DeliveryQueued {
+		return nil
+	}
+	cust, err := st.GetCustomer(ctx, d.CustomerID)
+	if err != nil {
+		return err
+	}
+
+	var (
+		msg *channels.Message
+		ch  channels.Channel
+	)
+	switch d.Channel {
+	case "email":
+		ch = w.cfg.Email
+		var skip string
+		msg, skip, err = w.email(ctx, st, d, cust)
+		if skip != "" {
+			return st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: store.DeliverySuppressed, Error: skip, At: w.now()})
+		}
+	case "webhook":
+		ch = w.cfg.Webhook
+		msg, err = w.webhook(ctx, st, d, cust)
+	default:
+		err = fmt.Errorf("unknown channel %q", d.Channel)
+	}
+	if err != nil {
+		// Rendering and configuration errors do not heal by retrying.
+		if ferr := st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: store.DeliveryFailed, Error: err.Error(), At: w.now()}); ferr != nil {
+			return ferr
+		}
+		return river.JobCancel(err)
+	}
+
+	res, sendErr := ch.Send(ctx, msg)
+	return w.record(ctx, st, job, d, cust, res, sendErr)
+}
+
+// record stores a send's outcome and tells River what to do next.
+func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river.Job[DispatchArgs], d *store.Delivery,
+	cust *store.Customer, res channels.Result, sendErr error,
+) error {
+	out := store.Outcome{Attempted: true, ProviderID: res.ProviderID, ResponseCode: res.StatusCode, At: w.now()}
+	if sendErr == nil {
+		out.Status = store.DeliverySent
+		return st.FinishDelivery(ctx, d.CustomerID, d.ID, out)
+	}
+	out.Error = sendErr.Error()
+	var se *channels.SendError
+	if errors.As(sendErr, &se) && se.Code != 0 {
+		out.ResponseCode = se.Code
+	}
+	permanent := channels.IsPermanent(sendErr)
+	last := job.Attempt >= job.MaxAttempts
+	if !permanent && !last {
+		out.Status = store.DeliveryQueued
+		if err := st.FinishDelivery(ctx, d.CustomerID, d.ID, out); err != nil {
+			return err
+		}
+		return fmt.Errorf("send %s delivery %d: %w", d.Channel, d.ID, sendErr)
+	}
+	out.Status = store.DeliveryFailed
+	if err := st.FinishDelivery(ctx, d.CustomerID, d.ID, out); err != nil {
+		return err
+	}
+	if permanent && d.Channel == "email" && out.ResponseCode >= 500 && out.ResponseCode < 600 && cust.Email != "" {
+		if err := st.AddSuppression(ctx, cust.Email, store.SuppressBounced, out.Error, out.At); err != nil {
+			return err
+		}
+	}
+	w.logger.WarnContext(ctx, "dispatch: delivery failed", slog.Int64("delivery_id", d.ID),
+		slog.String("channel", d.Channel), slog.String("rule", d.Rule), slog.Bool("permanent", permanent),
+		slog.Int("attempt", job.Attempt), slog.String("error", out.Error))
+	return river.JobCancel(sendErr)
+}
+
+// email renders an email delivery. It returns a non-empty skip reason
+// instead of a message when the address must not be mailed.
+func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, string, error) {
+	var a EmailDelivery
+	if err := json.Unmarshal(d.Action, &a); err != nil {
+		return nil, "", fmt.Errorf("decode email action: %w", err)
+	}
+	if cust.Email == "" {
+		return nil, "", errors.New("customer has no email address")
+	}
+	reason, err := st.Suppressed(ctx, cust.Email)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case reason == store.SuppressBounced:
+		return nil, "address bounced", nil
+	case a.Transactional:
+		// Transactional mail (receipts, coupon codes asked for) still goes
+		// to unsubscribed customers, never to bounced addresses.
+	case reason != "":
+		return nil, "address suppressed: " + reason, nil
+	case !cust.UnsubscribedAt.IsZero():
+		return nil, "customer unsubscribed", nil
+	}
+
+	data, err := w.templateData(ctx, st, d, cust)
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := w.cfg.Templates.Render(a.Template, a.Subject, data)
+	if err != nil {
+		return nil, "", fmt.Errorf("render template %q: %w", a.Template, err)
+	}
+	list := "<" + data.UnsubscribeURL + ">"
+	if w.cfg.UnsubscribeMailto != "" {
+		list += ", <mailto:" + w.cfg.UnsubscribeMailto + "?subject=unsubscribe>"
+	}
+	return &channels.Message{
+		ID:      "delivery-" + strconv.FormatInt(d.ID, 10),
+		From:    w.cfg.From,
+		To:      cust.Email,
+		ToName:  cust.Name,
+		Subject: r.Subject,
+		HTML:    r.HTML,
+		Text:    r.Text,
+		Headers: map[string]string{
+			"List-Unsubscribe":      list,
+			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+		},
+	}, "", nil
+}
+
+// templateData gathers what templates and webhook bodies show.
+func (w *DispatchWorker) templateData(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (templates.Data, error) {
+	data := templates.Data{
+		Customer: templates.Customer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
+			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent, Attributes: cust.Attributes},
+		Rule:           d.Rule,
+		StoreName:      w.cfg.StoreName,
+		UnsubscribeURL: w.cfg.Unsubscribe.URL(cust.ID, cust.Email),
+	}
+	if data.StoreName == "" {
+		data.StoreName = "our store"
+	}
+	if d.EventID != 0 {
+		ev, err := st.GetEvent(ctx, d.CustomerID, d.EventID)
+		if err != nil {
+			return data, err
+		}
+		data.Event = &templates.Event{Type: ev.Type, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
+	}
+	coupons, err := st.CouponsByFiring(ctx, d.CustomerID, d.FiringID)
+	if err != nil {
+		return data, err
+	}
+	if len(coupons) > 0 {
+		c := coupons[0]
+		data.Coupon = &templates.Coupon{Code: c.Code, Kind: c.Kind, Value: c.Value, ExpiresAt: c.ExpiresAt}
+	}
+	return data, nil
+}
+
+// WebhookBody is the JSON a webhook receives.
+type WebhookBody struct {
+	Type           string            `json:"type"` // always "rule.fired"
+	Rule           string            `json:"rule"`
+	RuleSetVersion string            `json:"rule_set_version"`
+	FiringID       int64             `json:"firing_id"`
+	DeliveryID     int64             `json:"delivery_id"`
+	Customer       WebhookCustomer   `json:"customer"`
+	Coupon         *templates.Coupon `json:"coupon,omitempty"`
+	Event          *templates.Event  `json:"event,omitempty"`
+	FiredAt        time.Time         `json:"fired_at"`
+}
+
+// WebhookCustomer is the customer as a webhook receives it.
+type WebhookCustomer struct {
+	ID          string  `json:"id"`
+	Email       string  `json:"email"`
+	Name        string  `json:"name"`
+	Stage       string  `json:"stage"`
+	OrdersCount int     `json:"orders_count"`
+	TotalSpent  float64 `json:"total_spent"`
+}
+
+func (w *DispatchWorker) webhook(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, error) {
+	var a WebhookDelivery
+	if err := json.Unmarshal(d.Action, &a); err != nil {
+		return nil, fmt.Errorf("decode webhook action: %w", err)
+	}
+	data, err := w.templateData(ctx, st, d, cust)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(WebhookBody{
+		Type: "rule.fired", Rule: d.Rule, RuleSetVersion: d.RuleSetVersion, FiringID: d.FiringID, DeliveryID: d.ID,
+		Customer: WebhookCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
+			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent},
+		Coupon: data.Coupon, Event: data.Event, FiredAt: d.CreatedAt,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook body: %w", err)
+	}
+	secret := w.cfg.WebhookSecret
+	if r := w.rules.Load().Rule(d.Rule); r != nil && a.ActionIndex < len(r.Actions) {
+		if wa := r.Actions[a.ActionIndex].Webhook; wa != nil && wa.URL == a.URL && wa.Secret != "" {
+			secret = wa.Secret
+		}
+	}
+	if secret == "" {
+		return nil, fmt.Errorf("no signing secret for webhook of rule %q: set `secret:` on the action or CICLO_WEBHOOK_SECRET", d.Rule)
+	}
+	return &channels.Message{ID: "delivery-" + strconv.FormatInt(d.ID, 10), URL: a.URL, Secret: secret, Body: body}, nil
+}

@@ -1,0 +1,120 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/ciclohq/ciclo/rules"
+	"github.com/ciclohq/ciclo/store"
+)
+
+// EvaluateWorker runs the event rules matching ingested events.
+//
+// One customer's events are evaluated one at a time and in order: the job
+// locks the customer's row and evaluates every pending event of that
+// customer up to its own, oldest first. Each event's rules see the
+// customer's facts as of that event (orders_count of the first order is 1
+// even when three orders arrive at once) and the stage as the earlier
+// events' rules left it. A job whose event was already evaluated by an
+// earlier job does nothing.
+type EvaluateWorker struct {
+	river.WorkerDefaults[EvaluateArgs]
+
+	pool   *pgxpool.Pool
+	rules  *RuleSetHolder
+	now    Clock
+	logger *slog.Logger
+}
+
+// Work evaluates the customer's pending events up to job.Args.EventID. A
+// rule whose `when` fails at run time is logged and skipped so that the
+// other rules still run; everything else commits or retries as one.
+func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs]) error {
+	rs := w.rules.Load()
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		st := store.New(tx)
+		stage, err := st.LockForEvaluation(ctx, job.Args.CustomerID)
+		if errors.Is(err, store.ErrCustomerNotFound) {
+			return river.JobCancel(err)
+		}
+		if err != nil {
+			return err
+		}
+		pending, err := st.PendingEvents(ctx, job.Args.CustomerID, job.Args.EventID)
+		if err != nil || len(pending) == 0 {
+			return err
+		}
+		now := w.now()
+		ids := make([]int64, 0, len(pending))
+		for _, ev := range pending {
+			ids = append(ids, ev.ID)
+			facts := ev.Facts
+			if facts == nil { // events stored before snapshots existed
+				if facts, err = st.GetCustomer(ctx, ev.CustomerID); err != nil {
+					return err
+				}
+			}
+			cust := *facts
+			cust.Stage = stage
+			if stage, err = w.evaluate(ctx, tx, client, rs, &cust, ev, now); err != nil {
+				return err
+			}
+		}
+		return st.MarkEvaluated(ctx, job.Args.CustomerID, ids, now)
+	})
+}
+
+// evaluate fires the rules matching one event and returns the stage the
+// customer is in afterwards.
+func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], rs *rules.RuleSet,
+	cust *store.Customer, ev *store.PendingEvent, now time.Time,
+) (string, error) {
+	in := rules.Input{Customer: ruleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
+	stage := cust.Stage
+	for _, r := range rs.ForEvent(ev.Type) {
+		ok, err := r.Match(in)
+		if err != nil {
+			w.logger.WarnContext(ctx, "evaluate: rule failed at run time; skipped",
+				slog.String("rule", r.Name), slog.String("customer_id", cust.ID), slog.String("error", err.Error()))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		f, err := FireTx(ctx, tx, client, rs.Version, r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
+		if err != nil {
+			return "", fmt.Errorf("fire %q for %q: %w", r.Name, cust.ID, err)
+		}
+		if f == nil {
+			continue
+		}
+		if f.Transition != nil {
+			stage = f.Transition.To
+		}
+		w.logger.InfoContext(ctx, "evaluate: rule fired", slog.String("rule", r.Name),
+			slog.String("customer_id", cust.ID), slog.Int64("firing_id", f.Firing.ID),
+			slog.String("rule_set_version", rs.Version))
+	}
+	return stage, nil
+}
+
+// Occurrence is the key that makes a firing unique per customer and rule. An
+// event rule fires once per event; a rule with a cooldown once per cooldown
+// window (windows are aligned to the Unix epoch, so the key is the same for
+// every process and retry that evaluates within one window).
+func Occurrence(r *rules.Rule, eventID int64, now time.Time) string {
+	if r.Cooldown > 0 {
+		secs := int64(r.Cooldown.Seconds())
+		return "window:" + strconv.FormatInt(now.Unix()/secs, 10)
+	}
+	return "event:" + strconv.FormatInt(eventID, 10)
+}
