@@ -28,6 +28,7 @@ type Delivery struct {
 	Attempts       int
 	LastError      string
 	ProviderID     string
+	Response       string // excerpt of the last reply, or the outbox file
 	CreatedAt      time.Time
 	EventID        int64 // the firing's event; 0 for scheduled firings
 	RuleSetVersion string
@@ -49,7 +50,7 @@ func (s *Store) GetDelivery(ctx context.Context, customerID string, id int64) (*
 		eventID *int64
 	)
 	err := s.db.QueryRow(ctx, q("GetDelivery"), customerID, id).Scan(&d.ID, &d.CustomerID, &d.FiringID, &d.Rule,
-		&d.Channel, &d.Action, &d.Status, &d.Attempts, &d.LastError, &d.ProviderID, &d.CreatedAt, &eventID, &d.RuleSetVersion)
+		&d.Channel, &d.Action, &d.Status, &d.Attempts, &d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion)
 	if err != nil {
 		return nil, fmt.Errorf("get delivery %d: %w", id, wrapNoRows(err, ErrDeliveryNotFound))
 	}
@@ -65,7 +66,8 @@ type Outcome struct {
 	Attempted    bool // an attempt was made (counts toward attempts)
 	Error        string
 	ProviderID   string
-	ResponseCode int // 0: none
+	ResponseCode int    // 0: none
+	Response     string // excerpt of the reply; "" keeps the stored one
 	At           time.Time
 }
 
@@ -79,7 +81,7 @@ func (s *Store) FinishDelivery(ctx context.Context, customerID string, id int64,
 	if o.ResponseCode != 0 {
 		code = &o.ResponseCode
 	}
-	if _, err := s.db.Exec(ctx, q("FinishDelivery"), customerID, id, o.Status, attempts, o.Error, o.ProviderID, code, o.At); err != nil {
+	if _, err := s.db.Exec(ctx, q("FinishDelivery"), customerID, id, o.Status, attempts, o.Error, o.ProviderID, code, o.At, o.Response); err != nil {
 		return fmt.Errorf("record delivery %d outcome: %w", id, err)
 	}
 	return nil

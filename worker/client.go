@@ -119,4 +119,3 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 	}
 	return client, nil
 }
-

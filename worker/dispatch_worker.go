@@ -111,7 +111,7 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river.Job[DispatchArgs], d *store.Delivery,
 	cust *store.Customer, res channels.Result, sendErr error,
 ) error {
-	out := store.Outcome{Attempted: true, ProviderID: res.ProviderID, ResponseCode: res.StatusCode, At: w.now()}
+	out := store.Outcome{Attempted: true, ProviderID: res.ProviderID, ResponseCode: res.StatusCode, Response: res.Response, At: w.now()}
 	if sendErr == nil {
 		out.Status = store.DeliverySent
 		return st.FinishDelivery(ctx, d.CustomerID, d.ID, out)

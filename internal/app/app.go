@@ -122,15 +122,20 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	var errs rules.LoadErrors
 	for _, r := range rs.Rules {
 		for _, a := range r.Actions {
 			if a.Email == nil {
 				continue
 			}
 			if err := tset.Check(a.Email.Template); err != nil {
-				return nil, nil, fmt.Errorf("%s:%d:%d: rule %q: template %q: %w", path, r.Line, r.Column, r.Name, a.Email.Template, err)
+				errs = append(errs, &rules.LoadError{File: path, Line: r.Line, Column: r.Column, Rule: r.Name,
+					Message: fmt.Sprintf("template %q does not render: %v", a.Email.Template, err)})
 			}
 		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, &errs
 	}
 	return rs, tset, nil
 }

@@ -34,9 +34,12 @@ const CandidateTimeout = 5 * time.Second
 // connection disagree about the name.
 const maxIdentifierLen = 63
 
-// pgDuplicateDatabase is the SQLSTATE of CREATE DATABASE losing a race
-// against another creator of the same name.
-const pgDuplicateDatabase = "42P04"
+// SQLSTATEs of CREATE DATABASE losing a race against another creator of
+// the same name.
+const (
+	pgDuplicateDatabase = "42P04"
+	pgUniqueViolation   = "23505"
+)
 
 // ErrNoPostgres is returned (wrapped, with what was tried) by Find when no
 // candidate server answered and no throwaway cluster was started.
@@ -207,8 +210,11 @@ func EnsureDatabase(ctx context.Context, url string) (created bool, err error) {
 		return false, nil
 	}
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		// Losing a race to a concurrent creator shows as duplicate_database
+		// or, when both pass the catalog check at once, as a unique
+		// violation on pg_database; either way the database now exists.
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == pgDuplicateDatabase {
+		if errors.As(err, &pgErr) && (pgErr.Code == pgDuplicateDatabase || pgErr.Code == pgUniqueViolation) {
 			return false, nil
 		}
 		return false, fmt.Errorf("create database %q (the role needs CREATEDB, or create it yourself): %w", name, err)
@@ -235,7 +241,7 @@ func withDatabase(rawURL, database string) (string, error) {
 		return "", fmt.Errorf("candidate %q is not a postgres:// URL", redact(rawURL))
 	}
 	u.Path = "/" + database
-	u.RawPath = ""
+	u.RawPath = "/" + url.PathEscape(database)
 	return u.String(), nil
 }
 

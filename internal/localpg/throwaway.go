@@ -137,8 +137,8 @@ func startThrowaway(ctx context.Context, database string, logger *slog.Logger) (
 		return fail(c.commandError("pg_ctl start", err, out, serverLog, "set DATABASE_URL to an existing Postgres database instead"))
 	}
 
-	dbURL := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, database)
-	if dbURL, err = withDatabase(dbURL, database); err != nil { // escape the name
+	dbURL, err := withDatabase(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/?sslmode=disable", c.port), database)
+	if err != nil {
 		return fail(err)
 	}
 	if _, err := EnsureDatabase(ctx, dbURL); err != nil {
@@ -357,7 +357,7 @@ func readTail(path string) string {
 	return tail(string(b), outputTailLines)
 }
 
-// tail returns the last n non-empty-trailing lines of s.
+// tail returns the last n lines of s, without trailing blank lines.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {

@@ -93,6 +93,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error    text        NOT NULL DEFAULT '',
     provider_id   text        NOT NULL DEFAULT '',
     response_code integer,
+    -- Excerpt of the server's reply (SMTP, webhook body) or the outbox file.
+    response      text        NOT NULL DEFAULT '',
     created_at    timestamptz NOT NULL DEFAULT now(),
     sent_at       timestamptz,
     PRIMARY KEY (customer_id, id)

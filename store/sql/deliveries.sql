@@ -7,7 +7,7 @@ RETURNING id;
 -- name: GetDelivery
 -- Reads one delivery with the firing's event, if any.
 SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,
-       d.last_error, d.provider_id, d.created_at, f.event_id, f.rule_set_version
+       d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version
 FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 WHERE d.customer_id = $1 AND d.id = $2;
@@ -20,5 +20,6 @@ UPDATE deliveries SET
     last_error    = $5,
     provider_id   = COALESCE(NULLIF($6, ''), provider_id),
     response_code = COALESCE($7, response_code),
+    response      = COALESCE(NULLIF($9, ''), response),
     sent_at       = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END
 WHERE customer_id = $1 AND id = $2;

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ciclohq/ciclo/internal/app"
+)
+
+// demoTimeout bounds the wait for the demo event's email.
+const demoTimeout = 30 * time.Second
+
+func newDemoCmd() *cobra.Command {
+	var (
+		f    flags
+		keep bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run ciclo on rules.example.yaml and send it a first order",
+		Long: `demo starts ciclo exactly as serve does (database, migrations, rules,
+workers, HTTP API), posts an order_placed event for a new customer through
+the HTTP API, waits for the first-order-bonus rule to fire and prints what
+happened: the stage transition, the coupon and where the email went (the
+SMTP server, or an .eml file in the outbox). With --keep-running it then
+keeps serving so you can send more events.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger := newLogger(slog.LevelInfo)
+			ctx := cmd.Context()
+			cfg, release, err := f.config(ctx, logger)
+			if err != nil {
+				return err
+			}
+			defer release()
+			a, err := app.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if err := a.Start(context.WithoutCancel(ctx)); err != nil {
+				return err
+			}
+			defer func() {
+				if err := a.Stop(context.Background()); err != nil {
+					logger.Warn("demo: stop", slog.String("error", err.Error()))
+				}
+			}()
+			if err := runDemo(ctx, cmd.OutOrStdout(), a, cfg); err != nil {
+				return err
+			}
+			if keep {
+				fmt.Fprintf(cmd.OutOrStdout(), "\nciclo keeps running on http://%s (Ctrl-C to stop). Try:\n"+
+					"  curl -H 'Authorization: Bearer %s' -d '{\"customer_id\":\"c-2\",\"type\":\"signed_up\",\"email\":\"bo@example.com\"}' http://%s/v1/events\n",
+					a.Addr(), cfg.APIToken, a.Addr())
+				<-ctx.Done()
+			}
+			return nil
+		},
+	}
+	f.register(cmd, "rules.example.yaml")
+	cmd.Flags().Lookup("addr").DefValue = "127.0.0.1:0"
+	_ = cmd.Flags().Set("addr", env("CICLO_ADDR", "127.0.0.1:0"))
+	cmd.Flags().BoolVar(&keep, "keep-running", false, "keep serving after the demo event")
+	return cmd
+}
+
+// runDemo posts one first order and reports what ciclo did with it.
+func runDemo(ctx context.Context, out io.Writer, a *app.App, cfg app.Config) error {
+	customer := fmt.Sprintf("demo-%d", time.Now().Unix())
+	body := fmt.Sprintf(`{"customer_id":%q,"type":"order_placed","idempotency_key":"%s-order-1",`+
+		`"email":"%s@example.com","name":"Demo Customer","properties":{"total":49.90}}`, customer, customer, customer)
+	fmt.Fprintf(out, "POST http://%s/v1/events\n  %s\n", a.Addr(), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+a.Addr()+"/v1/events", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+cfg.APIToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("post demo event: %w", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Fprintf(out, "→ %s %s\n", resp.Status, strings.TrimSpace(string(answer)))
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("demo event rejected: %s", resp.Status)
+	}
+
+	var status, lastError, providerID, response string
+	deadline := time.Now().Add(demoTimeout)
+	for {
+		err := a.Pool.QueryRow(ctx, `SELECT status, last_error, provider_id, response FROM deliveries WHERE customer_id = $1 ORDER BY id LIMIT 1`,
+			customer).Scan(&status, &lastError, &providerID, &response)
+		if err == nil && status != "queued" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no email was sent within %s (delivery status %q %s)", demoTimeout, status, lastError)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	var from, to, rule, version string
+	if err := a.Pool.QueryRow(ctx, `SELECT COALESCE(from_stage, ''), to_stage, rule, rule_set_version FROM stage_transitions
+		WHERE customer_id = $1 AND rule IS NOT NULL ORDER BY id LIMIT 1`, customer).Scan(&from, &to, &rule, &version); err != nil {
+		return fmt.Errorf("read transition: %w", err)
+	}
+	var code string
+	var expires time.Time
+	if err := a.Pool.QueryRow(ctx, `SELECT code, expires_at FROM coupons WHERE customer_id = $1`, customer).Scan(&code, &expires); err != nil {
+		return fmt.Errorf("read coupon: %w", err)
+	}
+	fmt.Fprintf(out, "\nstage:  %s → %s by rule %q (rule set %s)\n", from, to, rule, version)
+	fmt.Fprintf(out, "coupon: %s, valid until %s\n", code, expires.Format(time.RFC1123))
+	if cfg.SMTPURL != "" {
+		fmt.Fprintf(out, "email:  %s, handed to %s as %s\n", status, redactURL(cfg.SMTPURL), providerID)
+	} else {
+		fmt.Fprintf(out, "email:  %s, written to %s (no SMTP server configured)\n", status, response)
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL for printing.
+func redactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at > 0 {
+		if scheme := strings.Index(u, "://"); scheme > 0 && scheme < at {
+			return u[:scheme+3] + "…" + u[at:]
+		}
+	}
+	return u
+}
