@@ -113,6 +113,9 @@ func StartWithOptions(t testing.TB, opts Options) *Server {
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()
+		// Close misses the listener if Serve has not registered it yet; closing it here too
+		// makes Serve return in every case.
+		_ = ln.Close()
 		<-served
 	})
 	return s
