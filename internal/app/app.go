@@ -108,7 +108,7 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	// A first pass without template checks finds templates_dir.
 	rs, err := rules.Parse(path, data, rules.ParseOptions{LookupEnv: os.LookupEnv})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, withTemplateNameErrors(path, data, err)
 	}
 	dir := rs.TemplateDir
 	if dir != "" && !filepath.IsAbs(dir) {
@@ -122,20 +122,8 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var errs rules.LoadErrors
-	for _, r := range rs.Rules {
-		for _, a := range r.Actions {
-			if a.Email == nil {
-				continue
-			}
-			if err := tset.Check(a.Email.Template); err != nil {
-				errs = append(errs, &rules.LoadError{File: path, Line: r.Line, Column: r.Column, Rule: r.Name,
-					Message: fmt.Sprintf("template %q does not render: %v", a.Email.Template, err)})
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, nil, &errs
+	if err := checkTemplates(path, rs, tset); err != nil {
+		return nil, nil, err
 	}
 	return rs, tset, nil
 }
