@@ -79,6 +79,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock, default time.Now.
 	Now func() time.Time
+	// NoWatchRules turns off reloading the rules file when it changes on
+	// disk; Reload and ReloadOn (SIGHUP in serve) still work. Default: watch.
+	NoWatchRules bool
+	// ReloadDebounce is how long after the last change to the rules file
+	// the watcher reloads it. Default ReloadDebounceDefault.
+	ReloadDebounce time.Duration
 	// Worker tunes the River client (workers per queue, retry policy…);
 	// Rules, Dispatch, Logger and Now are filled in by the app.
 	Worker worker.Config
@@ -96,6 +102,7 @@ type App struct {
 	webhook   channels.Channel
 	http      *http.Server
 	listener  net.Listener
+	reload    reloader
 }
 
 // LoadRules reads, parses and checks a rules file against the templates it
@@ -195,6 +202,9 @@ func (c *Config) fill() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
+	if c.ReloadDebounce == 0 {
+		c.ReloadDebounce = ReloadDebounceDefault
+	}
 	return nil
 }
 
@@ -261,6 +271,10 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w (set CICLO_ADDR)", a.cfg.Addr, err)
 	}
 	a.listener = ln
+	if err := a.startWatch(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -281,7 +295,7 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 func (a *App) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
 	defer cancel()
-	var errs []error
+	errs := []error{a.stopWatch()}
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
