@@ -17,7 +17,7 @@ func newRulesCmd() *cobra.Command {
 		Use:   "rules",
 		Short: "Check, test, diff and document rules files",
 	}
-	cmd.AddCommand(newRulesCheckCmd(), newRulesTestCmd(), newRulesEnvCmd())
+	cmd.AddCommand(newRulesCheckCmd(), newRulesTestCmd(), newRulesDiffCmd(), newRulesEnvCmd())
 	return cmd
 }
 
