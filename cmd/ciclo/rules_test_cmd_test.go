@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -112,6 +113,33 @@ func TestRulesTest(t *testing.T) {
          customer.stage == "acquisition"  = false
 `)
 		require.Contains(t, stdout, "0 rule(s) would fire.")
+	})
+
+	t.Run("JSON", func(t *testing.T) {
+		t.Parallel()
+		db, _ := setup(t)
+		stdout, stderr, code := runCLI(t, "rules", "test", rulesFile, "--database-url", db.URL, "--format", "json",
+			"--customer", "c-1", "--event", filepath.Join("testdata", "rulestest", "order.json"), "--at", "2025-03-02T12:00:00Z")
+		require.Equal(t, 0, code, stderr)
+		var rep struct {
+			Customer map[string]any `json:"customer"`
+			Rules    []struct {
+				Rule      string `json:"rule"`
+				Matched   bool   `json:"matched"`
+				Condition struct {
+					Operands []struct {
+						Source string `json:"source"`
+						Value  any    `json:"value"`
+					} `json:"operands"`
+				} `json:"condition"`
+			} `json:"rules"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(stdout), &rep))
+		require.Equal(t, float64(1), rep.Customer["orders_count"])
+		require.Equal(t, "first-order-bonus", rep.Rules[1].Rule)
+		require.True(t, rep.Rules[1].Matched)
+		require.Equal(t, "event.properties.total >= 20", rep.Rules[1].Condition.Operands[1].Source)
+		require.Equal(t, true, rep.Rules[1].Condition.Operands[1].Value)
 	})
 
 	t.Run("UnknownCustomer", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"time"
 
@@ -63,7 +64,7 @@ type Report struct {
 	RuleSetVersion string          `json:"rule_set_version"`
 	At             time.Time       `json:"at"`
 	Event          *Event          `json:"event,omitempty"`
-	Customer       rules.Customer  `json:"customer"`
+	Customer       rules.Customer  `json:"-"`
 	Rules          []*RuleReport   `json:"rules"`
 	customerStore  *store.Customer // for rendering
 	tset           *templates.Set  // for rendering
@@ -105,6 +106,21 @@ type Action struct {
 	Body json.RawMessage `json:"body,omitempty"`
 	// Error is a rendering problem.
 	Error string `json:"error,omitempty"`
+}
+
+// MarshalJSON writes the report with the customer's facts under the names
+// conditions use (customer.orders_count → "orders_count").
+func (rep *Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	facts := map[string]any{}
+	v := reflect.ValueOf(rep.Customer)
+	for i := range v.NumField() {
+		facts[v.Type().Field(i).Tag.Get("expr")] = v.Field(i).Interface()
+	}
+	return json.Marshal(struct {
+		*plain
+		Customer map[string]any `json:"customer"`
+	}{(*plain)(rep), facts})
 }
 
 // ReadOnly runs fn in a READ ONLY, REPEATABLE READ transaction that is
