@@ -21,6 +21,10 @@ func newServeCmd() *cobra.Command {
 /healthz) and the workers that evaluate rules and send email and webhooks.
 Migrations are applied at start unless --no-migrate is given.
 
+The rules file is reloaded when it changes on disk and on SIGHUP; a file
+with errors is rejected (the errors are logged) and the last good rule set
+keeps running. /healthz shows the rules_version in force.
+
 On SIGINT or SIGTERM it stops accepting requests, stops fetching jobs and
 lets running jobs finish (30 s), then cancels them; a second signal stops at once.`,
 		Args: cobra.NoArgs,
@@ -39,6 +43,10 @@ lets running jobs finish (30 s), then cancels them; a second signal stops at onc
 			if err := a.Start(context.WithoutCancel(ctx)); err != nil {
 				return err
 			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go a.ReloadOn(ctx, hup)
 			<-ctx.Done()
 			logger.Info("serve: shutting down; send the signal again to stop at once")
 			hard := make(chan os.Signal, 1)

@@ -79,6 +79,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock, default time.Now.
 	Now func() time.Time
+	// NoWatchRules turns off reloading the rules file when it changes on
+	// disk; Reload and ReloadOn (SIGHUP in serve) still work. Default: watch.
+	NoWatchRules bool
+	// ReloadDebounce is how long after the last change to the rules file
+	// the watcher reloads it. Default ReloadDebounceDefault.
+	ReloadDebounce time.Duration
 	// Worker tunes the River client (workers per queue, retry policy…);
 	// Rules, Dispatch, Logger and Now are filled in by the app.
 	Worker worker.Config
@@ -96,6 +102,7 @@ type App struct {
 	webhook   channels.Channel
 	http      *http.Server
 	listener  net.Listener
+	reload    reloader
 }
 
 // LoadRules reads, parses and checks a rules file against the templates it
@@ -108,7 +115,7 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	// A first pass without template checks finds templates_dir.
 	rs, err := rules.Parse(path, data, rules.ParseOptions{LookupEnv: os.LookupEnv})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, withTemplateNameErrors(path, data, err)
 	}
 	dir := rs.TemplateDir
 	if dir != "" && !filepath.IsAbs(dir) {
@@ -122,20 +129,8 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var errs rules.LoadErrors
-	for _, r := range rs.Rules {
-		for _, a := range r.Actions {
-			if a.Email == nil {
-				continue
-			}
-			if err := tset.Check(a.Email.Template); err != nil {
-				errs = append(errs, &rules.LoadError{File: path, Line: r.Line, Column: r.Column, Rule: r.Name,
-					Message: fmt.Sprintf("template %q does not render: %v", a.Email.Template, err)})
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, nil, &errs
+	if err := checkTemplates(path, rs, tset); err != nil {
+		return nil, nil, err
 	}
 	return rs, tset, nil
 }
@@ -207,6 +202,9 @@ func (c *Config) fill() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
+	if c.ReloadDebounce == 0 {
+		c.ReloadDebounce = ReloadDebounceDefault
+	}
 	return nil
 }
 
@@ -273,6 +271,10 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w (set CICLO_ADDR)", a.cfg.Addr, err)
 	}
 	a.listener = ln
+	if err := a.startWatch(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -293,7 +295,7 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 func (a *App) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
 	defer cancel()
-	var errs []error
+	errs := []error{a.stopWatch()}
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
