@@ -161,9 +161,9 @@ func (s *Store) SweepPage(ctx context.Context, sq *SweepQuery, now time.Time, af
 	}
 	if sq.filter != nil {
 		where := prefilterSQL(sq.filter, now, &args)
-		sql = strings.Replace(sql, "{filter}", " AND ("+where+")", 1)
+		sql = strings.ReplaceAll(sql, "{filter}", " AND ("+where+")")
 	} else {
-		sql = strings.Replace(sql, "{filter}", "", 1)
+		sql = strings.ReplaceAll(sql, "{filter}", "")
 	}
 	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {

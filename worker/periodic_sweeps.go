@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -39,13 +41,16 @@ func NewPeriodicSweeps(client *river.Client[pgx.Tx], holder *RuleSetHolder) *Per
 	return &PeriodicSweeps{client: client, rules: holder, ids: map[string]bool{}}
 }
 
-// sweepJobID names the periodic job of a schedule group.
+// sweepJobID names the periodic job of a schedule group:
+// "ciclo.sweep/<timezone>/<hash of the schedule>" (River allows few
+// characters in an ID, and no spaces or stars).
 func sweepJobID(r *rules.Rule) string {
 	tz := r.Timezone
 	if tz == "" {
 		tz = "UTC"
 	}
-	return "ciclo.sweep " + tz + " " + r.Schedule
+	sum := sha256.Sum256([]byte(r.Schedule))
+	return "ciclo.sweep/" + tz + "/" + hex.EncodeToString(sum[:6])
 }
 
 // Sync makes the registered periodic sweeps those of rs: it adds a job for

@@ -81,7 +81,9 @@ type SweepShardWorker struct {
 }
 
 // Timeout lets a shard run longer than River's default minute.
-func (w *SweepShardWorker) Timeout(*river.Job[SweepShardArgs]) time.Duration { return SweepShardTimeout }
+func (w *SweepShardWorker) Timeout(*river.Job[SweepShardArgs]) time.Duration {
+	return SweepShardTimeout
+}
 
 // SweepStats counts what one shard did.
 type SweepStats struct {

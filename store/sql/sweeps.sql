@@ -9,20 +9,20 @@ WHERE c.oid = 'customers'::regclass;
 
 -- name: SweepCustomers
 -- Reads one keyset page of customers for a sweep: ids after $1 (and up to $4 when bounded), at
--- most $2 rows, only the columns the rules read ({columns}) and only rows the rules' prefilters
--- let through ({filter}); $3 is the sweep's evaluation time. Filled in by store/sweeps.go.
+-- most $2 rows, only the columns the rules read and only rows the rules' prefilters let through
+-- (the placeholders are filled in by store/sweeps.go); $3 is the sweep's evaluation time.
 SELECT id{columns}
 FROM customers
-WHERE id > $1{upper}{filter}
+WHERE id > $1 AND $3::timestamptz IS NOT NULL{upper}{filter}
 ORDER BY id
 LIMIT $2;
 
 -- name: LockSweepCustomers
 -- Locks the customers a sweep page fires for, in key order, and re-reads their facts so the
--- rules are judged on current data; {columns} as in SweepCustomers, $2 is the evaluation time.
+-- rules are judged on current data; columns as in SweepCustomers, $2 is the evaluation time.
 SELECT id{columns}
 FROM customers
-WHERE id = ANY($1)
+WHERE id = ANY($1) AND $2::timestamptz IS NOT NULL
 ORDER BY id
 FOR UPDATE;
 
