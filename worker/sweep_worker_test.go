@@ -76,7 +76,7 @@ func setupSweep(t testing.TB, src string) *sweepBundle {
 }
 
 // newClient builds a started River client with ciclo's workers on b's schema.
-func (b *sweepBundle) newClient(t testing.TB, shardSize int) *river.Client[pgx.Tx] {
+func (b *sweepBundle) newClient(t testing.TB, shardSize, pageSize int) *river.Client[pgx.Tx] {
 	t.Helper()
 	tset, err := templates.New("")
 	require.NoError(t, err)
@@ -90,7 +90,7 @@ func (b *sweepBundle) newClient(t testing.TB, shardSize int) *river.Client[pgx.T
 			Unsubscribe: unsubscribe.NewSigner("secret", "http://localhost"), From: "shop@example.com",
 		},
 		SweepShardSize: shardSize,
-		SweepPageSize:  64,
+		SweepPageSize:  pageSize,
 		// The test's clock is frozen: keep coupon expiry from running.
 		CouponExpiryInterval: time.Hour,
 	})
@@ -210,8 +210,8 @@ func TestSweepShardWorker(t *testing.T) {
 		require.NotEmpty(t, over)
 
 		// Two processes, small shards so both work the same sweep.
-		c1 := b.newClient(t, 150)
-		c2 := b.newClient(t, 150)
+		c1 := b.newClient(t, 150, 64)
+		c2 := b.newClient(t, 150, 64)
 
 		sweep := worker.SweepArgs{Tick: start, Rules: []string{"at-risk", "never"}}
 		var wg sync.WaitGroup
@@ -283,7 +283,7 @@ func TestPeriodicSweeps(t *testing.T) {
 	t.Run("SyncAddsAndRemoves", func(t *testing.T) {
 		t.Parallel()
 		b := setupSweep(t, sweepRules)
-		client := b.newClient(t, 0)
+		client := b.newClient(t, 0, 0)
 		p := worker.NewPeriodicSweeps(client, b.rules)
 
 		added, removed, err := p.Sync(b.rules.Load())
