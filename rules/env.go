@@ -43,6 +43,10 @@ type Customer struct {
 	TotalSpent     float64        `expr:"total_spent"`
 	Attributes     map[string]any `expr:"attributes"`
 	Unsubscribed   bool           `expr:"unsubscribed"`
+	// CouponExpiresAt is when the customer's first unredeemed, unexpired
+	// coupon expires; zero when there is none. E.g. remind before a bonus
+	// expires with days_until(customer.coupon_expires_at) <= 3.
+	CouponExpiresAt time.Time `expr:"coupon_expires_at"`
 }
 
 // Event is a customer event as expressions see it, e.g. event.type or
@@ -87,7 +91,7 @@ var envNames = []string{"customer", "event", "now", "days_since", "hours_since",
 // customerFields and eventFields list the expression names of Customer and
 // Event, for did-you-mean hints.
 var (
-	customerFields = []string{"id", "email", "name", "timezone", "stage", "stage_entered_at", "created_at", "last_seen_at", "first_order_at", "last_order_at", "orders_count", "total_spent", "attributes", "unsubscribed"}
+	customerFields = []string{"id", "email", "name", "timezone", "stage", "stage_entered_at", "created_at", "last_seen_at", "first_order_at", "last_order_at", "orders_count", "total_spent", "attributes", "unsubscribed", "coupon_expires_at"}
 	eventFields    = []string{"type", "properties", "occurred_at"}
 )
 
@@ -98,6 +102,14 @@ func newEnv(in Input, locs *locationCache) env {
 		e.Event = *in.Event
 	}
 	now := in.Now
+	tz := in.Customer.Timezone
+	e.setHelpers(now, func() string { return tz }, locs)
+	return e
+}
+
+// setHelpers sets the helper functions, relative to now; tz returns the
+// customer time zone name that local_hour reads.
+func (e *env) setHelpers(now time.Time, tz func() string, locs *locationCache) {
 	e.DaysSince = func(t time.Time) float64 {
 		if t.IsZero() {
 			return math.NaN()
@@ -116,12 +128,10 @@ func newEnv(in Input, locs *locationCache) env {
 		}
 		return t.Sub(now).Hours() / 24
 	}
-	tz := in.Customer.Timezone
 	e.LocalHour = func() int {
-		return now.In(locs.load(tz)).Hour()
+		return now.In(locs.load(tz())).Hour()
 	}
 	e.Has = func(t time.Time) bool { return !t.IsZero() }
-	return e
 }
 
 // locationCache memoizes time.LoadLocation per rule set; invalid and empty

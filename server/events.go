@@ -106,6 +106,11 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			resp.Events[i] = EventResult{ID: res.EventID, Duplicate: res.Duplicate}
+			if e.Type == EventCouponRedeemed && !res.Duplicate {
+				if err := redeemCoupon(r.Context(), st, e, i, batch); err != nil {
+					return err
+				}
+			}
 			if !res.Duplicate {
 				jobs = append(jobs, river.InsertManyParams{Args: worker.EvaluateArgs{
 					CustomerID: e.CustomerID, EventID: res.EventID,
@@ -120,6 +125,9 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	if err != nil && writeCouponError(w, err) {
+		return
+	}
 	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "server: ingest events failed", slog.Int("num_events", len(events)), slog.String("error", err.Error()))
 		writeError(w, http.StatusServiceUnavailable, "", "events not stored, retry with the same idempotency keys: "+err.Error())
@@ -244,6 +252,9 @@ func (s *Server) validate(e *EventRequest, now time.Time) (*store.NewEvent, erro
 		if err != nil || addr.Address != e.Email {
 			return nil, bad("email", "%q is not a valid email address", e.Email)
 		}
+	}
+	if err := validateCouponRedeemed(e); err != nil {
+		return nil, err
 	}
 	if e.Timezone != "" {
 		if _, err := time.LoadLocation(e.Timezone); err != nil {

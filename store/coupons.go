@@ -9,8 +9,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// ErrCouponCodeTaken is returned by InsertCoupon when the code exists already.
-var ErrCouponCodeTaken = errors.New("coupon code taken")
+// Coupon errors callers test for with errors.Is.
+var (
+	// ErrCouponCodeTaken is returned by InsertCoupon when the code exists already.
+	ErrCouponCodeTaken = errors.New("coupon code taken")
+	// ErrCouponNotFound is returned by RedeemCoupon when the customer has no
+	// coupon with the code.
+	ErrCouponNotFound = errors.New("coupon not found")
+)
 
 // Coupon is an issued coupon.
 type Coupon struct {
@@ -60,6 +66,79 @@ func (s *Store) CouponsByFiring(ctx context.Context, customerID string, firingID
 		}
 		c.ExpiresAt, c.RedeemedAt = timeOrZero(expires), timeOrZero(redeemed)
 		out = append(out, &c)
+	}
+	return out, rows.Err()
+}
+
+// RedeemCoupon marks the customer's coupon with this code redeemed at `at`
+// (a second redemption keeps the first time) and refreshes the customer's
+// coupon_expires_at. It returns ErrCouponNotFound when the customer has no
+// such coupon. Run it in the transaction that stores the event.
+func (s *Store) RedeemCoupon(ctx context.Context, customerID, code string, at time.Time) error {
+	var redeemed time.Time
+	err := s.db.QueryRow(ctx, q("RedeemCoupon"), customerID, code, at).Scan(&redeemed)
+	if err != nil {
+		return fmt.Errorf("redeem coupon of %q: %w", customerID, wrapNoRows(err, ErrCouponNotFound))
+	}
+	return s.RefreshCouponExpiry(ctx, []string{customerID}, at)
+}
+
+// RefreshCouponExpiry recomputes the customers' coupon_expires_at as of now.
+func (s *Store) RefreshCouponExpiry(ctx context.Context, customerIDs []string, now time.Time) error {
+	if _, err := s.db.Exec(ctx, q("RefreshCouponExpiry"), customerIDs, now); err != nil {
+		return fmt.Errorf("refresh coupon expiry of %d customers: %w", len(customerIDs), err)
+	}
+	return nil
+}
+
+// ExpireCoupons claims up to limit unredeemed coupons that expired by now
+// and were not reported yet, marking them reported. Run it in the
+// transaction that records their events (InsertCouponExpiredEvents).
+func (s *Store) ExpireCoupons(ctx context.Context, now time.Time, limit int) ([]*Coupon, error) {
+	rows, err := s.db.Query(ctx, q("ExpireCoupons"), now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim expired coupons: %w", err)
+	}
+	defer rows.Close()
+	var out []*Coupon
+	for rows.Next() {
+		var c Coupon
+		if err := rows.Scan(&c.ID, &c.Code, &c.CustomerID, &c.Rule, &c.FiringID, &c.Kind, &c.Value, &c.CreatedAt, &c.ExpiresAt); err != nil {
+			return nil, fmt.Errorf("claim expired coupons: %w", err)
+		}
+		out = append(out, &c)
+	}
+	return out, rows.Err()
+}
+
+// EventRef names one stored event.
+type EventRef struct {
+	CustomerID string
+	ID         int64
+}
+
+// InsertCouponExpiredEvents records a coupon_expired event (properties:
+// code, rule, kind, value, expires_at) for each coupon, at most once per
+// code, and returns the events written, to be evaluated.
+func (s *Store) InsertCouponExpiredEvents(ctx context.Context, cs []*Coupon, receivedAt time.Time) ([]EventRef, error) {
+	n := len(cs)
+	cust, code, rule, kind := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	value, expires := make([]float64, n), make([]time.Time, n)
+	for i, c := range cs {
+		cust[i], code[i], rule[i], kind[i], value[i], expires[i] = c.CustomerID, c.Code, c.Rule, c.Kind, c.Value, c.ExpiresAt
+	}
+	rows, err := s.db.Query(ctx, q("InsertCouponExpiredEvents"), cust, code, rule, kind, value, expires, receivedAt)
+	if err != nil {
+		return nil, fmt.Errorf("record %d coupon_expired events: %w", n, err)
+	}
+	defer rows.Close()
+	var out []EventRef
+	for rows.Next() {
+		var e EventRef
+		if err := rows.Scan(&e.CustomerID, &e.ID); err != nil {
+			return nil, fmt.Errorf("record %d coupon_expired events: %w", n, err)
+		}
+		out = append(out, e)
 	}
 	return out, rows.Err()
 }

@@ -58,6 +58,9 @@ type Customer struct {
 	TotalSpent     float64 // in currency units
 	Attributes     map[string]any
 	UnsubscribedAt time.Time // zero: subscribed
+	// CouponExpiresAt is the earliest expiry of an unredeemed, unexpired
+	// coupon; zero when none. Read by sweeps only (SweepPage).
+	CouponExpiresAt time.Time
 }
 
 // Event is a stored event.

@@ -51,6 +51,18 @@ type Config struct {
 	RetryPolicy river.ClientRetryPolicy
 	// Schema is the Postgres schema of River's tables. Default: the search path.
 	Schema string
+	// SweepWorkers is how many sweep shards run at once in this process.
+	// Default: SweepWorkersDefault.
+	SweepWorkers int
+	// SweepShardSize is about how many customers one sweep shard covers.
+	// Default: SweepShardSizeDefault.
+	SweepShardSize int
+	// SweepPageSize is how many customers a shard reads per query. Default:
+	// SweepPageSizeDefault.
+	SweepPageSize int
+	// CouponExpiryInterval is how often expired coupons are reported as
+	// coupon_expired events. Default: CouponExpiryIntervalDefault.
+	CouponExpiryInterval time.Duration
 }
 
 func (c *Config) withDefaults() *Config {
@@ -67,6 +79,10 @@ func (c *Config) withDefaults() *Config {
 	out.FetchCooldown = valOrDefault(out.FetchCooldown, FetchCooldownDefault)
 	out.FetchPollInterval = valOrDefault(out.FetchPollInterval, FetchPollIntervalDefault)
 	out.JobRetention = valOrDefault(out.JobRetention, JobRetentionDefault)
+	out.SweepWorkers = valOrDefault(out.SweepWorkers, SweepWorkersDefault)
+	out.SweepShardSize = valOrDefault(out.SweepShardSize, SweepShardSizeDefault)
+	out.SweepPageSize = valOrDefault(out.SweepPageSize, SweepPageSizeDefault)
+	out.CouponExpiryInterval = valOrDefault(out.CouponExpiryInterval, CouponExpiryIntervalDefault)
 	return &out
 }
 
@@ -106,12 +122,17 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 		if err := river.AddWorkerSafely(workers, &DispatchWorker{cfg: d, pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
 			return nil, fmt.Errorf("add dispatch worker: %w", err)
 		}
+		if err := addSweepWorkers(workers, pool, cfg); err != nil {
+			return nil, err
+		}
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{
 			QueueEvaluate: {MaxWorkers: cfg.EvaluateWorkers},
 			QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
 			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
+			QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
 		}
+		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg))
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {

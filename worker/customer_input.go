@@ -24,6 +24,8 @@ func ruleCustomer(c *store.Customer) rules.Customer {
 		TotalSpent:     c.TotalSpent,
 		Attributes:     c.Attributes,
 		Unsubscribed:   !c.UnsubscribedAt.IsZero(),
+
+		CouponExpiresAt: c.CouponExpiresAt,
 	}
 }
 

@@ -92,10 +92,13 @@ type Config struct {
 
 // App is a running ciclo process.
 type App struct {
-	cfg       Config
-	Pool      *pgxpool.Pool
-	Rules     *worker.RuleSetHolder
-	River     *river.Client[pgx.Tx]
+	cfg   Config
+	Pool  *pgxpool.Pool
+	Rules *worker.RuleSetHolder
+	River *river.Client[pgx.Tx]
+	// Sweeps registers the scheduled rules' periodic sweeps; a rules reload
+	// calls Sweeps.Sync with the new set. Nil in an insert-only process.
+	Sweeps    *worker.PeriodicSweeps
 	Server    *server.Server
 	Templates *templates.Set
 	email     channels.Channel
@@ -253,6 +256,12 @@ func (a *App) build() error {
 	a.River, err = worker.NewClient(a.Pool, &wc)
 	if err != nil {
 		return err
+	}
+	if !wc.InsertOnly {
+		a.Sweeps = worker.NewPeriodicSweeps(a.River, a.Rules)
+		if _, _, err := a.Sweeps.Sync(a.Rules.Load()); err != nil {
+			return err
+		}
 	}
 	a.Server = server.New(&server.Config{
 		Pool: a.Pool, River: a.River, Rules: a.Rules, Token: a.cfg.APIToken, Unsubscribe: signer,

@@ -1,0 +1,368 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/ciclohq/ciclo/rules"
+	"github.com/ciclohq/ciclo/store"
+)
+
+// Defaults for the sweep settings of Config.
+const (
+	// SweepWorkersDefault is how many sweep shards one process runs at once.
+	SweepWorkersDefault = 4
+	// SweepShardSizeDefault is about how many customers one shard covers.
+	SweepShardSizeDefault = 100_000
+	// SweepPageSizeDefault is how many customers a shard reads per query;
+	// the customers of a page that match are fired in one transaction.
+	SweepPageSizeDefault = 5_000
+	// SweepShardTimeout bounds one shard job.
+	SweepShardTimeout = time.Hour
+)
+
+// SweepWorker splits a scheduled sweep into shard jobs over key ranges of
+// the customers table, sized from Postgres' statistics.
+type SweepWorker struct {
+	river.WorkerDefaults[SweepArgs]
+
+	pool      *pgxpool.Pool
+	shardSize int
+	logger    *slog.Logger
+}
+
+// Work enqueues the shards of one sweep. Shards are unique per sweep and
+// range, so a retried sweep does not enqueue them twice.
+func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
+	bounds, err := store.New(w.pool).KeyBounds(ctx, w.shardSize)
+	if err != nil {
+		return err
+	}
+	params := make([]river.InsertManyParams, 0, len(bounds)+1)
+	after := ""
+	for _, b := range append(bounds, "") {
+		params = append(params, river.InsertManyParams{Args: SweepShardArgs{Tick: job.Args.Tick, Rules: job.Args.Rules, After: after, UpTo: b}})
+		after = b
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	if _, err := client.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("enqueue %d sweep shards: %w", len(params), err)
+	}
+	w.logger.InfoContext(ctx, "sweep: started", slog.Time("tick", job.Args.Tick),
+		slog.Any("rules", job.Args.Rules), slog.Int("num_shards", len(params)))
+	return nil
+}
+
+// SweepShardWorker evaluates a sweep's rules over one key range of customers.
+//
+// It pages through the range by primary key (keyset), reading only the
+// columns the rules read and only the rows their prefilters let through,
+// and evaluates every rule in process. The customers of a page that match
+// are locked, re-read and judged again on current facts, then all their
+// firings, stage transitions, coupons, deliveries and dispatch jobs are
+// written in bulk in one transaction. Memory is one page, whatever the
+// number of customers.
+type SweepShardWorker struct {
+	river.WorkerDefaults[SweepShardArgs]
+
+	pool     *pgxpool.Pool
+	rules    *RuleSetHolder
+	now      Clock
+	pageSize int
+	logger   *slog.Logger
+}
+
+// Timeout lets a shard run longer than River's default minute.
+func (w *SweepShardWorker) Timeout(*river.Job[SweepShardArgs]) time.Duration {
+	return SweepShardTimeout
+}
+
+// SweepStats counts what one shard did.
+type SweepStats struct {
+	Read, Matched, Fired int
+}
+
+// Work runs one shard. Rules missing from the rule set in force (removed
+// by a reload) are skipped. A retry starts the range over; firings already
+// written are not written again (unique occurrence).
+func (w *SweepShardWorker) Work(ctx context.Context, job *river.Job[SweepShardArgs]) error {
+	rs := w.rules.Load()
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	stats, err := w.run(ctx, client, rs, job.Args)
+	if err != nil {
+		return err
+	}
+	w.logger.InfoContext(ctx, "sweep: shard done", slog.Time("tick", job.Args.Tick), slog.String("after", job.Args.After),
+		slog.String("up_to", job.Args.UpTo), slog.Int("num_read", stats.Read), slog.Int("num_matched", stats.Matched),
+		slog.Int("num_fired", stats.Fired))
+	return nil
+}
+
+// sweepPlan is what a shard reads and evaluates.
+type sweepPlan struct {
+	due   []*rules.Rule
+	query *store.SweepQuery
+}
+
+func newSweepPlan(rs *rules.RuleSet, names []string) *sweepPlan {
+	p := &sweepPlan{}
+	fields := []string{"stage"} // stage actions log the stage they leave
+	var filters []*rules.Prefilter
+	anyone := false
+	for _, name := range names {
+		r := rs.Rule(name)
+		if r == nil || r.Schedule == "" {
+			continue
+		}
+		p.due = append(p.due, r)
+		fields = append(fields, r.Fields...)
+		if f := r.Prefilter(); f != nil {
+			filters = append(filters, f)
+		} else {
+			anyone = true
+		}
+	}
+	slices.Sort(fields)
+	fields = slices.Compact(fields)
+	var filter *rules.Prefilter
+	switch {
+	case anyone || len(filters) == 0:
+	case len(filters) == 1:
+		filter = filters[0]
+	default:
+		filter = &rules.Prefilter{Op: rules.PrefilterOr, Args: filters}
+	}
+	p.query = store.NewSweepQuery(fields, filter)
+	return p
+}
+
+func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx], rs *rules.RuleSet, args SweepShardArgs) (SweepStats, error) {
+	var stats SweepStats
+	plan := newSweepPlan(rs, args.Rules)
+	if len(plan.due) == 0 {
+		return stats, nil
+	}
+	tick := args.Tick
+	if tick.IsZero() {
+		tick = w.now()
+	}
+	st := store.New(w.pool)
+	m := rules.NewMatcher(plan.due, tick)
+	matched := make([]bool, len(plan.due))
+	page := make([]store.Customer, 0, w.pageSize)
+	var (
+		hits     []string
+		evalErrs int
+		firstErr error
+	)
+	after := args.After
+	for {
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
+		var err error
+		page, err = st.SweepPage(ctx, plan.query, tick, after, args.UpTo, w.pageSize, page[:0])
+		if err != nil {
+			return stats, err
+		}
+		stats.Read += len(page)
+		hits = hits[:0]
+		for i := range page {
+			rc := ruleCustomer(&page[i])
+			if err := m.Match(&rc, matched); err != nil {
+				evalErrs++
+				firstErr = cmpOr(firstErr, err)
+			}
+			if slices.Contains(matched, true) {
+				hits = append(hits, page[i].ID)
+			}
+		}
+		if len(hits) > 0 {
+			stats.Matched += len(hits)
+			fired, err := w.fire(ctx, client, rs.Version, plan, m, hits, tick)
+			if err != nil {
+				return stats, err
+			}
+			stats.Fired += fired
+		}
+		if len(page) < w.pageSize {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if evalErrs > 0 {
+		w.logger.WarnContext(ctx, "sweep: rules failed at run time for some customers; skipped",
+			slog.Int("num_customers", evalErrs), slog.String("error", firstErr.Error()))
+	}
+	return stats, nil
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// sweepOccurrence keys a scheduled firing: the cooldown window of the tick
+// for rules with a cooldown, else the tick itself.
+func sweepOccurrence(r *rules.Rule, tick time.Time) string {
+	if r.Cooldown > 0 {
+		return Occurrence(r, 0, tick)
+	}
+	return "tick:" + tick.UTC().Format(time.RFC3339)
+}
+
+// fire locks the page's matching customers, judges them again on current
+// facts and writes everything their firings do, in bulk and in one
+// transaction. It returns the number of firings written.
+func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx], version string, plan *sweepPlan,
+	m *rules.Matcher, ids []string, tick time.Time,
+) (int, error) {
+	fired := 0
+	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		st := store.New(tx)
+		custs, err := st.LockSweepCustomers(ctx, plan.query, tick, ids, nil)
+		if err != nil {
+			return err
+		}
+		now := w.now()
+		type ref struct {
+			cust *store.Customer
+			rule *rules.Rule
+		}
+		var (
+			firings []store.SweepFiring
+			refs    []ref
+		)
+		matched := make([]bool, len(plan.due))
+		for i := range custs {
+			rc := ruleCustomer(&custs[i])
+			_ = m.Match(&rc, matched) // errors were logged on the first pass
+			for j, ok := range matched {
+				if !ok {
+					continue
+				}
+				r := plan.due[j]
+				firings = append(firings, store.SweepFiring{CustomerID: custs[i].ID, Rule: r.Name,
+					Occurrence: sweepOccurrence(r, tick), Cooldown: r.Cooldown})
+				refs = append(refs, ref{&custs[i], r})
+			}
+		}
+		if err := st.InsertSweepFirings(ctx, version, now, firings); err != nil {
+			return err
+		}
+
+		var (
+			transitions []*store.Transition
+			coupons     []*store.Coupon
+			deliveries  []*store.Delivery
+		)
+		stage := map[string]string{}
+		for k, f := range firings {
+			if f.ID == 0 {
+				continue
+			}
+			fired++
+			c, r := refs[k].cust, refs[k].rule
+			for i, a := range r.Actions {
+				switch {
+				case a.Stage != "":
+					from, ok := stage[c.ID]
+					if !ok {
+						from = c.Stage
+					}
+					if from != a.Stage {
+						transitions = append(transitions, &store.Transition{CustomerID: c.ID, From: from, To: a.Stage,
+							Rule: r.Name, RuleSetVersion: version, FiringID: f.ID, OccurredAt: now})
+						stage[c.ID] = a.Stage
+					}
+				case a.Coupon != nil:
+					cp := &store.Coupon{CustomerID: c.ID, Rule: r.Name, FiringID: f.ID, Kind: a.Coupon.Kind, Value: a.Coupon.Value}
+					if a.Coupon.ExpiresIn > 0 {
+						cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
+					}
+					coupons = append(coupons, cp)
+				case a.Email != nil:
+					d, err := newDelivery(c.ID, f.ID, r.Name, "email", EmailDelivery{
+						Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional})
+					if err != nil {
+						return err
+					}
+					deliveries = append(deliveries, d)
+				case a.Webhook != nil:
+					d, err := newDelivery(c.ID, f.ID, r.Name, "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i})
+					if err != nil {
+						return err
+					}
+					deliveries = append(deliveries, d)
+				}
+			}
+		}
+		if err := st.MoveStages(ctx, version, now, transitions); err != nil {
+			return err
+		}
+		if len(coupons) > 0 {
+			if err := st.InsertCoupons(ctx, now, coupons, NewCouponCode, couponCodeAttempts); err != nil {
+				return err
+			}
+		}
+		if err := st.InsertDeliveries(ctx, now, deliveries); err != nil {
+			return err
+		}
+		if len(deliveries) == 0 {
+			return nil
+		}
+		jobs := make([]river.InsertManyParams, len(deliveries))
+		for i, d := range deliveries {
+			jobs[i] = dispatchJob(d)
+		}
+		if _, err := client.InsertManyFastTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("enqueue %d dispatch jobs: %w", len(jobs), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fire sweep page of %d customers: %w", len(ids), err)
+	}
+	return fired, nil
+}
+
+func newDelivery(customerID string, firingID int64, rule, channel string, action any) (*store.Delivery, error) {
+	raw, err := json.Marshal(action)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s action: %w", channel, err)
+	}
+	return &store.Delivery{CustomerID: customerID, FiringID: firingID, Rule: rule, Channel: channel, Action: raw}, nil
+}
+
+// addSweepWorkers registers the sweep, shard and coupon expiry workers.
+func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) error {
+	if err := river.AddWorkerSafely(workers, &SweepWorker{pool: pool, shardSize: cfg.SweepShardSize, logger: cfg.Logger}); err != nil {
+		return fmt.Errorf("add sweep worker: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &SweepShardWorker{pool: pool, rules: cfg.Rules, now: cfg.Now,
+		pageSize: cfg.SweepPageSize, logger: cfg.Logger}); err != nil {
+		return fmt.Errorf("add sweep shard worker: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &CouponExpiryWorker{pool: pool, now: cfg.Now, logger: cfg.Logger}); err != nil {
+		return fmt.Errorf("add coupon expiry worker: %w", err)
+	}
+	return nil
+}
+
+// couponExpiryPeriodicJob reports expired coupons every CouponExpiryInterval
+// and once at start.
+func couponExpiryPeriodicJob(cfg *Config) *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(cfg.CouponExpiryInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return CouponExpiryArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "ciclo.coupon_expiry", RunOnStart: true})
+}
