@@ -262,6 +262,7 @@ func (a *App) build() error {
 		if _, _, err := a.Sweeps.Sync(a.Rules.Load()); err != nil {
 			return err
 		}
+		a.OnReload(a.syncSweeps)
 	}
 	a.Server = server.New(&server.Config{
 		Pool: a.Pool, River: a.River, Rules: a.Rules, Token: a.cfg.APIToken, Unsubscribe: signer,

@@ -173,3 +173,16 @@ func (a *App) stopWatch() error {
 	a.reload.watcher = nil
 	return err
 }
+
+// syncSweeps re-registers the periodic sweeps after a reload, so added,
+// changed and removed schedules take effect without a restart.
+func (a *App) syncSweeps(ctx context.Context, rs *rules.RuleSet) {
+	added, removed, err := a.Sweeps.Sync(rs)
+	if err != nil {
+		a.cfg.Logger.ErrorContext(ctx, "app: re-registering scheduled sweeps failed", slog.String("error", err.Error()))
+		return
+	}
+	if len(added)+len(removed) > 0 {
+		a.cfg.Logger.InfoContext(ctx, "app: scheduled sweeps updated", slog.Any("added", added), slog.Any("removed", removed))
+	}
+}

@@ -232,6 +232,23 @@ func TestReload(t *testing.T) {
 		require.Equal(t, "greet-v2", waitReload(t, b.reloaded).Rules[0].Name)
 	})
 
+	t.Run("ReloadSyncsScheduledSweeps", func(t *testing.T) {
+		t.Parallel()
+		b := setupReload(t, true)
+		require.NoError(t, os.WriteFile(b.path, []byte(reloadRulesV1+`  - name: nightly
+    schedule: "0 3 * * *"
+    cooldown: 30d
+    actions:
+      - stage: acquisition
+`), 0o644))
+		require.NoError(t, b.app.Reload(context.Background()))
+		b.logs.waitFor(t, `scheduled sweeps updated" added=[ciclo.sweep/`)
+
+		require.NoError(t, os.WriteFile(b.path, []byte(reloadRulesV1), 0o644))
+		require.NoError(t, b.app.Reload(context.Background()))
+		b.logs.waitFor(t, "added=[] removed=[ciclo.sweep/")
+	})
+
 	t.Run("ReloadReturnsLoadErrors", func(t *testing.T) {
 		t.Parallel()
 		b := setupReload(t, true)
