@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Delivery statuses.
@@ -85,4 +87,55 @@ func (s *Store) FinishDelivery(ctx context.Context, customerID string, id int64,
 		return fmt.Errorf("record delivery %d outcome: %w", id, err)
 	}
 	return nil
+}
+
+// Cap is a frequency-cap decision for one email delivery.
+type Cap struct {
+	// Max is the number of marketing emails allowed in the window.
+	Max int
+	// Since is the start of the window: emails sent after it count.
+	Since time.Time
+	// StaleBefore bounds claims: a claim older than this (its sender
+	// crashed mid-send) no longer counts.
+	StaleBefore time.Time
+	// Now is recorded as the claim time.
+	Now time.Time
+}
+
+// ClaimUnderCap decides whether a customer's email delivery may be sent under
+// the frequency cap and, if so, claims it so that it counts against the cap
+// while being sent. It returns the number of emails that counted and whether
+// the delivery was claimed. The decision runs in a short transaction holding
+// a per-customer advisory lock, so concurrent dispatches for one customer
+// decide one after the other and see each other's claims; the lock is
+// released before the email is sent. FinishDelivery clears the claim.
+func (s *Store) ClaimUnderCap(ctx context.Context, customerID string, id int64, c Cap) (int, bool, error) {
+	db, ok := s.db.(interface {
+		Begin(ctx context.Context) (pgx.Tx, error)
+	})
+	if !ok {
+		return 0, false, fmt.Errorf("claim delivery %d: store cannot begin a transaction", id)
+	}
+	var (
+		n       int
+		claimed bool
+	)
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, q("LockCustomerSends"), customerID); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, q("CountCappedEmails"), customerID, c.Since, c.StaleBefore, id).Scan(&n); err != nil {
+			return err
+		}
+		if n >= c.Max {
+			return nil
+		}
+		tag, err := tx.Exec(ctx, q("ClaimDelivery"), customerID, id, c.Now)
+		claimed = tag.RowsAffected() == 1
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("claim delivery %d under frequency cap: %w", id, err)
+	}
+	return n, claimed, nil
 }

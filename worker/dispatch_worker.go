@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
@@ -22,6 +24,22 @@ import (
 // recorded as failed. With River's default backoff (attempt⁴ seconds) the
 // last try is about five hours after the first.
 const DispatchMaxAttempts = 10
+
+// capClaimTTL is how long a delivery claimed under the frequency cap counts
+// as in flight. It only matters when a worker dies mid-send: the claim of a
+// finished attempt is cleared when its outcome is recorded.
+const capClaimTTL = 10 * time.Minute
+
+// undeliverableError means a delivery can never be sent as stored (unknown
+// template, no address, no webhook secret): it is recorded as failed and its
+// job cancelled, while other errors are retried.
+type undeliverableError struct{ msg string }
+
+func (e *undeliverableError) Error() string { return e.msg }
+
+func undeliverable(format string, args ...any) error {
+	return &undeliverableError{msg: fmt.Sprintf(format, args...)}
+}
 
 // DispatchConfig is what the dispatch worker sends with.
 type DispatchConfig struct {
@@ -54,6 +72,8 @@ type DispatchWorker struct {
 	rules  *RuleSetHolder
 	now    Clock
 	logger *slog.Logger
+
+	locations sync.Map // time zone name → *time.Location
 }
 
 // Work sends a queued delivery. A delivery no longer queued is done already
@@ -84,23 +104,22 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	switch d.Channel {
 	case "email":
 		ch = w.cfg.Email
-		var skip string
-		msg, skip, err = w.email(ctx, st, d, cust)
-		if skip != "" {
-			return st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: store.DeliverySuppressed, Error: skip, At: w.now()})
-		}
+		msg, err = w.email(ctx, st, d, cust)
 	case "webhook":
 		ch = w.cfg.Webhook
 		msg, err = w.webhook(ctx, st, d, cust)
 	default:
-		err = fmt.Errorf("unknown channel %q", d.Channel)
+		err = undeliverable("unknown channel %q", d.Channel)
 	}
-	if err != nil {
+	if ue := (*undeliverableError)(nil); errors.As(err, &ue) {
 		// Rendering and configuration errors do not heal by retrying.
 		if ferr := st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: store.DeliveryFailed, Error: err.Error(), At: w.now()}); ferr != nil {
 			return ferr
 		}
 		return river.JobCancel(err)
+	}
+	if err != nil || msg == nil {
+		return err // a database error to retry, a snooze, or done without sending
 	}
 
 	res, sendErr := ch.Send(ctx, msg)
@@ -145,40 +164,72 @@ func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river
 	return river.JobCancel(sendErr)
 }
 
-// email renders an email delivery. It returns a non-empty skip reason
-// instead of a message when the address must not be mailed.
-func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, string, error) {
+// email prepares an email delivery. It returns the message to send; or a nil
+// message and a nil error when the delivery was recorded as suppressed or
+// skipped_cap; or a river.JobSnooze during quiet hours; or an
+// *undeliverableError when it can never be sent. Checks run in this order:
+// suppression and unsubscribe, quiet hours, rendering, frequency cap.
+// Transactional deliveries skip all but the bounce check.
+func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, error) {
 	var a EmailDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
-		return nil, "", fmt.Errorf("decode email action: %w", err)
+		return nil, undeliverable("decode email action: %v", err)
 	}
 	if cust.Email == "" {
-		return nil, "", errors.New("customer has no email address")
+		return nil, undeliverable("customer has no email address")
+	}
+	now := w.now()
+	done := func(status, reason string) (*channels.Message, error) {
+		return nil, st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: status, Error: reason, At: now})
 	}
 	reason, err := st.Suppressed(ctx, cust.Email)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	switch {
 	case reason == store.SuppressBounced:
-		return nil, "address bounced", nil
+		return done(store.DeliverySuppressed, "address bounced")
 	case a.Transactional:
 		// Transactional mail (receipts, coupon codes asked for) still goes
 		// to unsubscribed customers, never to bounced addresses.
 	case reason != "":
-		return nil, "address suppressed: " + reason, nil
+		return done(store.DeliverySuppressed, "address suppressed: "+reason)
 	case !cust.UnsubscribedAt.IsZero():
-		return nil, "customer unsubscribed", nil
+		return done(store.DeliverySuppressed, "customer unsubscribed")
+	}
+
+	rs := w.rules.Load()
+	if qh := rs.Defaults.QuietHours; qh != nil && !a.Transactional {
+		local := now.In(w.location(cust.Timezone))
+		if qh.Contains(local) {
+			wait := max(qh.NextOpen(local).Sub(local), time.Second)
+			w.logger.DebugContext(ctx, "dispatch: quiet hours, snoozing", slog.Int64("delivery_id", d.ID),
+				slog.String("customer_id", d.CustomerID), slog.Duration("wait", wait))
+			return nil, river.JobSnooze(wait)
+		}
 	}
 
 	data, err := w.templateData(ctx, st, d, cust)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	r, err := w.cfg.Templates.Render(a.Template, a.Subject, data)
 	if err != nil {
-		return nil, "", fmt.Errorf("render template %q: %w", a.Template, err)
+		return nil, undeliverable("render template %q: %v", a.Template, err)
 	}
+
+	if fc := frequencyCap(rs, d.Rule); fc != nil && !a.Transactional {
+		n, ok, err := st.ClaimUnderCap(ctx, d.CustomerID, d.ID, store.Cap{
+			Max: fc.Max, Since: now.Add(-fc.Per), StaleBefore: now.Add(-capClaimTTL), Now: now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return done(store.DeliverySkippedCap, fmt.Sprintf("frequency cap: %d marketing emails in the last %s (max %d)", n, fc.Per, fc.Max))
+		}
+	}
+
 	list := "<" + data.UnsubscribeURL + ">"
 	if w.cfg.UnsubscribeMailto != "" {
 		list += ", <mailto:" + w.cfg.UnsubscribeMailto + "?subject=unsubscribe>"
@@ -195,7 +246,32 @@ func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.De
 			"List-Unsubscribe":      list,
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 		},
-	}, "", nil
+	}, nil
+}
+
+// frequencyCap is the cap in force for a rule: its own, else the default.
+// A rule no longer in the rule set gets the default.
+func frequencyCap(rs *rules.RuleSet, rule string) *rules.FrequencyCap {
+	if r := rs.Rule(rule); r != nil && r.FrequencyCap != nil {
+		return r.FrequencyCap
+	}
+	return rs.Defaults.FrequencyCap
+}
+
+// location returns a customer's time zone; UTC when it is empty or unknown.
+func (w *DispatchWorker) location(name string) *time.Location {
+	if name == "" {
+		return time.UTC
+	}
+	if loc, ok := w.locations.Load(name); ok {
+		return loc.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = time.UTC
+	}
+	w.locations.Store(name, loc)
+	return loc
 }
 
 // templateData gathers what templates and webhook bodies show.
@@ -254,7 +330,7 @@ type WebhookCustomer struct {
 func (w *DispatchWorker) webhook(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, error) {
 	var a WebhookDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
-		return nil, fmt.Errorf("decode webhook action: %w", err)
+		return nil, undeliverable("decode webhook action: %v", err)
 	}
 	data, err := w.templateData(ctx, st, d, cust)
 	if err != nil {
@@ -267,7 +343,7 @@ func (w *DispatchWorker) webhook(ctx context.Context, st *store.Store, d *store.
 		Coupon: data.Coupon, Event: data.Event, FiredAt: d.CreatedAt,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("encode webhook body: %w", err)
+		return nil, undeliverable("encode webhook body: %v", err)
 	}
 	secret := w.cfg.WebhookSecret
 	if r := w.rules.Load().Rule(d.Rule); r != nil && a.ActionIndex < len(r.Actions) {
@@ -276,7 +352,7 @@ func (w *DispatchWorker) webhook(ctx context.Context, st *store.Store, d *store.
 		}
 	}
 	if secret == "" {
-		return nil, fmt.Errorf("no signing secret for webhook of rule %q: set `secret:` on the action or CICLO_WEBHOOK_SECRET", d.Rule)
+		return nil, undeliverable("no signing secret for webhook of rule %q: set `secret:` on the action or CICLO_WEBHOOK_SECRET", d.Rule)
 	}
 	return &channels.Message{ID: "delivery-" + strconv.FormatInt(d.ID, 10), URL: a.URL, Secret: secret, Body: body}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -128,9 +129,8 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 			if a.Email == nil {
 				continue
 			}
-			if err := tset.Check(a.Email.Template); err != nil {
-				errs = append(errs, &rules.LoadError{File: path, Line: r.Line, Column: r.Column, Rule: r.Name,
-					Message: fmt.Sprintf("template %q does not render: %v", a.Email.Template, err)})
+			if err := checkEmail(tset, r, a.Email); err != nil {
+				errs = append(errs, &rules.LoadError{File: path, Line: r.Line, Column: r.Column, Rule: r.Name, Message: err.Error()})
 			}
 		}
 	}
@@ -138,6 +138,41 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 		return nil, nil, &errs
 	}
 	return rs, tset, nil
+}
+
+// checkEmail renders an email action's template and subject with sample
+// data shaped like what the rule will have at send time (no coupon unless
+// the rule issues one, no event for a scheduled rule), so that a missing
+// template, subject or variable is a load error rather than a failed
+// delivery.
+func checkEmail(tset *templates.Set, r *rules.Rule, e *rules.EmailAction) error {
+	if err := tset.Check(e.Template); err != nil {
+		return fmt.Errorf("template %q does not render: %w", e.Template, err)
+	}
+	if e.Subject != "" {
+		if err := tset.CheckSubject(e.Subject); err != nil {
+			return fmt.Errorf("subject does not render: %w", err)
+		}
+	}
+	data := templates.SampleData()
+	if !slices.ContainsFunc(r.Actions, func(a rules.Action) bool { return a.Coupon != nil }) {
+		data.Coupon = nil
+	}
+	if r.On == "" {
+		data.Event = nil
+	}
+	if _, err := tset.Render(e.Template, e.Subject, data); err != nil {
+		switch {
+		case errors.Is(err, templates.ErrNoSubject):
+			return fmt.Errorf("template %q has no default subject (%s.subject.txt): give the email a `subject:`", e.Template, e.Template)
+		case errors.Is(err, templates.ErrNoCoupon):
+			return fmt.Errorf("template %q uses .Coupon but the rule issues no coupon (guard it with {{if .Coupon}})", e.Template)
+		case errors.Is(err, templates.ErrNoEvent):
+			return fmt.Errorf("template %q uses .Event but a scheduled rule has no event (guard it with {{if .Event}})", e.Template)
+		}
+		return fmt.Errorf("template %q does not render: %w", e.Template, err)
+	}
+	return nil
 }
 
 // New connects, migrates (or checks the schema), loads the rules and builds
