@@ -82,19 +82,16 @@ type DispatchWorker struct {
 // recorded and retried with backoff until the last attempt.
 func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
 	st := store.New(w.pool)
-	d, err := st.GetDelivery(ctx, job.Args.CustomerID, job.Args.DeliveryID)
+	dp, err := st.GetDispatch(ctx, job.Args.CustomerID, job.Args.DeliveryID)
 	if errors.Is(err, store.ErrDeliveryNotFound) {
 		return river.JobCancel(err)
 	}
 	if err != nil {
 		return err
 	}
+	d, cust := dp.Delivery, dp.Customer
 	if d.Status != store.DeliveryQueued {
 		return nil
-	}
-	cust, err := st.GetCustomer(ctx, d.CustomerID)
-	if err != nil {
-		return err
 	}
 
 	var (
@@ -104,10 +101,10 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	switch d.Channel {
 	case "email":
 		ch = w.cfg.Email
-		msg, err = w.email(ctx, st, d, cust)
+		msg, err = w.email(ctx, st, dp)
 	case "webhook":
 		ch = w.cfg.Webhook
-		msg, err = w.webhook(ctx, st, d, cust)
+		msg, err = w.webhook(dp)
 	default:
 		err = undeliverable("unknown channel %q", d.Channel)
 	}
@@ -170,7 +167,8 @@ func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river
 // *undeliverableError when it can never be sent. Checks run in this order:
 // suppression and unsubscribe, quiet hours, rendering, frequency cap.
 // Transactional deliveries skip all but the bounce check.
-func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, error) {
+func (w *DispatchWorker) email(ctx context.Context, st *store.Store, dp *store.Dispatch) (*channels.Message, error) {
+	d, cust := dp.Delivery, dp.Customer
 	var a EmailDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
 		return nil, undeliverable("decode email action: %v", err)
@@ -182,10 +180,7 @@ func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.De
 	done := func(status, reason string) (*channels.Message, error) {
 		return nil, st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: status, Error: reason, At: now})
 	}
-	reason, err := st.Suppressed(ctx, cust.Email)
-	if err != nil {
-		return nil, err
-	}
+	reason := dp.Suppressed
 	switch {
 	case reason == store.SuppressBounced:
 		return done(store.DeliverySuppressed, "address bounced")
@@ -209,10 +204,7 @@ func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.De
 		}
 	}
 
-	data, err := w.templateData(ctx, st, d, cust)
-	if err != nil {
-		return nil, err
-	}
+	data := w.templateData(dp)
 	r, err := w.cfg.Templates.Render(a.Template, a.Subject, data)
 	if err != nil {
 		return nil, undeliverable("render template %q: %v", a.Template, err)
@@ -275,33 +267,25 @@ func (w *DispatchWorker) location(name string) *time.Location {
 }
 
 // templateData gathers what templates and webhook bodies show.
-func (w *DispatchWorker) templateData(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (templates.Data, error) {
+func (w *DispatchWorker) templateData(dp *store.Dispatch) templates.Data {
+	cust := dp.Customer
 	data := templates.Data{
 		Customer: templates.Customer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
 			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent, Attributes: cust.Attributes},
-		Rule:           d.Rule,
+		Rule:           dp.Delivery.Rule,
 		StoreName:      w.cfg.StoreName,
 		UnsubscribeURL: w.cfg.Unsubscribe.URL(cust.ID, cust.Email),
 	}
 	if data.StoreName == "" {
 		data.StoreName = "our store"
 	}
-	if d.EventID != 0 {
-		ev, err := st.GetEvent(ctx, d.CustomerID, d.EventID)
-		if err != nil {
-			return data, err
-		}
+	if ev := dp.Event; ev != nil {
 		data.Event = &templates.Event{Type: ev.Type, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
 	}
-	coupons, err := st.CouponsByFiring(ctx, d.CustomerID, d.FiringID)
-	if err != nil {
-		return data, err
-	}
-	if len(coupons) > 0 {
-		c := coupons[0]
+	if c := dp.Coupon; c != nil {
 		data.Coupon = &templates.Coupon{Code: c.Code, Kind: c.Kind, Value: c.Value, ExpiresAt: c.ExpiresAt}
 	}
-	return data, nil
+	return data
 }
 
 // WebhookBody is the JSON a webhook receives.
@@ -327,15 +311,13 @@ type WebhookCustomer struct {
 	TotalSpent  float64 `json:"total_spent"`
 }
 
-func (w *DispatchWorker) webhook(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, error) {
+func (w *DispatchWorker) webhook(dp *store.Dispatch) (*channels.Message, error) {
+	d, cust := dp.Delivery, dp.Customer
 	var a WebhookDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
 		return nil, undeliverable("decode webhook action: %v", err)
 	}
-	data, err := w.templateData(ctx, st, d, cust)
-	if err != nil {
-		return nil, err
-	}
+	data := w.templateData(dp)
 	body, err := json.Marshal(WebhookBody{
 		Type: "rule.fired", Rule: d.Rule, RuleSetVersion: d.RuleSetVersion, FiringID: d.FiringID, DeliveryID: d.ID,
 		Customer: WebhookCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
