@@ -290,15 +290,30 @@ func (w *DispatchWorker) templateData(dp *store.Dispatch) templates.Data {
 
 // WebhookBody is the JSON a webhook receives.
 type WebhookBody struct {
-	Type           string            `json:"type"` // always "rule.fired"
-	Rule           string            `json:"rule"`
-	RuleSetVersion string            `json:"rule_set_version"`
-	FiringID       int64             `json:"firing_id"`
-	DeliveryID     int64             `json:"delivery_id"`
-	Customer       WebhookCustomer   `json:"customer"`
-	Coupon         *templates.Coupon `json:"coupon,omitempty"`
-	Event          *templates.Event  `json:"event,omitempty"`
-	FiredAt        time.Time         `json:"fired_at"`
+	Type           string          `json:"type"` // always "rule.fired"
+	Rule           string          `json:"rule"`
+	RuleSetVersion string          `json:"rule_set_version"`
+	FiringID       int64           `json:"firing_id"`
+	DeliveryID     int64           `json:"delivery_id"`
+	Customer       WebhookCustomer `json:"customer"`
+	Coupon         *WebhookCoupon  `json:"coupon,omitempty"`
+	Event          *WebhookEvent   `json:"event,omitempty"`
+	FiredAt        time.Time       `json:"fired_at"`
+}
+
+// WebhookCoupon is the firing's coupon as a webhook receives it.
+type WebhookCoupon struct {
+	Code      string    `json:"code"`
+	Kind      string    `json:"kind"` // percent, amount or free_shipping
+	Value     float64   `json:"value"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// WebhookEvent is the event that fired the rule as a webhook receives it.
+type WebhookEvent struct {
+	Type       string         `json:"type"`
+	Properties map[string]any `json:"properties"`
+	OccurredAt time.Time      `json:"occurred_at"`
 }
 
 // WebhookCustomer is the customer as a webhook receives it.
@@ -317,13 +332,19 @@ func (w *DispatchWorker) webhook(dp *store.Dispatch) (*channels.Message, error) 
 	if err := json.Unmarshal(d.Action, &a); err != nil {
 		return nil, undeliverable("decode webhook action: %v", err)
 	}
-	data := w.templateData(dp)
-	body, err := json.Marshal(WebhookBody{
+	wb := WebhookBody{
 		Type: "rule.fired", Rule: d.Rule, RuleSetVersion: d.RuleSetVersion, FiringID: d.FiringID, DeliveryID: d.ID,
 		Customer: WebhookCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
 			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent},
-		Coupon: data.Coupon, Event: data.Event, FiredAt: d.CreatedAt,
-	})
+		FiredAt: d.CreatedAt,
+	}
+	if c := dp.Coupon; c != nil {
+		wb.Coupon = &WebhookCoupon{Code: c.Code, Kind: c.Kind, Value: c.Value, ExpiresAt: c.ExpiresAt}
+	}
+	if ev := dp.Event; ev != nil {
+		wb.Event = &WebhookEvent{Type: ev.Type, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
+	}
+	body, err := json.Marshal(wb)
 	if err != nil {
 		return nil, undeliverable("encode webhook body: %v", err)
 	}

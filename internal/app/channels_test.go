@@ -483,6 +483,7 @@ func TestChannels(t *testing.T) {
 		require.NotZero(t, body.FiringID)
 		require.NotNil(t, body.Event)
 		require.Equal(t, "hook", body.Event.Type)
+		require.Contains(t, string(reqs[0].body), `"event":{"type":"hook"`, "snake_case keys throughout")
 
 		// A rule without a secret signs with CICLO_WEBHOOK_SECRET.
 		b.event(t, `{"customer_id":"c-6","type":"plain_hook"}`)
