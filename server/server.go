@@ -96,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/events", s.requireToken(http.HandlerFunc(s.postEvents)))
 	mux.HandleFunc("GET /unsubscribe/{token}", s.unsubscribePage)
 	mux.HandleFunc("POST /unsubscribe/{token}", s.unsubscribe)
+	s.suppressionRoutes(mux)
 	return mux
 }
 

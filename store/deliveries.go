@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Delivery statuses.
@@ -81,8 +83,125 @@ func (s *Store) FinishDelivery(ctx context.Context, customerID string, id int64,
 	if o.ResponseCode != 0 {
 		code = &o.ResponseCode
 	}
-	if _, err := s.db.Exec(ctx, q("FinishDelivery"), customerID, id, o.Status, attempts, o.Error, o.ProviderID, code, o.At, o.Response); err != nil {
+	args := []any{customerID, id, o.Status, attempts, o.Error, o.ProviderID, code, o.At, o.Response}
+	db, ok := s.db.(interface {
+		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	})
+	if _, inTx := s.db.(pgx.Tx); !ok || inTx {
+		if _, err := s.db.Exec(ctx, q("FinishDelivery"), args...); err != nil {
+			return fmt.Errorf("record delivery %d outcome: %w", id, err)
+		}
+		return nil
+	}
+	var b pgx.Batch
+	b.Queue(q("AsyncCommit"))
+	b.Queue(q("FinishDelivery"), args...)
+	if err := db.SendBatch(ctx, &b).Close(); err != nil {
 		return fmt.Errorf("record delivery %d outcome: %w", id, err)
 	}
 	return nil
+}
+
+// Cap is a frequency-cap decision for one email delivery.
+type Cap struct {
+	// Max is the number of marketing emails allowed in the window.
+	Max int
+	// Since is the start of the window: emails sent after it count.
+	Since time.Time
+	// StaleBefore bounds claims: a claim older than this (its sender
+	// crashed mid-send) no longer counts.
+	StaleBefore time.Time
+	// Now is recorded as the claim time.
+	Now time.Time
+}
+
+// ClaimUnderCap decides whether a customer's email delivery may be sent under
+// the frequency cap and, if so, claims it so that it counts against the cap
+// while being sent. It returns the number of emails that counted and whether
+// the delivery was claimed.
+//
+// Concurrent dispatches for one customer must not both see "2 of 3 sent"
+// and both send. The decision therefore runs after a per-customer advisory
+// transaction lock (LockCustomerSends) in the same transaction: dispatches
+// for one customer decide one after the other, and each sees the claims the
+// earlier ones committed. The lock is released at commit, before the email
+// is sent, so no lock or connection is held across the SMTP exchange. Both
+// statements go in one pipelined batch, an implicit transaction: one round
+// trip. FinishDelivery clears the claim.
+func (s *Store) ClaimUnderCap(ctx context.Context, customerID string, id int64, c Cap) (int, bool, error) {
+	db, ok := s.db.(interface {
+		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	})
+	if !ok {
+		return 0, false, fmt.Errorf("claim delivery %d: store cannot send a batch", id)
+	}
+	var (
+		n       int
+		claimed bool
+		b       pgx.Batch
+	)
+	b.Queue(q("LockCustomerSends"), customerID)
+	b.Queue(q("ClaimUnderCap"), customerID, id, c.Since, c.StaleBefore, c.Max, c.Now).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&n, &claimed)
+	})
+	if err := db.SendBatch(ctx, &b).Close(); err != nil {
+		return 0, false, fmt.Errorf("claim delivery %d under frequency cap: %w", id, err)
+	}
+	return n, claimed, nil
+}
+
+// Dispatch is everything sending one delivery needs.
+type Dispatch struct {
+	Delivery *Delivery
+	Customer *Customer
+	// Suppressed is why the customer's address is suppressed; "" if it is not.
+	Suppressed string
+	// Event is the firing's event; nil for scheduled firings.
+	Event *Event
+	// Coupon is the first coupon the firing issued; nil if none.
+	Coupon *Coupon
+}
+
+// GetDispatch reads a delivery with its customer, suppression, event and
+// coupon in one query. It returns ErrDeliveryNotFound if there is none.
+func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*Dispatch, error) {
+	var (
+		d                                                        Delivery
+		c                                                        Customer
+		eventID                                                  *int64
+		stageAt, lastSeen, firstOrder, lastOrder, unsubscribedAt *time.Time
+		spentCents                                               int64
+		reason                                                   string
+		evType                                                   *string
+		evProps                                                  map[string]any
+		evAt                                                     *time.Time
+		cpCode, cpKind                                           *string
+		cpValue                                                  *float64
+		cpExpires                                                *time.Time
+	)
+	err := s.db.QueryRow(ctx, q("GetDispatch"), customerID, id).Scan(
+		&d.ID, &d.CustomerID, &d.FiringID, &d.Rule, &d.Channel, &d.Action, &d.Status, &d.Attempts,
+		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion,
+		&c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage, &stageAt, &c.CreatedAt, &lastSeen,
+		&firstOrder, &lastOrder, &c.OrdersCount, &spentCents, &c.Attributes, &unsubscribedAt,
+		&reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires)
+	if err != nil {
+		return nil, fmt.Errorf("get delivery %d: %w", id, wrapNoRows(err, ErrDeliveryNotFound))
+	}
+	c.StageEnteredAt, c.LastSeenAt = timeOrZero(stageAt), timeOrZero(lastSeen)
+	c.FirstOrderAt, c.LastOrderAt = timeOrZero(firstOrder), timeOrZero(lastOrder)
+	c.UnsubscribedAt = timeOrZero(unsubscribedAt)
+	c.TotalSpent = float64(spentCents) / 100
+	if eventID != nil {
+		d.EventID = *eventID
+	}
+	out := &Dispatch{Delivery: &d, Customer: &c, Suppressed: reason}
+	if evType != nil {
+		out.Event = &Event{ID: d.EventID, CustomerID: d.CustomerID, Type: *evType, Properties: evProps, OccurredAt: timeOrZero(evAt)}
+	}
+	if cpCode != nil {
+		out.Coupon = &Coupon{Code: *cpCode, CustomerID: d.CustomerID, Rule: d.Rule, FiringID: d.FiringID,
+			Kind: *cpKind, Value: *cpValue, ExpiresAt: timeOrZero(cpExpires)}
+	}
+	return out, nil
 }

@@ -19,9 +19,10 @@ import (
 
 // Sentinel errors callers test for with errors.Is.
 var (
-	ErrCustomerNotFound = errors.New("customer not found")
-	ErrEventNotFound    = errors.New("event not found")
-	ErrDeliveryNotFound = errors.New("delivery not found")
+	ErrCustomerNotFound    = errors.New("customer not found")
+	ErrEventNotFound       = errors.New("event not found")
+	ErrDeliveryNotFound    = errors.New("delivery not found")
+	ErrSuppressionNotFound = errors.New("address not suppressed")
 )
 
 // DBTX is what a Store runs queries on: *pgxpool.Pool, *pgx.Conn or pgx.Tx.

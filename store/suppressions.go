@@ -48,3 +48,57 @@ func (s *Store) Unsubscribe(ctx context.Context, email string, at time.Time) err
 	}
 	return nil
 }
+
+// Suppression is an address ciclo does not mail.
+type Suppression struct {
+	Email     string
+	Reason    string // SuppressUnsubscribed, SuppressBounced or SuppressManual
+	Detail    string
+	CreatedAt time.Time
+}
+
+// InsertSuppression suppresses an address and returns its suppression. If the
+// address was suppressed already, the existing row is returned unchanged and
+// created is false.
+func (s *Store) InsertSuppression(ctx context.Context, sp Suppression) (_ *Suppression, created bool, err error) {
+	var out Suppression
+	err = s.db.QueryRow(ctx, q("InsertSuppression"), sp.Email, sp.Reason, sp.Detail, sp.CreatedAt).
+		Scan(&out.Email, &out.Reason, &out.Detail, &out.CreatedAt)
+	if err == nil {
+		return &out, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, fmt.Errorf("suppress address: %w", err)
+	}
+	err = s.db.QueryRow(ctx, q("GetSuppressionRow"), sp.Email).Scan(&out.Email, &out.Reason, &out.Detail, &out.CreatedAt)
+	if err != nil {
+		return nil, false, fmt.Errorf("read suppression: %w", err)
+	}
+	return &out, false, nil
+}
+
+// RemoveSuppression lifts an address's suppression, whatever its reason, and
+// clears the unsubscribed mark of customers with that address: afterwards
+// the address may be mailed again. It returns ErrSuppressionNotFound if the
+// address was not suppressed.
+func (s *Store) RemoveSuppression(ctx context.Context, email string) error {
+	var n int
+	if err := s.db.QueryRow(ctx, q("DeleteSuppression"), email).Scan(&n); err != nil {
+		return fmt.Errorf("lift suppression: %w", err)
+	}
+	if n == 0 {
+		return ErrSuppressionNotFound
+	}
+	return nil
+}
+
+// GetSuppression reads an address's suppression. It returns
+// ErrSuppressionNotFound if the address is not suppressed.
+func (s *Store) GetSuppression(ctx context.Context, email string) (*Suppression, error) {
+	var out Suppression
+	err := s.db.QueryRow(ctx, q("GetSuppressionRow"), email).Scan(&out.Email, &out.Reason, &out.Detail, &out.CreatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("read suppression: %w", wrapNoRows(err, ErrSuppressionNotFound))
+	}
+	return &out, nil
+}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
@@ -22,6 +24,22 @@ import (
 // recorded as failed. With River's default backoff (attempt⁴ seconds) the
 // last try is about five hours after the first.
 const DispatchMaxAttempts = 10
+
+// capClaimTTL is how long a delivery claimed under the frequency cap counts
+// as in flight. It only matters when a worker dies mid-send: the claim of a
+// finished attempt is cleared when its outcome is recorded.
+const capClaimTTL = 10 * time.Minute
+
+// undeliverableError means a delivery can never be sent as stored (unknown
+// template, no address, no webhook secret): it is recorded as failed and its
+// job cancelled, while other errors are retried.
+type undeliverableError struct{ msg string }
+
+func (e *undeliverableError) Error() string { return e.msg }
+
+func undeliverable(format string, args ...any) error {
+	return &undeliverableError{msg: fmt.Sprintf(format, args...)}
+}
 
 // DispatchConfig is what the dispatch worker sends with.
 type DispatchConfig struct {
@@ -54,6 +72,8 @@ type DispatchWorker struct {
 	rules  *RuleSetHolder
 	now    Clock
 	logger *slog.Logger
+
+	locations sync.Map // time zone name → *time.Location
 }
 
 // Work sends a queued delivery. A delivery no longer queued is done already
@@ -62,19 +82,16 @@ type DispatchWorker struct {
 // recorded and retried with backoff until the last attempt.
 func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
 	st := store.New(w.pool)
-	d, err := st.GetDelivery(ctx, job.Args.CustomerID, job.Args.DeliveryID)
+	dp, err := st.GetDispatch(ctx, job.Args.CustomerID, job.Args.DeliveryID)
 	if errors.Is(err, store.ErrDeliveryNotFound) {
 		return river.JobCancel(err)
 	}
 	if err != nil {
 		return err
 	}
+	d, cust := dp.Delivery, dp.Customer
 	if d.Status != store.DeliveryQueued {
 		return nil
-	}
-	cust, err := st.GetCustomer(ctx, d.CustomerID)
-	if err != nil {
-		return err
 	}
 
 	var (
@@ -84,23 +101,22 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	switch d.Channel {
 	case "email":
 		ch = w.cfg.Email
-		var skip string
-		msg, skip, err = w.email(ctx, st, d, cust)
-		if skip != "" {
-			return st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: store.DeliverySuppressed, Error: skip, At: w.now()})
-		}
+		msg, err = w.email(ctx, st, dp)
 	case "webhook":
 		ch = w.cfg.Webhook
-		msg, err = w.webhook(ctx, st, d, cust)
+		msg, err = w.webhook(dp)
 	default:
-		err = fmt.Errorf("unknown channel %q", d.Channel)
+		err = undeliverable("unknown channel %q", d.Channel)
 	}
-	if err != nil {
+	if ue := (*undeliverableError)(nil); errors.As(err, &ue) {
 		// Rendering and configuration errors do not heal by retrying.
 		if ferr := st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: store.DeliveryFailed, Error: err.Error(), At: w.now()}); ferr != nil {
 			return ferr
 		}
 		return river.JobCancel(err)
+	}
+	if err != nil || msg == nil {
+		return err // a database error to retry, a snooze, or done without sending
 	}
 
 	res, sendErr := ch.Send(ctx, msg)
@@ -145,40 +161,67 @@ func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river
 	return river.JobCancel(sendErr)
 }
 
-// email renders an email delivery. It returns a non-empty skip reason
-// instead of a message when the address must not be mailed.
-func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, string, error) {
+// email prepares an email delivery. It returns the message to send; or a nil
+// message and a nil error when the delivery was recorded as suppressed or
+// skipped_cap; or a river.JobSnooze during quiet hours; or an
+// *undeliverableError when it can never be sent. Checks run in this order:
+// suppression and unsubscribe, quiet hours, rendering, frequency cap.
+// Transactional deliveries skip all but the bounce check.
+func (w *DispatchWorker) email(ctx context.Context, st *store.Store, dp *store.Dispatch) (*channels.Message, error) {
+	d, cust := dp.Delivery, dp.Customer
 	var a EmailDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
-		return nil, "", fmt.Errorf("decode email action: %w", err)
+		return nil, undeliverable("decode email action: %v", err)
 	}
 	if cust.Email == "" {
-		return nil, "", errors.New("customer has no email address")
+		return nil, undeliverable("customer has no email address")
 	}
-	reason, err := st.Suppressed(ctx, cust.Email)
-	if err != nil {
-		return nil, "", err
+	now := w.now()
+	done := func(status, reason string) (*channels.Message, error) {
+		return nil, st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: status, Error: reason, At: now})
 	}
+	reason := dp.Suppressed
 	switch {
 	case reason == store.SuppressBounced:
-		return nil, "address bounced", nil
+		return done(store.DeliverySuppressed, "address bounced")
 	case a.Transactional:
 		// Transactional mail (receipts, coupon codes asked for) still goes
 		// to unsubscribed customers, never to bounced addresses.
 	case reason != "":
-		return nil, "address suppressed: " + reason, nil
+		return done(store.DeliverySuppressed, "address suppressed: "+reason)
 	case !cust.UnsubscribedAt.IsZero():
-		return nil, "customer unsubscribed", nil
+		return done(store.DeliverySuppressed, "customer unsubscribed")
 	}
 
-	data, err := w.templateData(ctx, st, d, cust)
-	if err != nil {
-		return nil, "", err
+	rs := w.rules.Load()
+	if qh := rs.Defaults.QuietHours; qh != nil && !a.Transactional {
+		local := now.In(w.location(cust.Timezone))
+		if qh.Contains(local) {
+			wait := max(qh.NextOpen(local).Sub(local), time.Second)
+			w.logger.DebugContext(ctx, "dispatch: quiet hours, snoozing", slog.Int64("delivery_id", d.ID),
+				slog.String("customer_id", d.CustomerID), slog.Duration("wait", wait))
+			return nil, river.JobSnooze(wait)
+		}
 	}
+
+	data := w.templateData(dp)
 	r, err := w.cfg.Templates.Render(a.Template, a.Subject, data)
 	if err != nil {
-		return nil, "", fmt.Errorf("render template %q: %w", a.Template, err)
+		return nil, undeliverable("render template %q: %v", a.Template, err)
 	}
+
+	if fc := frequencyCap(rs, d.Rule); fc != nil && !a.Transactional {
+		n, ok, err := st.ClaimUnderCap(ctx, d.CustomerID, d.ID, store.Cap{
+			Max: fc.Max, Since: now.Add(-fc.Per), StaleBefore: now.Add(-capClaimTTL), Now: now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return done(store.DeliverySkippedCap, fmt.Sprintf("frequency cap: %d marketing emails in the last %s (max %d)", n, fc.Per, fc.Max))
+		}
+	}
+
 	list := "<" + data.UnsubscribeURL + ">"
 	if w.cfg.UnsubscribeMailto != "" {
 		list += ", <mailto:" + w.cfg.UnsubscribeMailto + "?subject=unsubscribe>"
@@ -195,50 +238,82 @@ func (w *DispatchWorker) email(ctx context.Context, st *store.Store, d *store.De
 			"List-Unsubscribe":      list,
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 		},
-	}, "", nil
+	}, nil
+}
+
+// frequencyCap is the cap in force for a rule: its own, else the default.
+// A rule no longer in the rule set gets the default.
+func frequencyCap(rs *rules.RuleSet, rule string) *rules.FrequencyCap {
+	if r := rs.Rule(rule); r != nil && r.FrequencyCap != nil {
+		return r.FrequencyCap
+	}
+	return rs.Defaults.FrequencyCap
+}
+
+// location returns a customer's time zone; UTC when it is empty or unknown.
+func (w *DispatchWorker) location(name string) *time.Location {
+	if name == "" {
+		return time.UTC
+	}
+	if loc, ok := w.locations.Load(name); ok {
+		return loc.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = time.UTC
+	}
+	w.locations.Store(name, loc)
+	return loc
 }
 
 // templateData gathers what templates and webhook bodies show.
-func (w *DispatchWorker) templateData(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (templates.Data, error) {
+func (w *DispatchWorker) templateData(dp *store.Dispatch) templates.Data {
+	cust := dp.Customer
 	data := templates.Data{
 		Customer: templates.Customer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
 			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent, Attributes: cust.Attributes},
-		Rule:           d.Rule,
+		Rule:           dp.Delivery.Rule,
 		StoreName:      w.cfg.StoreName,
 		UnsubscribeURL: w.cfg.Unsubscribe.URL(cust.ID, cust.Email),
 	}
 	if data.StoreName == "" {
 		data.StoreName = "our store"
 	}
-	if d.EventID != 0 {
-		ev, err := st.GetEvent(ctx, d.CustomerID, d.EventID)
-		if err != nil {
-			return data, err
-		}
+	if ev := dp.Event; ev != nil {
 		data.Event = &templates.Event{Type: ev.Type, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
 	}
-	coupons, err := st.CouponsByFiring(ctx, d.CustomerID, d.FiringID)
-	if err != nil {
-		return data, err
-	}
-	if len(coupons) > 0 {
-		c := coupons[0]
+	if c := dp.Coupon; c != nil {
 		data.Coupon = &templates.Coupon{Code: c.Code, Kind: c.Kind, Value: c.Value, ExpiresAt: c.ExpiresAt}
 	}
-	return data, nil
+	return data
 }
 
 // WebhookBody is the JSON a webhook receives.
 type WebhookBody struct {
-	Type           string            `json:"type"` // always "rule.fired"
-	Rule           string            `json:"rule"`
-	RuleSetVersion string            `json:"rule_set_version"`
-	FiringID       int64             `json:"firing_id"`
-	DeliveryID     int64             `json:"delivery_id"`
-	Customer       WebhookCustomer   `json:"customer"`
-	Coupon         *templates.Coupon `json:"coupon,omitempty"`
-	Event          *templates.Event  `json:"event,omitempty"`
-	FiredAt        time.Time         `json:"fired_at"`
+	Type           string          `json:"type"` // always "rule.fired"
+	Rule           string          `json:"rule"`
+	RuleSetVersion string          `json:"rule_set_version"`
+	FiringID       int64           `json:"firing_id"`
+	DeliveryID     int64           `json:"delivery_id"`
+	Customer       WebhookCustomer `json:"customer"`
+	Coupon         *WebhookCoupon  `json:"coupon,omitempty"`
+	Event          *WebhookEvent   `json:"event,omitempty"`
+	FiredAt        time.Time       `json:"fired_at"`
+}
+
+// WebhookCoupon is the firing's coupon as a webhook receives it.
+type WebhookCoupon struct {
+	Code      string    `json:"code"`
+	Kind      string    `json:"kind"` // percent, amount or free_shipping
+	Value     float64   `json:"value"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// WebhookEvent is the event that fired the rule as a webhook receives it.
+type WebhookEvent struct {
+	Type       string         `json:"type"`
+	Properties map[string]any `json:"properties"`
+	OccurredAt time.Time      `json:"occurred_at"`
 }
 
 // WebhookCustomer is the customer as a webhook receives it.
@@ -251,23 +326,35 @@ type WebhookCustomer struct {
 	TotalSpent  float64 `json:"total_spent"`
 }
 
-func (w *DispatchWorker) webhook(ctx context.Context, st *store.Store, d *store.Delivery, cust *store.Customer) (*channels.Message, error) {
+// NewWebhookBody builds the webhook body for a firing from the same data
+// its emails are rendered with.
+func NewWebhookBody(rule, version string, firingID, deliveryID int64, data templates.Data, firedAt time.Time) WebhookBody {
+	c := data.Customer
+	wb := WebhookBody{
+		Type: "rule.fired", Rule: rule, RuleSetVersion: version, FiringID: firingID, DeliveryID: deliveryID,
+		Customer: WebhookCustomer{ID: c.ID, Email: c.Email, Name: c.Name, Stage: c.Stage,
+			OrdersCount: c.OrdersCount, TotalSpent: c.TotalSpent},
+		FiredAt: firedAt,
+	}
+	if cp := data.Coupon; cp != nil {
+		wb.Coupon = &WebhookCoupon{Code: cp.Code, Kind: cp.Kind, Value: cp.Value, ExpiresAt: cp.ExpiresAt}
+	}
+	if ev := data.Event; ev != nil {
+		wb.Event = &WebhookEvent{Type: ev.Type, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
+	}
+	return wb
+}
+
+func (w *DispatchWorker) webhook(dp *store.Dispatch) (*channels.Message, error) {
+	d := dp.Delivery
 	var a WebhookDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
-		return nil, fmt.Errorf("decode webhook action: %w", err)
+		return nil, undeliverable("decode webhook action: %v", err)
 	}
-	data, err := w.templateData(ctx, st, d, cust)
+	wb := NewWebhookBody(d.Rule, d.RuleSetVersion, d.FiringID, d.ID, w.templateData(dp), d.CreatedAt)
+	body, err := json.Marshal(wb)
 	if err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(WebhookBody{
-		Type: "rule.fired", Rule: d.Rule, RuleSetVersion: d.RuleSetVersion, FiringID: d.FiringID, DeliveryID: d.ID,
-		Customer: WebhookCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
-			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent},
-		Coupon: data.Coupon, Event: data.Event, FiredAt: d.CreatedAt,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode webhook body: %w", err)
+		return nil, undeliverable("encode webhook body: %v", err)
 	}
 	secret := w.cfg.WebhookSecret
 	if r := w.rules.Load().Rule(d.Rule); r != nil && a.ActionIndex < len(r.Actions) {
@@ -276,7 +363,7 @@ func (w *DispatchWorker) webhook(ctx context.Context, st *store.Store, d *store.
 		}
 	}
 	if secret == "" {
-		return nil, fmt.Errorf("no signing secret for webhook of rule %q: set `secret:` on the action or CICLO_WEBHOOK_SECRET", d.Rule)
+		return nil, undeliverable("no signing secret for webhook of rule %q: set `secret:` on the action or CICLO_WEBHOOK_SECRET", d.Rule)
 	}
 	return &channels.Message{ID: "delivery-" + strconv.FormatInt(d.ID, 10), URL: a.URL, Secret: secret, Body: body}, nil
 }

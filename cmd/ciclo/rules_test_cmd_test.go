@@ -87,7 +87,7 @@ func TestRulesTest(t *testing.T) {
 		require.Contains(t, stdout, "          | Your code: PREVIEW-CODE\n")
 		require.Contains(t, stdout, `       -> webhook POST https://crm.example.com/hooks/ciclo
           {"type":"rule.fired","rule":"first-order-bonus","rule_set_version":"`)
-		require.Contains(t, stdout, `"customer":{"id":"c-1","email":"ana@example.com","name":"Ana","stage":"conversion","orders_count":1,"total_spent":42.5},"coupon":{"Code":"PREVIEW-CODE","Kind":"percent","Value":10,"ExpiresAt":"2025-03-16T12:00:00Z"}`)
+		require.Contains(t, stdout, `"customer":{"id":"c-1","email":"ana@example.com","name":"Ana","stage":"conversion","orders_count":1,"total_spent":42.5},"coupon":{"code":"PREVIEW-CODE","kind":"percent","value":10,"expires_at":"2025-03-16T12:00:00Z"}`)
 		require.Contains(t, stdout, `no   repeat-purchase (on order_placed)
        when customer.orders_count >= 2 && customer.stage in ["conversion", "at_risk"]  = false
          customer.orders_count >= 2  = false

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -61,7 +62,9 @@ func checkTemplates(path string, rs *rules.RuleSet, tset *templates.Set) error {
 
 // SampleDataFor is templates.SampleData shaped like what dispatch has for
 // rule r: no event for a scheduled rule, no coupon when it issues none, and
-// the coupon kind and value of its first coupon action.
+// the coupon kind and value of its first coupon action. A rule whose when
+// reads customer.coupon_expires_at keeps a coupon: dispatch shows the
+// customer's active coupon that expires first.
 func SampleDataFor(r *rules.Rule) templates.Data {
 	data := templates.SampleData()
 	data.Rule = r.Name
@@ -70,7 +73,11 @@ func SampleDataFor(r *rules.Rule) templates.Data {
 	} else {
 		data.Event.Type = r.On
 	}
-	data.Coupon = nil
+	if !slices.Contains(r.Fields, "coupon_expires_at") {
+		// A rule that tests the customer's coupon expiry is sent with that
+		// coupon; any other rule has only the coupons it issues.
+		data.Coupon = nil
+	}
 	for _, a := range r.Actions {
 		if a.Coupon != nil {
 			c := templates.SampleData().Coupon

@@ -308,12 +308,7 @@ func (rep *Report) actions(ctx context.Context, st *store.Store, rs *rules.RuleS
 			}
 			rr.Actions = append(rr.Actions, act)
 		case a.Webhook != nil:
-			body, err := json.Marshal(worker.WebhookBody{
-				Type: "rule.fired", Rule: r.Name, RuleSetVersion: rs.Version,
-				Customer: worker.WebhookCustomer{ID: c.ID, Email: c.Email, Name: c.Name, Stage: stage,
-					OrdersCount: c.OrdersCount, TotalSpent: c.TotalSpent},
-				Coupon: coupon, Event: data.Event, FiredAt: rep.At,
-			})
+			body, err := json.Marshal(worker.NewWebhookBody(r.Name, rs.Version, 0, 0, data, rep.At))
 			if err != nil {
 				return "", fmt.Errorf("encode webhook body: %w", err)
 			}

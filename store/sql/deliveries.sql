@@ -21,5 +21,64 @@ UPDATE deliveries SET
     provider_id   = COALESCE(NULLIF($6, ''), provider_id),
     response_code = COALESCE($7, response_code),
     response      = COALESCE(NULLIF($9, ''), response),
-    sent_at       = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END
+    sent_at       = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END,
+    claimed_at    = NULL
 WHERE customer_id = $1 AND id = $2;
+
+-- name: AsyncCommit
+-- Lets the rest of this (implicit) transaction commit without waiting for the WAL flush.
+SELECT set_config('synchronous_commit', 'off', true);
+
+-- name: LockCustomerSends
+-- Serializes frequency-cap decisions for one customer until the transaction ends. An advisory
+-- lock (namespace 'cicl') rather than the customer row, so ingestion and evaluation, which
+-- lock the row, never wait on dispatch.
+SELECT pg_advisory_xact_lock(1667851116, hashtext($1));
+
+-- name: ClaimUnderCap
+-- Claims queued email delivery $2 for sending if fewer than $5 of the customer's marketing
+-- emails count against the cap: sent since $3, or claimed since $4 (in flight in another
+-- dispatch). Run after LockCustomerSends in the same transaction. Returns the count and
+-- whether the delivery was claimed.
+WITH n AS (
+    SELECT
+        (SELECT count(*) FROM deliveries
+         WHERE customer_id = $1 AND status = 'sent' AND sent_at > $3
+           AND channel = 'email' AND NOT COALESCE((action->>'transactional')::boolean, false))
+      + (SELECT count(*) FROM deliveries
+         WHERE customer_id = $1 AND claimed_at IS NOT NULL AND claimed_at > $4 AND id <> $2
+           AND status = 'queued' AND channel = 'email') AS sent
+), claimed AS (
+    UPDATE deliveries SET claimed_at = $6
+    WHERE customer_id = $1 AND id = $2 AND status = 'queued' AND (SELECT sent FROM n) < $5
+    RETURNING id
+)
+SELECT (SELECT sent FROM n), EXISTS (SELECT 1 FROM claimed);
+
+-- name: GetDispatch
+-- Reads what dispatching a delivery needs in one round trip: the delivery and its firing,
+-- the customer, the address's suppression reason, the firing's event and its coupon.
+SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,
+       d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version,
+       c.id, c.email, c.name, c.timezone, c.stage, c.stage_entered_at, c.created_at, c.last_seen_at,
+       c.first_order_at, c.last_order_at, c.orders_count, c.total_spent_cents, c.attributes,
+       c.unsubscribed_at,
+       COALESCE(s.reason, ''),
+       e.type, e.properties, e.occurred_at,
+       cp.code, cp.kind, cp.value::float8, cp.expires_at
+FROM deliveries d
+JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
+JOIN customers c ON c.id = d.customer_id
+LEFT JOIN suppressions s ON c.email <> '' AND s.email = lower(c.email)
+LEFT JOIN events e ON e.customer_id = d.customer_id AND e.id = f.event_id
+-- The firing's own coupon, else the customer's active coupon that expires
+-- first (what a "your bonus expires soon" reminder shows).
+LEFT JOIN LATERAL (
+    SELECT code, kind, value, expires_at FROM coupons
+    WHERE customer_id = d.customer_id
+      AND (firing_id = d.firing_id
+           OR (redeemed_at IS NULL AND (expires_at IS NULL OR expires_at > now())))
+    ORDER BY firing_id = d.firing_id DESC, expires_at NULLS LAST, id
+    LIMIT 1
+) cp ON true
+WHERE d.customer_id = $1 AND d.id = $2;
