@@ -13,6 +13,8 @@ const (
 	QueueEvaluate = "evaluate"
 	QueueEmail    = "email"
 	QueueWebhook  = "webhook"
+	// QueueSweep runs scheduled-rule sweeps, apart from event evaluation.
+	QueueSweep = "sweep"
 )
 
 // EvaluateArgs asks for the event rules matching one event to be run.

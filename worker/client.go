@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/ciclohq/ciclo/internal/metrics"
 )
 
 // Defaults for Config.
@@ -17,6 +19,7 @@ const (
 	EvaluateWorkersDefault = 20
 	EmailWorkersDefault    = 10
 	WebhookWorkersDefault  = 10
+	SweepWorkersDefault    = 2
 	// FetchCooldownDefault is lower than River's 100 ms so a busy queue is
 	// not capped at MaxWorkers jobs per 100 ms (see DESIGN.md, measured facts).
 	FetchCooldownDefault     = 10 * time.Millisecond
@@ -38,9 +41,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now Clock
-	// EvaluateWorkers, EmailWorkers and WebhookWorkers are the concurrent
-	// jobs per queue in this process. Defaults: the XxxWorkersDefault constants.
-	EvaluateWorkers, EmailWorkers, WebhookWorkers int
+	// EvaluateWorkers, EmailWorkers, WebhookWorkers and SweepWorkers are the
+	// concurrent jobs per queue in this process. Defaults: the
+	// XxxWorkersDefault constants.
+	EvaluateWorkers, EmailWorkers, WebhookWorkers, SweepWorkers int
 	// FetchCooldown and FetchPollInterval tune how eagerly queues fetch.
 	// Defaults: FetchCooldownDefault, FetchPollIntervalDefault.
 	FetchCooldown, FetchPollInterval time.Duration
@@ -51,6 +55,9 @@ type Config struct {
 	RetryPolicy river.ClientRetryPolicy
 	// Schema is the Postgres schema of River's tables. Default: the search path.
 	Schema string
+	// Metrics, optional, receives job metrics (errors by kind, rule
+	// evaluations and firings, transitions, deliveries). Nil: none.
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) withDefaults() *Config {
@@ -64,6 +71,7 @@ func (c *Config) withDefaults() *Config {
 	out.EvaluateWorkers = valOrDefault(out.EvaluateWorkers, EvaluateWorkersDefault)
 	out.EmailWorkers = valOrDefault(out.EmailWorkers, EmailWorkersDefault)
 	out.WebhookWorkers = valOrDefault(out.WebhookWorkers, WebhookWorkersDefault)
+	out.SweepWorkers = valOrDefault(out.SweepWorkers, SweepWorkersDefault)
 	out.FetchCooldown = valOrDefault(out.FetchCooldown, FetchCooldownDefault)
 	out.FetchPollInterval = valOrDefault(out.FetchPollInterval, FetchPollIntervalDefault)
 	out.JobRetention = valOrDefault(out.JobRetention, JobRetentionDefault)
@@ -111,6 +119,10 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 			QueueEvaluate: {MaxWorkers: cfg.EvaluateWorkers},
 			QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
 			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
+			QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
+		}
+		if cfg.Metrics != nil {
+			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
 		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)

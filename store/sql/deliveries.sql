@@ -23,3 +23,11 @@ UPDATE deliveries SET
     response      = COALESCE(NULLIF($9, ''), response),
     sent_at       = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END
 WHERE customer_id = $1 AND id = $2;
+
+-- name: DeliveryOutcome
+-- Reads a delivery's status and, once sent, when it was sent and when its event was received, for metrics.
+SELECT d.status, d.sent_at, COALESCE(e.received_at, d.created_at)
+FROM deliveries d
+JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
+LEFT JOIN events e ON e.customer_id = d.customer_id AND e.id = f.event_id
+WHERE d.customer_id = $1 AND d.id = $2;
