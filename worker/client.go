@@ -55,6 +55,10 @@ type Config struct {
 	RetryPolicy river.ClientRetryPolicy
 	// Schema is the Postgres schema of River's tables. Default: the search path.
 	Schema string
+	// ID names this client in river_job.attempted_by and River's leader
+	// election; give each process its own. Default: River's, host name and
+	// start time.
+	ID string
 	// Metrics, optional, receives job metrics (errors by kind, rule
 	// evaluations and firings, transitions, deliveries). Nil: none.
 	Metrics *metrics.Metrics
@@ -93,6 +97,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 	}
 	cfg = cfg.withDefaults()
 	rc := &river.Config{
+		ID:                          cfg.ID,
 		Logger:                      cfg.Logger,
 		Schema:                      cfg.Schema,
 		FetchCooldown:               cfg.FetchCooldown,
