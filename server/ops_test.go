@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -176,4 +178,37 @@ func itoa(n uint16) string {
 			return string(b)
 		}
 	}
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	rs, _, err := app.LoadRules(filepath.Join("..", "rules.example.yaml"))
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	logger := slog.New(server.LogHandler(slog.NewJSONHandler(&logs, nil)))
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		logger.InfoContext(r.Context(), "inner")
+		w.WriteHeader(http.StatusTeapot)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /unsubscribe/{token}", api)
+	h := server.NewOps(&server.OpsConfig{Pool: db.Pool, Rules: worker.NewRuleSetHolder(rs), APIToken: "tok", API: mux, Logger: logger}).Handler()
+
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/unsubscribe/secret-token-with-email", nil)
+	req.Header.Set("X-Request-Id", "abc-123")
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusTeapot, rec.Code)
+	require.Equal(t, "abc-123", rec.Header().Get("X-Request-Id"))
+	require.NotContains(t, logs.String(), "secret-token", "paths are not logged")
+	require.Contains(t, logs.String(), `"msg":"inner","request_id":"abc-123"`)
+	require.Contains(t, logs.String(), `"route":"GET /unsubscribe/{token}","status":418`)
+
+	// A client id that could forge log lines is replaced.
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	req.Header.Set("X-Request-Id", "a\nb")
+	h.ServeHTTP(rec, req)
+	require.Len(t, rec.Header().Get("X-Request-Id"), 24)
 }

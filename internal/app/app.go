@@ -309,6 +309,7 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	}()
 	a.cfg.Logger.Info("app: ciclo is running", slog.String("addr", ln.Addr().String()), slog.String("role", a.cfg.Role),
+		slog.Int("pool_max_conns", int(a.Pool.Config().MaxConns)),
 		slog.String("rules", a.cfg.RulesPath), slog.String("rules_version", a.Rules.Load().Version),
 		slog.Int("num_rules", len(a.Rules.Load().Rules)))
 	return nil
