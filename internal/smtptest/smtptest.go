@@ -119,6 +119,10 @@ func StartWithOptions(t testing.TB, opts Options) *Server {
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()
+		// Close the listener too: when the test ends before Serve has
+		// registered it, srv.Close does not know it and Serve would block
+		// in Accept forever.
+		_ = ln.Close()
 		<-served
 	})
 	return s
