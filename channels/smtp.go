@@ -54,16 +54,20 @@ type SMTPConfig struct {
 }
 
 // SMTP is an email Channel that sends through an SMTP server over a small pool of connections
-// that stay open across sends (and so across dispatch jobs). A connection is dialed on first
-// use, probed with NOOP after sitting idle, redialed after IdleTimeout, and dropped after any
+// that stay open across sends (and so across dispatch jobs). The most recently used idle
+// connection is taken first, so light traffic runs over one connection. A connection is
+// dialed on first use, probed with NOOP after sitting idle, redialed after IdleTimeout, and dropped after any
 // error so the next send redials.
 type SMTP struct {
 	cfg         SMTPConfig
 	client      *gomail.Client // dial and send settings only; its own connection is never used
 	implicitTLS bool
 	tlsConfig   *tls.Config
-	slots       chan *smtpConn // PoolSize slots; holding one is the right to use its connection
-	done        chan struct{}  // closed by Close
+	sem         chan struct{} // PoolSize tokens; holding one is the right to use a connection
+
+	mu   sync.Mutex
+	idle []*smtpConn   // connections not in use, most recently used last
+	done chan struct{} // closed by Close
 
 	closeOnce sync.Once
 }
@@ -107,7 +111,7 @@ func NewSMTP(cfg *SMTPConfig) (*SMTP, error) {
 		cfg:         c,
 		implicitTLS: opts.implicitTLS,
 		tlsConfig:   opts.tlsConfig,
-		slots:       make(chan *smtpConn, c.PoolSize),
+		sem:         make(chan struct{}, c.PoolSize),
 		done:        make(chan struct{}),
 	}
 	opts.list = append(opts.list,
@@ -123,9 +127,6 @@ func NewSMTP(cfg *SMTPConfig) (*SMTP, error) {
 	s.client, err = gomail.NewClient(opts.host, opts.list...)
 	if err != nil {
 		return nil, fmt.Errorf("smtp config: %w", err)
-	}
-	for range c.PoolSize {
-		s.slots <- &smtpConn{}
 	}
 	return s, nil
 }
@@ -241,20 +242,23 @@ func (s *SMTP) Send(ctx context.Context, m *Message) (Result, error) {
 		return Result{}, err
 	}
 
-	var sc *smtpConn
 	select {
 	case <-s.done:
 		return Result{}, permanent(0, ErrClosed)
 	default:
 	}
 	select {
-	case sc = <-s.slots:
+	case s.sem <- struct{}{}:
 	case <-s.done:
 		return Result{}, permanent(0, ErrClosed)
 	case <-ctx.Done():
 		return Result{}, temporary(0, fmt.Errorf("wait for smtp connection: %w", ctx.Err()))
 	}
-	defer func() { s.slots <- sc }()
+	sc := s.get()
+	defer func() {
+		s.put(sc)
+		<-s.sem
+	}()
 
 	if err := s.ready(ctx, sc); err != nil {
 		return Result{}, err
@@ -279,6 +283,29 @@ func (s *SMTP) Send(ctx context.Context, m *Message) (Result, error) {
 		StatusCode: 250,
 		Response:   excerpt([]byte(msg.ServerResponse())),
 	}, nil
+}
+
+// get takes the most recently used idle connection, so light traffic keeps using one
+// connection and the others age out; or an empty slot to dial.
+func (s *SMTP) get() *smtpConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.idle); n > 0 {
+		sc := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		return sc
+	}
+	return &smtpConn{}
+}
+
+// put returns sc to the idle list, or forgets it if it holds no connection.
+func (s *SMTP) put(sc *smtpConn) {
+	if sc.c == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idle = append(s.idle, sc)
 }
 
 // ready makes sure sc holds a usable connection, reusing, probing or dialing as needed.
@@ -359,9 +386,14 @@ func (s *SMTP) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		for range s.cfg.PoolSize {
-			sc := <-s.slots
+			s.sem <- struct{}{} // wait for sends in progress
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, sc := range s.idle {
 			s.quit(sc)
 		}
+		s.idle = nil
 	})
 	return nil
 }

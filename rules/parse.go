@@ -494,7 +494,7 @@ func (p *parser) rule(n *yaml.Node, idx int, rs *RuleSet, reached map[string]boo
 		p.when(v, r)
 	}
 	if v, ok := m["actions"]; ok {
-		r.Actions = p.actions(v, name, rs, reached)
+		r.Actions, r.actionPos = p.actions(v, name, rs, reached)
 	} else {
 		p.errorf(n, name, "e.g. actions: [{stage: retention}]", "rule has no actions")
 	}
@@ -688,16 +688,17 @@ func (v *fieldVisitor) Visit(node *ast.Node) {
 	}
 }
 
-func (p *parser) actions(n *yaml.Node, rule string, rs *RuleSet, reached map[string]bool) []Action {
+func (p *parser) actions(n *yaml.Node, rule string, rs *RuleSet, reached map[string]bool) ([]Action, []map[string]Pos) {
 	if n.Kind != yaml.SequenceNode {
 		p.errorf(n, rule, "e.g. actions: [{stage: retention}]", "actions must be a list, got %s", kindName(n))
-		return nil
+		return nil, nil
 	}
 	if len(n.Content) == 0 {
 		p.errorf(n, rule, "e.g. actions: [{stage: retention}]", "rule has no actions")
-		return nil
+		return nil, nil
 	}
 	var out []Action
+	var pos []map[string]Pos
 	for _, c := range n.Content {
 		c = resolve(c)
 		if c.Kind != yaml.MappingNode {
@@ -733,9 +734,25 @@ func (p *parser) actions(n *yaml.Node, rule string, rs *RuleSet, reached map[str
 		}
 		if a, ok := p.action(kinds[0].key.Value, resolve(kinds[0].val), rule, rs, reached); ok {
 			out = append(out, a)
+			pos = append(pos, actionPositions(kinds[0]))
 		}
 	}
-	return out
+	return out, pos
+}
+
+// actionPositions records where an action and the values of its mapping
+// keys are written, for errors found after Parse (see Rule.ActionPos).
+func actionPositions(kv keyVal) map[string]Pos {
+	m := map[string]Pos{"": {kv.key.Line, kv.key.Column}}
+	v := resolve(kv.val)
+	if v.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			if val := resolve(v.Content[i+1]); val != nil {
+				m[v.Content[i].Value] = Pos{val.Line, val.Column}
+			}
+		}
+	}
+	return m
 }
 
 func (p *parser) action(kind string, v *yaml.Node, rule string, rs *RuleSet, reached map[string]bool) (Action, bool) {

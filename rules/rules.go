@@ -104,9 +104,10 @@ type Rule struct {
 	// reading "timezone". Sweeps use it to select only those columns.
 	Fields []string
 
-	program  *vm.Program
-	schedule cron.Schedule
-	locs     *locationCache
+	program   *vm.Program
+	schedule  cron.Schedule
+	locs      *locationCache
+	actionPos []map[string]Pos // per action: "" → the action, key → its value
 }
 
 // Action is one thing a rule does. Exactly one field is set.

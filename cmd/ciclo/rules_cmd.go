@@ -15,9 +15,9 @@ import (
 func newRulesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rules",
-		Short: "Check rules files",
+		Short: "Check, test, diff and document rules files",
 	}
-	cmd.AddCommand(newRulesCheckCmd())
+	cmd.AddCommand(newRulesCheckCmd(), newRulesTestCmd(), newRulesDiffCmd(), newRulesEnvCmd())
 	return cmd
 }
 

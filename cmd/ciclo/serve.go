@@ -32,6 +32,10 @@ schema current, rules loaded) need no auth; /metrics (Prometheus) needs the
 see, retry, cancel jobs) needs the API token as bearer token or the
 --ui-user/--ui-password basic auth.
 
+The rules file is reloaded when it changes on disk and on SIGHUP; a file
+with errors is rejected (the errors are logged) and the last good rule set
+keeps running. /healthz shows the rules_version in force.
+
 On SIGINT or SIGTERM it stops accepting requests, stops fetching jobs and
 lets running jobs finish within --shutdown-timeout, then cancels them and
 exits 0; a second signal stops at once.
@@ -62,6 +66,10 @@ which wins over the file.`,
 			if err := a.Start(context.WithoutCancel(ctx)); err != nil {
 				return err
 			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go a.ReloadOn(ctx, hup)
 			<-ctx.Done()
 			logger.Info("serve: shutting down; send the signal again to stop at once")
 			hard := make(chan os.Signal, 1)

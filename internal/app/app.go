@@ -91,6 +91,12 @@ type Config struct {
 	UIUser, UIPassword string
 	// Metrics receives the process's metrics. Default: a new set, served at /metrics.
 	Metrics *metrics.Metrics
+	// NoWatchRules turns off reloading the rules file when it changes on
+	// disk; Reload and ReloadOn (SIGHUP in serve) still work. Default: watch.
+	NoWatchRules bool
+	// ReloadDebounce is how long after the last change to the rules file
+	// the watcher reloads it. Default ReloadDebounceDefault.
+	ReloadDebounce time.Duration
 	// Worker tunes the River client (workers per queue, retry policy…);
 	// Rules, Dispatch, Logger and Now are filled in by the app.
 	Worker worker.Config
@@ -112,6 +118,7 @@ type App struct {
 	handler   http.Handler
 	riverUI   *riverui.Handler
 	stopUI    context.CancelFunc
+	reload    reloader
 }
 
 // LoadRules reads, parses and checks a rules file against the templates it
@@ -124,7 +131,7 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	// A first pass without template checks finds templates_dir.
 	rs, err := rules.Parse(path, data, rules.ParseOptions{LookupEnv: os.LookupEnv})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, withTemplateNameErrors(path, data, err)
 	}
 	dir := rs.TemplateDir
 	if dir != "" && !filepath.IsAbs(dir) {
@@ -138,20 +145,8 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var errs rules.LoadErrors
-	for _, r := range rs.Rules {
-		for _, a := range r.Actions {
-			if a.Email == nil {
-				continue
-			}
-			if err := tset.Check(a.Email.Template); err != nil {
-				errs = append(errs, &rules.LoadError{File: path, Line: r.Line, Column: r.Column, Rule: r.Name,
-					Message: fmt.Sprintf("template %q does not render: %v", a.Email.Template, err)})
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, nil, &errs
+	if err := checkTemplates(path, rs, tset); err != nil {
+		return nil, nil, err
 	}
 	return rs, tset, nil
 }
@@ -222,6 +217,9 @@ func (c *Config) fill() error {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
+	}
+	if c.ReloadDebounce == 0 {
+		c.ReloadDebounce = ReloadDebounceDefault
 	}
 	return c.fillOps()
 }
@@ -302,6 +300,10 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w (set CICLO_ADDR)", a.cfg.Addr, err)
 	}
 	a.listener = ln
+	if err := a.startWatch(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	a.http = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -323,7 +325,7 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 func (a *App) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
 	defer cancel()
-	var errs []error
+	errs := []error{a.stopWatch()}
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}

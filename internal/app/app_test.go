@@ -33,7 +33,7 @@ type testBundle struct {
 	url  string
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	db := testdb.New(t)
 	smtp := smtptest.Start(t)
@@ -57,7 +57,7 @@ func setup(t *testing.T) *testBundle {
 	return &testBundle{db: db, smtp: smtp, app: a, url: "http://" + a.Addr()}
 }
 
-func post(t *testing.T, url, auth, body string) (int, string) {
+func post(t testing.TB, url, auth, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url+"/v1/events", strings.NewReader(body))
 	require.NoError(t, err)
@@ -202,7 +202,7 @@ func jsonInt(v int64) string {
 	return string(b)
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -113,7 +113,12 @@ func startThrowaway(ctx context.Context, database string, logger *slog.Logger) (
 	if out, err := c.run(ctx, bins.initdb,
 		"-D", c.dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C",
 	); err != nil {
-		return fail(c.commandError("initdb", err, out, "", "set DATABASE_URL to an existing Postgres database instead"))
+		hint := "set DATABASE_URL to an existing Postgres database instead"
+		if owner != nil {
+			hint = fmt.Sprintf("user %s must be able to reach %s (point TMPDIR at a directory it can, e.g. /tmp), or %s",
+				owner.name, os.TempDir(), hint)
+		}
+		return fail(c.commandError("initdb", err, out, "", hint))
 	}
 
 	for attempt := 1; ; attempt++ {

@@ -119,9 +119,8 @@ func StartWithOptions(t testing.TB, opts Options) *Server {
 	}()
 	t.Cleanup(func() {
 		_ = srv.Close()
-		// Close the listener too: when the test ends before Serve has
-		// registered it, srv.Close does not know it and Serve would block
-		// in Accept forever.
+		// Close misses the listener if Serve has not registered it yet; closing it here too
+		// makes Serve return in every case.
 		_ = ln.Close()
 		<-served
 	})

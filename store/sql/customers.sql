@@ -50,3 +50,20 @@ RETURNING old.stage;
 -- Marks every customer with this email address as unsubscribed.
 UPDATE customers SET unsubscribed_at = COALESCE(unsubscribed_at, $2)
 WHERE lower(email) = lower($1);
+
+-- name: ListCustomersAfter
+-- Reads one page of customers in key order after a given id (streaming, read-only tools).
+SELECT id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
+       first_order_at, last_order_at, orders_count, total_spent_cents, attributes, unsubscribed_at
+FROM customers
+WHERE id > $1
+ORDER BY id
+LIMIT $2;
+
+-- name: SampleCustomers
+-- Reads a random sample of about $1 customers (rules diff --sample).
+SELECT id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
+       first_order_at, last_order_at, orders_count, total_spent_cents, attributes, unsubscribed_at
+FROM customers
+ORDER BY random()
+LIMIT $1;

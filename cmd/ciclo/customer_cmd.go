@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ciclohq/ciclo/internal/dryrun"
+	"github.com/ciclohq/ciclo/store"
+)
+
+func newCustomerCmd() *cobra.Command {
+	var (
+		dbURL string
+		limit int
+	)
+	cmd := &cobra.Command{
+		Use:   "customer ID",
+		Short: "Print a customer's timeline: why did this customer get this",
+		Long: `customer prints one customer's facts and history in time order: the
+events ciclo received, the rules that fired (with the rule-set version in
+force), the stage transitions, the coupons issued and the deliveries
+(email, webhook) with their status. The database is only read.`,
+		Example: "  ciclo customer c-42\n  ciclo customer c-42 --limit 1000",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pool, err := openDB(ctx, dbURL)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			var (
+				c       *store.Customer
+				entries []*store.TimelineEntry
+			)
+			err = dryrun.ReadOnly(ctx, pool, func(st *store.Store) error {
+				var err error
+				if c, err = st.GetCustomer(ctx, args[0]); err != nil {
+					return err
+				}
+				entries, err = st.Timeline(ctx, args[0], limit)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			printTimeline(cmd.OutOrStdout(), c, entries, limit)
+			return nil
+		},
+	}
+	dbFlag(cmd, &dbURL)
+	cmd.Flags().IntVar(&limit, "limit", 200, "show at most the latest N entries")
+	return cmd
+}
+
+func printTimeline(w io.Writer, c *store.Customer, entries []*store.TimelineEntry, limit int) {
+	fmt.Fprintf(w, "customer %s <%s> %s: stage %s, %d order(s), total spent %.2f", c.ID, c.Email, c.Name, c.Stage, c.OrdersCount, c.TotalSpent)
+	if !c.UnsubscribedAt.IsZero() {
+		fmt.Fprintf(w, ", unsubscribed %s", formatTime(c.UnsubscribedAt))
+	}
+	fmt.Fprintln(w)
+	if len(entries) == limit {
+		fmt.Fprintf(w, "(latest %d entries; --limit for more)\n", limit)
+	}
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s  %-10s  %s\n", formatTime(e.At), e.Kind, describeEntry(e))
+	}
+}
+
+// describeEntry says what one timeline entry is, in one line.
+func describeEntry(e *store.TimelineEntry) string {
+	d := e.Detail
+	str := func(k string) string {
+		if v, ok := d[k]; ok && v != nil {
+			return fmt.Sprint(v)
+		}
+		return ""
+	}
+	// jsonb renders times in the session's time zone; show them in UTC.
+	timeStr := func(k string) string {
+		v := str(k)
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return formatTime(t)
+		}
+		return v
+	}
+	by := ""
+	if e.Rule != "" {
+		by = fmt.Sprintf(" by rule %q", e.Rule)
+		if e.RuleSetVersion != "" {
+			by += " (rules " + e.RuleSetVersion + ")"
+		}
+	}
+	switch e.Kind {
+	case store.TimelineEvent:
+		props, _ := json.Marshal(d["properties"])
+		return fmt.Sprintf("#%d %s %s", e.ID, str("type"), props)
+	case store.TimelineFiring:
+		s := fmt.Sprintf("rule %q fired (rules %s), #%d", e.Rule, e.RuleSetVersion, e.ID)
+		if ev := str("event_id"); ev != "" {
+			s += ", on event #" + ev
+		} else {
+			s += ", " + str("occurrence")
+		}
+		return s
+	case store.TimelineTransition:
+		from := str("from")
+		if from == "" {
+			return "entered " + str("to") + " (new customer)"
+		}
+		return fmt.Sprintf("%s -> %s%s", from, str("to"), by)
+	case store.TimelineCoupon:
+		s := fmt.Sprintf("%s %s %s", str("code"), str("kind"), str("value"))
+		if exp := timeStr("expires_at"); exp != "" {
+			s += ", expires " + exp
+		}
+		if red := timeStr("redeemed_at"); red != "" {
+			s += ", redeemed " + red
+		}
+		return s + by
+	case store.TimelineDelivery:
+		action, _ := json.Marshal(d["action"])
+		s := fmt.Sprintf("#%d %s %s, %s attempt(s) %s", e.ID, str("channel"), str("status"), str("attempts"), action)
+		if sent := timeStr("sent_at"); sent != "" {
+			s += ", sent " + sent
+		}
+		if le := str("last_error"); le != "" {
+			s += ", last error: " + strings.TrimSpace(le)
+		}
+		return s + by
+	}
+	return ""
+}

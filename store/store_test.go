@@ -1,0 +1,171 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/store"
+)
+
+type testBundle struct {
+	db *testdb.DB
+	tx pgx.Tx
+}
+
+// setup gives each subtest a transaction rolled back at its end.
+func setup(t *testing.T, db *testdb.DB) (*store.Store, *testBundle) {
+	t.Helper()
+	tx, err := db.Pool.Begin(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	return store.New(db.Pool).WithTx(tx), &testBundle{db: db, tx: tx}
+}
+
+func count(t *testing.T, tx pgx.Tx, q string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, tx.QueryRow(context.Background(), q, args...).Scan(&n))
+	return n
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+	order := func(customer, key string, total float64, when time.Time) *store.NewEvent {
+		return &store.NewEvent{CustomerID: customer, Type: "order_placed", IdempotencyKey: key, OccurredAt: when,
+			ReceivedAt: when, IsOrder: true, OrderTotal: total, Email: customer + "@example.com"}
+	}
+
+	t.Run("IngestFoldsFactsAndSnapshots", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		res, err := st.IngestEvent(ctx, order("a", "k1", 10.10, at), "reach", "v1")
+		require.NoError(t, err)
+		require.True(t, res.NewCustomer)
+		require.Equal(t, 1, res.Customer.OrdersCount)
+		res2, err := st.IngestEvent(ctx, order("a", "k2", 5, at.Add(time.Hour)), "reach", "v1")
+		require.NoError(t, err)
+		require.False(t, res2.NewCustomer)
+
+		c, err := st.GetCustomer(ctx, "a")
+		require.NoError(t, err)
+		require.Equal(t, 2, c.OrdersCount)
+		require.InDelta(t, 15.10, c.TotalSpent, 0.001)
+		require.True(t, c.FirstOrderAt.Equal(at))
+		require.True(t, c.LastOrderAt.Equal(at.Add(time.Hour)))
+		require.Equal(t, "reach", c.Stage)
+		// One transition for the creation, none for the second event.
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'a' AND from_stage IS NULL AND to_stage = 'reach'"))
+
+		pending, err := st.PendingEvents(ctx, "a", res2.EventID)
+		require.NoError(t, err)
+		require.Len(t, pending, 2)
+		require.Equal(t, 1, pending[0].Facts.OrdersCount, "first event sees the first order only")
+		require.Equal(t, 2, pending[1].Facts.OrdersCount)
+		require.NoError(t, st.MarkEvaluated(ctx, "a", []int64{pending[0].ID}, at))
+		pending, err = st.PendingEvents(ctx, "a", res2.EventID)
+		require.NoError(t, err)
+		require.Len(t, pending, 1)
+	})
+
+	t.Run("DuplicateKeyChangesNothing", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		first, err := st.IngestEvent(ctx, order("b", "same", 10, at), "reach", "v1")
+		require.NoError(t, err)
+		again, err := st.IngestEvent(ctx, order("b", "same", 99, at), "reach", "v1")
+		require.NoError(t, err)
+		require.True(t, again.Duplicate)
+		require.Equal(t, first.EventID, again.EventID)
+		require.Nil(t, again.Customer)
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM events WHERE customer_id = 'b'"))
+		c, err := st.GetCustomer(ctx, "b")
+		require.NoError(t, err)
+		require.Equal(t, 1, c.OrdersCount)
+		require.InDelta(t, 10, c.TotalSpent, 0.001)
+	})
+
+	t.Run("FiringGuardAndStageMoves", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		_, err := st.IngestEvent(ctx, order("c", "", 1, at), "reach", "v1")
+		require.NoError(t, err)
+		f := &store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:1", RuleSetVersion: "v1", FiredAt: at}
+		ok, err := st.InsertFiring(ctx, f)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NotZero(t, f.ID)
+		ok, err = st.InsertFiring(ctx, &store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:1", RuleSetVersion: "v2", FiredAt: at})
+		require.NoError(t, err)
+		require.False(t, ok, "second firing for the same occurrence")
+
+		tr := &store.Transition{CustomerID: "c", To: "conversion", Rule: "r", RuleSetVersion: "v1", FiringID: f.ID, OccurredAt: at}
+		moved, err := st.MoveStage(ctx, tr)
+		require.NoError(t, err)
+		require.True(t, moved)
+		require.Equal(t, "reach", tr.From)
+		moved, err = st.MoveStage(ctx, &store.Transition{CustomerID: "c", To: "conversion", Rule: "r", OccurredAt: at})
+		require.NoError(t, err)
+		require.False(t, moved, "already in the stage")
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'c' AND to_stage = 'conversion'"))
+	})
+
+	t.Run("CouponCodeCollision", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		_, err := st.IngestEvent(ctx, order("d", "", 1, at), "reach", "v1")
+		require.NoError(t, err)
+		c := &store.Coupon{Code: "SAME-CODE", CustomerID: "d", Rule: "r", FiringID: 1, Kind: "percent", Value: 10, CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour)}
+		require.NoError(t, st.InsertCoupon(ctx, c))
+		sp, err := b.tx.Begin(ctx)
+		require.NoError(t, err)
+		dup := *c
+		require.ErrorIs(t, store.New(sp).InsertCoupon(ctx, &dup), store.ErrCouponCodeTaken)
+		require.NoError(t, sp.Rollback(ctx))
+		got, err := st.CouponsByFiring(ctx, "d", 1)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.True(t, got[0].ExpiresAt.Equal(at.Add(24*time.Hour)))
+	})
+
+	t.Run("NotFoundSentinels", func(t *testing.T) {
+		t.Parallel()
+		st, _ := setup(t, db)
+		_, err := st.GetCustomer(ctx, "nobody")
+		require.ErrorIs(t, err, store.ErrCustomerNotFound)
+		_, err = st.GetEvent(ctx, "nobody", 1)
+		require.ErrorIs(t, err, store.ErrEventNotFound)
+		_, err = st.GetDelivery(ctx, "nobody", 1)
+		require.ErrorIs(t, err, store.ErrDeliveryNotFound)
+	})
+
+	t.Run("SuppressionsAndUnsubscribe", func(t *testing.T) {
+		t.Parallel()
+		st, _ := setup(t, db)
+		_, err := st.IngestEvent(ctx, order("e", "", 1, at), "reach", "v1")
+		require.NoError(t, err)
+		reason, err := st.Suppressed(ctx, "E@example.com")
+		require.NoError(t, err)
+		require.Empty(t, reason)
+		require.NoError(t, st.Unsubscribe(ctx, "E@Example.com", at))
+		reason, err = st.Suppressed(ctx, "e@example.com")
+		require.NoError(t, err)
+		require.Equal(t, store.SuppressUnsubscribed, reason)
+		c, err := st.GetCustomer(ctx, "e")
+		require.NoError(t, err)
+		require.True(t, c.UnsubscribedAt.Equal(at))
+		// The first reason is kept.
+		require.NoError(t, st.AddSuppression(ctx, "e@example.com", store.SuppressBounced, "550", at))
+		reason, err = st.Suppressed(ctx, "e@example.com")
+		require.NoError(t, err)
+		require.Equal(t, store.SuppressUnsubscribed, reason)
+	})
+}
