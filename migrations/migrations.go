@@ -57,7 +57,7 @@ func Up(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	p, err := provider(db)
+	p, err := provider(db, true)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,9 @@ func Check(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	p, err := provider(db)
+	// Reading versions needs no migration lock: Check runs on every /readyz
+	// probe and must not wait behind a running `ciclo migrate`.
+	p, err := provider(db, false)
 	if err != nil {
 		return st, err
 	}
@@ -103,19 +105,23 @@ func Check(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	return st, nil
 }
 
-func provider(db *sql.DB) (*goose.Provider, error) {
+// provider returns goose's provider for ciclo's migrations; with locked,
+// it holds Postgres's session lock while it works, so that concurrent
+// migrators take turns.
+func provider(db *sql.DB, locked bool) (*goose.Provider, error) {
 	sub, err := fs.Sub(files, "sql")
 	if err != nil {
 		return nil, fmt.Errorf("embedded migrations: %w", err)
 	}
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return nil, fmt.Errorf("migration locker: %w", err)
+	opts := []goose.ProviderOption{goose.WithTableName(VersionTable)}
+	if locked {
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("migration locker: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub,
-		goose.WithTableName(VersionTable),
-		goose.WithSessionLocker(locker),
-	)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("goose provider: %w", err)
 	}

@@ -133,6 +133,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "", "events not stored, retry with the same idempotency keys: "+err.Error())
 		return
 	}
+	s.countIngested(events, resp)
 	writeJSON(w, http.StatusAccepted, resp)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/unsubscribe"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -48,6 +49,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxBatch caps the events in one request. Default MaxBatchDefault.
 	MaxBatch int
+	// Metrics, optional, counts ingested events. Nil: none.
+	Metrics *metrics.Metrics
 	// OrderEvents are the event types that count as orders (orders_count,
 	// first/last order, total_spent from properties.total). Default: order_placed.
 	OrderEvents []string

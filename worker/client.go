@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/ciclohq/ciclo/internal/metrics"
 )
 
 // Defaults for Config.
@@ -40,9 +42,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now Clock
-	// EvaluateWorkers, EmailWorkers and WebhookWorkers are the concurrent
-	// jobs per queue in this process. Defaults: the XxxWorkersDefault constants.
-	EvaluateWorkers, EmailWorkers, WebhookWorkers int
+	// EvaluateWorkers, EmailWorkers, WebhookWorkers and SweepWorkers are the
+	// concurrent jobs per queue in this process. Defaults: the
+	// XxxWorkersDefault constants.
+	EvaluateWorkers, EmailWorkers, WebhookWorkers, SweepWorkers int
 	// FetchCooldown and FetchPollInterval tune how eagerly queues fetch.
 	// Defaults: FetchCooldownDefault, FetchPollIntervalDefault.
 	FetchCooldown, FetchPollInterval time.Duration
@@ -53,9 +56,6 @@ type Config struct {
 	RetryPolicy river.ClientRetryPolicy
 	// Schema is the Postgres schema of River's tables. Default: the search path.
 	Schema string
-	// SweepWorkers is how many sweep shards run at once in this process.
-	// Default: SweepWorkersDefault.
-	SweepWorkers int
 	// SweepShardSize is about how many customers one sweep shard covers.
 	// Default: SweepShardSizeDefault.
 	SweepShardSize int
@@ -65,6 +65,13 @@ type Config struct {
 	// CouponExpiryInterval is how often expired coupons are reported as
 	// coupon_expired events. Default: CouponExpiryIntervalDefault.
 	CouponExpiryInterval time.Duration
+	// ID names this client in river_job.attempted_by and River's leader
+	// election; give each process its own. Default: River's, host name and
+	// start time.
+	ID string
+	// Metrics, optional, receives job metrics (errors by kind, rule
+	// evaluations and firings, transitions, deliveries). Nil: none.
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) withDefaults() *Config {
@@ -103,6 +110,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 	}
 	cfg = cfg.withDefaults()
 	rc := &river.Config{
+		ID:                          cfg.ID,
 		Logger:                      cfg.Logger,
 		Schema:                      cfg.Schema,
 		FetchCooldown:               cfg.FetchCooldown,
@@ -133,6 +141,9 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 			QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
 			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
 			QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
+		}
+		if cfg.Metrics != nil {
+			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
 		}
 		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg))
 	}

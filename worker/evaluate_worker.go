@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -82,6 +83,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, client *river.
 	stage := cust.Stage
 	for _, r := range rs.ForEvent(ev.Type) {
 		ok, err := r.Match(in)
+		metrics.FromContext(ctx).RuleEvaluated(r.Name, ok, err)
 		if err != nil {
 			w.logger.WarnContext(ctx, "evaluate: rule failed at run time; skipped",
 				slog.String("rule", r.Name), slog.String("customer_id", cust.ID), slog.String("error", err.Error()))

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -56,6 +57,7 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 	if err != nil || !fired {
 		return nil, err
 	}
+	metrics.FromContext(ctx).RuleFired(r.Name)
 
 	var jobs []river.InsertManyParams
 	for i, a := range r.Actions {
@@ -69,6 +71,7 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 			}
 			if moved {
 				res.Transition = t
+				metrics.FromContext(ctx).StageTransition(t.From, t.To)
 			}
 		case a.Coupon != nil:
 			cp, err := issueCoupon(ctx, tx, c.ID, r.Name, res.Firing.ID, a.Coupon, now)

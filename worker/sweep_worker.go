@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -96,7 +97,11 @@ type SweepStats struct {
 func (w *SweepShardWorker) Work(ctx context.Context, job *river.Job[SweepShardArgs]) error {
 	rs := w.rules.Load()
 	client := river.ClientFromContext[pgx.Tx](ctx)
+	start := time.Now()
 	stats, err := w.run(ctx, client, rs, job.Args)
+	for _, rule := range job.Args.Rules {
+		metrics.FromContext(ctx).ObserveSweep(rule, time.Since(start))
+	}
 	if err != nil {
 		return err
 	}

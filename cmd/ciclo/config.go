@@ -22,6 +22,8 @@ type flags struct {
 	webhookSecret, unsubscribeMailto                                          string
 	webhookAllowHosts                                                         []string
 	webhookAllowPrivate, noMigrate                                            bool
+	configFile                                                                string
+	ops                                                                       opsFlags
 }
 
 func env(name, def string) string {
@@ -47,6 +49,8 @@ func (f *flags) register(cmd *cobra.Command, defaultRules string) {
 	fs.StringSliceVar(&f.webhookAllowHosts, "webhook-allow-host", splitList(env("CICLO_WEBHOOK_ALLOW_HOSTS", "")), "webhook hosts allowed even on private addresses (env CICLO_WEBHOOK_ALLOW_HOSTS, comma-separated)")
 	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", env("CICLO_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhooks to private and loopback addresses (env CICLO_WEBHOOK_ALLOW_PRIVATE=true)")
 	fs.BoolVar(&f.noMigrate, "no-migrate", false, "do not apply migrations at start; refuse to start if the schema is behind")
+	fs.StringVar(&f.configFile, "config", env("CICLO_CONFIG", ""), "YAML config file whose keys are these flags' names (env CICLO_CONFIG); flags win over environment variables, which win over the file")
+	f.ops.register(fs)
 }
 
 func splitList(s string) []string {
@@ -59,6 +63,9 @@ func splitList(s string) []string {
 // config resolves the database and token and returns the app config, and a
 // function that releases a throwaway database if one was started.
 func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, func(), error) {
+	if err := f.ops.validate(); err != nil {
+		return app.Config{}, nil, err
+	}
 	dbURL, release, err := resolveDatabase(ctx, f.databaseURL, logger)
 	if err != nil {
 		return app.Config{}, nil, err
@@ -68,13 +75,15 @@ func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, fu
 		token = randomToken()
 		logger.Warn("config: no CICLO_API_TOKEN set; using a random token for this run", slog.String("api_token", token))
 	}
-	return app.Config{
+	cfg := app.Config{
 		DatabaseURL: dbURL, RulesPath: f.rules, APIToken: token, Secret: f.secret,
 		Addr: f.addr, PublicURL: f.publicURL, SMTPURL: f.smtpURL, OutboxDir: f.outbox, From: f.from,
 		WebhookSecret: f.webhookSecret, UnsubscribeMailto: f.unsubscribeMailto,
 		WebhookAllowHosts: f.webhookAllowHosts, WebhookAllowPrivate: f.webhookAllowPrivate,
 		Migrate: !f.noMigrate, Logger: logger,
-	}, release, nil
+	}
+	f.ops.apply(&cfg)
+	return cfg, release, nil
 }
 
 // resolveDatabase returns the database to use. With no URL it uses the local

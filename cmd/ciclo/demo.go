@@ -33,6 +33,9 @@ SMTP server, or an .eml file in the outbox). With --keep-running it then
 keeps serving so you can send more events.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
+				return err
+			}
 			logger := newLogger(slog.LevelInfo)
 			ctx := cmd.Context()
 			cfg, release, err := f.config(ctx, logger)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ciclohq/ciclo/server"
 )
 
 // errSilent marks a failure whose details were already printed.
@@ -48,11 +50,12 @@ Configuration comes from flags or environment variables; see each command's
 	return root
 }
 
-// newLogger logs JSON when stderr is not a terminal, text when it is.
+// newLogger logs JSON when stderr is not a terminal, text when it is; lines
+// logged while serving an HTTP request carry its request_id.
 func newLogger(level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		return slog.New(server.LogHandler(slog.NewTextHandler(os.Stderr, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return slog.New(server.LogHandler(slog.NewJSONHandler(os.Stderr, opts)))
 }

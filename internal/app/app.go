@@ -19,8 +19,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/migrations"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/server"
@@ -79,6 +81,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock, default time.Now.
 	Now func() time.Time
+	// Role is what this process runs: RoleAll (default), RoleAPI or RoleWorker.
+	Role string
+	// MetricsToken, optional, is a bearer token that opens /metrics only
+	// (the API token opens it too).
+	MetricsToken string
+	// UIUser and UIPassword, optional, open the River UI at /riverui/ with
+	// HTTP basic auth (the API token as bearer token opens it too).
+	UIUser, UIPassword string
+	// Metrics receives the process's metrics. Default: a new set, served at /metrics.
+	Metrics *metrics.Metrics
 	// NoWatchRules turns off reloading the rules file when it changes on
 	// disk; Reload and ReloadOn (SIGHUP in serve) still work. Default: watch.
 	NoWatchRules bool
@@ -101,10 +113,14 @@ type App struct {
 	Sweeps    *worker.PeriodicSweeps
 	Server    *server.Server
 	Templates *templates.Set
+	Metrics   *metrics.Metrics
 	email     channels.Channel
 	webhook   channels.Channel
 	http      *http.Server
 	listener  net.Listener
+	handler   http.Handler
+	riverUI   *riverui.Handler
+	stopUI    context.CancelFunc
 	reload    reloader
 }
 
@@ -208,7 +224,7 @@ func (c *Config) fill() error {
 	if c.ReloadDebounce == 0 {
 		c.ReloadDebounce = ReloadDebounceDefault
 	}
-	return nil
+	return c.fillOps()
 }
 
 // schema applies migrations, or with Migrate off refuses a schema behind.
@@ -229,7 +245,12 @@ func (a *App) schema(ctx context.Context) error {
 
 func (a *App) build() error {
 	var err error
-	if a.cfg.SMTPURL != "" {
+	if a.Metrics = a.cfg.Metrics; a.Metrics == nil {
+		a.Metrics = a.newMetrics()
+	}
+	if !a.cfg.runsWorkers() {
+		// An API process only enqueues; it sends nothing.
+	} else if a.cfg.SMTPURL != "" {
 		a.email, err = channels.NewSMTP(&channels.SMTPConfig{URL: a.cfg.SMTPURL})
 		if err != nil {
 			return fmt.Errorf("email channel: %w", err)
@@ -242,13 +263,16 @@ func (a *App) build() error {
 		a.cfg.Logger.Info("app: no SMTP server configured (CICLO_SMTP_URL); emails are written as .eml files",
 			slog.String("outbox_dir", a.cfg.OutboxDir))
 	}
-	a.webhook = channels.NewWebhook(&channels.WebhookConfig{
-		AllowPrivate: a.cfg.WebhookAllowPrivate, AllowedHosts: a.cfg.WebhookAllowHosts, Now: a.cfg.Now,
-	})
+	if a.cfg.runsWorkers() {
+		a.webhook = channels.NewWebhook(&channels.WebhookConfig{
+			AllowPrivate: a.cfg.WebhookAllowPrivate, AllowedHosts: a.cfg.WebhookAllowHosts, Now: a.cfg.Now,
+		})
+	}
 	signer := unsubscribe.NewSigner(a.cfg.Secret, a.cfg.PublicURL)
 
 	wc := a.cfg.Worker
-	wc.Rules, wc.Logger, wc.Now = a.Rules, a.cfg.Logger, a.cfg.Now
+	wc.Rules, wc.Logger, wc.Now, wc.Metrics = a.Rules, a.cfg.Logger, a.cfg.Now, a.Metrics
+	wc.InsertOnly = !a.cfg.runsWorkers()
 	wc.Dispatch = &worker.DispatchConfig{
 		Email: a.email, Webhook: a.webhook, Templates: a.Templates, Unsubscribe: signer,
 		From: a.cfg.From, UnsubscribeMailto: a.cfg.UnsubscribeMailto, WebhookSecret: a.cfg.WebhookSecret,
@@ -266,15 +290,20 @@ func (a *App) build() error {
 	}
 	a.Server = server.New(&server.Config{
 		Pool: a.Pool, River: a.River, Rules: a.Rules, Token: a.cfg.APIToken, Unsubscribe: signer,
-		Logger: a.cfg.Logger, Now: a.cfg.Now,
+		Logger: a.cfg.Logger, Now: a.cfg.Now, Metrics: a.Metrics,
 	})
-	return nil
+	return a.buildOps()
 }
 
 // Start begins working jobs and serving HTTP. It returns once both run.
 func (a *App) Start(ctx context.Context) error {
-	if err := a.River.Start(ctx); err != nil {
-		return fmt.Errorf("start job queue: %w", err)
+	if a.cfg.runsWorkers() {
+		if err := a.River.Start(ctx); err != nil {
+			return fmt.Errorf("start job queue: %w", err)
+		}
+	}
+	if err := a.startOps(); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
@@ -285,13 +314,14 @@ func (a *App) Start(ctx context.Context) error {
 		_ = ln.Close()
 		return err
 	}
-	a.http = &http.Server{Handler: a.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.cfg.Logger.Error("app: http server stopped", slog.String("error", err.Error()))
 		}
 	}()
-	a.cfg.Logger.Info("app: ciclo is running", slog.String("addr", ln.Addr().String()),
+	a.cfg.Logger.Info("app: ciclo is running", slog.String("addr", ln.Addr().String()), slog.String("role", a.cfg.Role),
+		slog.Int("pool_max_conns", int(a.Pool.Config().MaxConns)),
 		slog.String("rules", a.cfg.RulesPath), slog.String("rules_version", a.Rules.Load().Version),
 		slog.Int("num_rules", len(a.Rules.Load().Rules)))
 	return nil
@@ -309,13 +339,18 @@ func (a *App) Stop(ctx context.Context) error {
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx))
 	}
-	if err := a.River.Stop(ctx); err != nil {
+	a.stopOps()
+	if !a.cfg.runsWorkers() {
+		// An insert-only client was never started.
+	} else if err := a.River.Stop(ctx); err != nil {
 		a.cfg.Logger.Warn("app: jobs did not finish in time; cancelling", slog.String("error", err.Error()))
 		hardCtx, hardCancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, a.River.StopAndCancel(hardCtx))
 		hardCancel()
 	}
-	errs = append(errs, a.email.Close(), a.webhook.Close())
+	if a.cfg.runsWorkers() {
+		errs = append(errs, a.email.Close(), a.webhook.Close())
+	}
 	a.Pool.Close()
 	return errors.Join(errs...)
 }

@@ -48,6 +48,8 @@ func setup(t testing.TB) *testBundle {
 		Migrate:     true,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Worker:      worker.Config{Schema: db.Schema},
+		UIUser:      "ops",
+		UIPassword:  "ops-password",
 	})
 	require.NoError(t, err)
 	require.NoError(t, a.Start(ctx))

@@ -32,6 +32,12 @@ type Options struct {
 	// Username and Password, when Username is set, make the server offer AUTH PLAIN and
 	// reject MAIL FROM from unauthenticated sessions. Default: no authentication.
 	Username, Password string
+	// DataDelay holds back the reply to each message's DATA, like a slow
+	// server, so tests can act while a send is in flight. Default: none.
+	DataDelay time.Duration
+	// OnData, optional, is called when a message's data has been read,
+	// before the delay and the reply.
+	OnData func()
 }
 
 // Server is a running SMTP test server. Its fields are fixed once Start returns.
@@ -255,6 +261,10 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if ss.srv.opts.OnData != nil {
+		ss.srv.opts.OnData()
+	}
+	time.Sleep(ss.srv.opts.DataDelay)
 	if err := ss.srv.scriptedFailure(); err != nil {
 		return err
 	}

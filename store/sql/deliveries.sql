@@ -82,3 +82,11 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) cp ON true
 WHERE d.customer_id = $1 AND d.id = $2;
+
+-- name: DeliveryOutcome
+-- Reads a delivery's status and, once sent, when it was sent and when its event was received, for metrics.
+SELECT d.status, d.sent_at, COALESCE(e.received_at, d.created_at)
+FROM deliveries d
+JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
+LEFT JOIN events e ON e.customer_id = d.customer_id AND e.id = f.event_id
+WHERE d.customer_id = $1 AND d.id = $2;

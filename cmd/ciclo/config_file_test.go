@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/require"
+)
+
+func TestApplyConfigFile(t *testing.T) {
+	// Not parallel: it sets environment variables.
+	write := func(t *testing.T, yaml string) string {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "ciclo.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+		return path
+	}
+	// parse registers serve's flags (reading the environment, as at start),
+	// parses args and applies the file.
+	parse := func(t *testing.T, path string, args ...string) (*flags, error) {
+		t.Helper()
+		var f flags
+		cmd := &cobra.Command{Use: "serve"}
+		f.register(cmd, "rules.yaml")
+		require.NoError(t, cmd.Flags().Parse(args))
+		return &f, applyConfigFile(cmd.Flags(), path)
+	}
+
+	t.Run("FlagsBeatEnvBeatFileBeatDefaults", func(t *testing.T) {
+		t.Setenv("CICLO_EMAIL_WORKERS", "7")
+		path := write(t, `
+addr: ":9999"
+role: worker
+email-workers: 3
+evaluate-workers: 4
+job-retention: 2h
+shutdown-timeout: 45s
+webhook-allow-host: [a.example, b.example:8443]
+webhook-allow-private: true
+`)
+		f, err := parse(t, path, "--evaluate-workers", "9")
+		require.NoError(t, err)
+		require.Equal(t, ":9999", f.addr)                 // file
+		require.Equal(t, "worker", f.ops.role)            // file
+		require.Equal(t, 7, f.ops.emailWorkers)           // env beats file
+		require.Equal(t, 9, f.ops.evaluateWorkers)        // flag beats file
+		require.Equal(t, 10, f.ops.webhookWorkers)        // default
+		require.Equal(t, 2*time.Hour, f.ops.jobRetention) // file
+		require.Equal(t, 45*time.Second, f.ops.shutdownTimeout)
+		require.Equal(t, []string{"a.example", "b.example:8443"}, f.webhookAllowHosts)
+		require.True(t, f.webhookAllowPrivate)
+	})
+
+	t.Run("UnknownKeyIsAnError", func(t *testing.T) {
+		_, err := parse(t, write(t, "email_workers: 3\n"))
+		require.ErrorContains(t, err, `unknown key "email_workers"`)
+	})
+
+	t.Run("BadValueNamesTheKey", func(t *testing.T) {
+		_, err := parse(t, write(t, "job-retention: soon\n"))
+		require.ErrorContains(t, err, `key "job-retention"`)
+	})
+
+	t.Run("BadEnvironmentValueIsAnError", func(t *testing.T) {
+		t.Setenv("CICLO_SHUTDOWN_TIMEOUT", "thirty")
+		f, err := parse(t, "")
+		require.NoError(t, err)
+		require.ErrorContains(t, f.ops.validate(), `CICLO_SHUTDOWN_TIMEOUT="thirty"`)
+	})
+}

@@ -1,0 +1,89 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/store"
+)
+
+// outcomeTimeout bounds the read of a delivery's outcome after dispatch.
+const outcomeTimeout = 2 * time.Second
+
+// clockSlack is the clock difference tolerated between a process and Postgres.
+const clockSlack = time.Second
+
+// jobMetrics is River worker middleware that records ciclo's job metrics:
+// it gives each work attempt a metrics.Job in its context (counted when the
+// attempt succeeds), counts errors and panics by job kind, and after each
+// dispatch reads the delivery's outcome for the delivery counters and the
+// event-to-hand-off latency.
+type jobMetrics struct {
+	river.MiddlewareDefaults
+
+	m      *metrics.Metrics
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+}
+
+var _ rivertype.WorkerMiddleware = (*jobMetrics)(nil)
+
+// Work runs the job with a metrics recorder in its context.
+func (mw *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
+	rec := mw.m.NewJob()
+	defer func() {
+		if p := recover(); p != nil {
+			rec.Discard()
+			mw.m.JobError(job.Kind)
+			panic(p)
+		}
+		if err != nil {
+			rec.Discard()
+			mw.m.JobError(job.Kind)
+		} else {
+			rec.Flush()
+		}
+		if job.Kind == (DispatchArgs{}).Kind() {
+			mw.recordDelivery(ctx, job)
+		}
+	}()
+	return doInner(metrics.WithJob(ctx, rec))
+}
+
+// recordDelivery counts a dispatch attempt by the status it left the
+// delivery in ("retry" when it stays queued for another attempt) and, when
+// it was sent, observes the latency from the event's arrival.
+func (mw *jobMetrics) recordDelivery(ctx context.Context, job *rivertype.JobRow) {
+	var args DispatchArgs
+	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
+	defer cancel()
+	out, err := store.New(mw.pool).GetDeliveryOutcome(ctx, args.CustomerID, args.DeliveryID)
+	if err != nil {
+		mw.logger.DebugContext(ctx, "metrics: read delivery outcome failed", slog.Int64("delivery_id", args.DeliveryID), slog.String("error", err.Error()))
+		return
+	}
+	// A delivery sent by an earlier attempt (a retry after a crash) was
+	// counted then. The slack covers clock differences between this process
+	// (sent_at) and Postgres (attempted_at).
+	if out.Status == store.DeliverySent && job.AttemptedAt != nil && out.SentAt.Before(job.AttemptedAt.Add(-clockSlack)) {
+		return
+	}
+	status := out.Status
+	if status == store.DeliveryQueued {
+		status = "retry"
+	}
+	mw.m.Delivery(args.Channel, status)
+	if status == store.DeliverySent {
+		mw.m.ObserveDeliveryLatency(args.Channel, out.SentAt.Sub(out.OriginAt))
+	}
+}
