@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -167,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.Rules, a.Templates = worker.NewRuleSetHolder(rs), tset
 
-	a.Pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
+	a.Pool, err = newPool(ctx, &cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
@@ -184,6 +185,30 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// poolHeadroom is the connections a process needs beside its evaluate and
+// sweep workers: River's listener, fetches and maintenance, dispatch jobs'
+// short queries, HTTP requests.
+const poolHeadroom = 10
+
+// newPool connects with the pool size from DATABASE_URL's pool_max_conns,
+// or, when it names none, one sized for this process's workers: pgx's own
+// default, max(4, CPUs), starves a worker.
+func newPool(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		w := cfg.Worker
+		n := int32(poolHeadroom + max(w.EvaluateWorkers, worker.EvaluateWorkersDefault) + max(w.SweepWorkers, worker.SweepWorkersDefault))
+		if cfg.Role == RoleAPI {
+			n = 2 * poolHeadroom
+		}
+		pc.MaxConns = n
+	}
+	return pgxpool.NewWithConfig(ctx, pc)
 }
 
 func (c *Config) fill() error {
