@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5"
 )
 
 // Coupon errors callers test for with errors.Is.
@@ -33,12 +33,12 @@ type Coupon struct {
 }
 
 // InsertCoupon stores c and sets c.ID. A code collision returns
-// ErrCouponCodeTaken; in a transaction, use a savepoint to retry.
+// ErrCouponCodeTaken and leaves a surrounding transaction usable, so the
+// caller can draw another code.
 func (s *Store) InsertCoupon(ctx context.Context, c *Coupon) error {
 	err := s.db.QueryRow(ctx, q("InsertCoupon"), c.Code, c.CustomerID, c.Rule, c.FiringID, c.Kind, c.Value,
 		c.CreatedAt, nullTime(c.ExpiresAt)).Scan(&c.ID)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "coupons_code_key" {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrCouponCodeTaken
 	}
 	if err != nil {

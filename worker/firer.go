@@ -123,31 +123,22 @@ func queueDelivery(ctx context.Context, st *store.Store, f *store.Firing, channe
 	return d, nil
 }
 
-// issueCoupon stores a coupon with a fresh code, drawing again on collision.
-// Each try runs in a savepoint so a collision does not abort tx.
+// issueCoupon stores a coupon with a fresh code, drawing again on the
+// (astronomically rare) collision.
 func issueCoupon(ctx context.Context, tx pgx.Tx, customerID, rule string, firingID int64, a *rules.CouponAction, now time.Time) (*store.Coupon, error) {
 	c := &store.Coupon{CustomerID: customerID, Rule: rule, FiringID: firingID, Kind: a.Kind, Value: a.Value, CreatedAt: now}
 	if a.ExpiresIn > 0 {
 		c.ExpiresAt = now.Add(a.ExpiresIn)
 	}
+	st := store.New(tx)
 	for range couponCodeAttempts {
 		c.Code = NewCouponCode()
-		sp, err := tx.Begin(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("coupon savepoint: %w", err)
-		}
-		err = store.New(sp).InsertCoupon(ctx, c)
+		err := st.InsertCoupon(ctx, c)
 		if errors.Is(err, store.ErrCouponCodeTaken) {
-			if rbErr := sp.Rollback(ctx); rbErr != nil {
-				return nil, fmt.Errorf("coupon savepoint rollback: %w", rbErr)
-			}
 			continue
 		}
 		if err != nil {
 			return nil, err
-		}
-		if err := sp.Commit(ctx); err != nil {
-			return nil, fmt.Errorf("coupon savepoint release: %w", err)
 		}
 		return c, nil
 	}

@@ -35,6 +35,12 @@ type testBundle struct {
 
 func setup(t testing.TB) *testBundle {
 	t.Helper()
+	return setupRole(t, app.RoleAll)
+}
+
+// setupRole starts an app of the given role on a fresh schema.
+func setupRole(t testing.TB, role string) *testBundle {
+	t.Helper()
 	db := testdb.New(t)
 	smtp := smtptest.Start(t)
 	ctx := context.Background()
@@ -46,6 +52,7 @@ func setup(t testing.TB) *testBundle {
 		SMTPURL:     smtp.URL,
 		From:        "Shop <shop@example.com>",
 		Migrate:     true,
+		Role:        role,
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Worker:      worker.Config{Schema: db.Schema},
 		UIUser:      "ops",
@@ -74,7 +81,7 @@ func post(t testing.TB, url, auth, body string) (int, string) {
 }
 
 // waitJobs waits until no job of the schema is pending or running.
-func waitJobs(t *testing.T, db *testdb.DB) {
+func waitJobs(t testing.TB, db *testdb.DB) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {

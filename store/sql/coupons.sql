@@ -1,9 +1,10 @@
 -- name: InsertCoupon
--- Issues a coupon and lowers the customer's coupon_expires_at; fails on a code collision so the
--- caller can draw another code.
+-- Issues a coupon and lowers the customer's coupon_expires_at; returns no row on a code
+-- collision (without aborting the transaction) so the caller can draw another code.
 WITH ins AS (
     INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (code) DO NOTHING
     RETURNING id, customer_id, expires_at
 ), upd AS (
     UPDATE customers AS c SET coupon_expires_at = LEAST(c.coupon_expires_at, ins.expires_at)
