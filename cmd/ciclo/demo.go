@@ -33,23 +33,12 @@ SMTP server, or an .eml file in the outbox). With --keep-running it then
 keeps serving so you can send more events.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
-				return err
-			}
-			logger := newLogger(slog.LevelInfo)
-			ctx := cmd.Context()
-			cfg, release, err := f.config(ctx, logger)
+			r, err := startApp(cmd, &f)
 			if err != nil {
 				return err
 			}
-			defer release()
-			a, err := app.New(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			if err := a.Start(context.WithoutCancel(ctx)); err != nil {
-				return err
-			}
+			defer r.release()
+			a, cfg, logger, ctx := r.app, r.cfg, r.logger, cmd.Context()
 			defer func() {
 				if err := a.Stop(context.Background()); err != nil {
 					logger.Warn("demo: stop", slog.String("error", err.Error()))

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
-
-	"github.com/ciclohq/ciclo/internal/app"
 )
 
 func newServeCmd() *cobra.Command {
@@ -49,23 +46,12 @@ which wins over the file.`,
   ciclo serve --config ciclo.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
-				return err
-			}
-			logger := newLogger(slog.LevelInfo)
-			ctx := cmd.Context()
-			cfg, release, err := f.config(ctx, logger)
+			r, err := startApp(cmd, &f)
 			if err != nil {
 				return err
 			}
-			defer release()
-			a, err := app.New(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			if err := a.Start(context.WithoutCancel(ctx)); err != nil {
-				return err
-			}
+			defer r.release()
+			a, logger, ctx := r.app, r.logger, cmd.Context()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ciclohq/ciclo/internal/app"
+)
+
+// running is a started app with what its command needs to report and stop.
+type running struct {
+	app     *app.App
+	cfg     app.Config
+	logger  *slog.Logger
+	release func() // stops a throwaway database, if one was started
+}
+
+// startApp resolves the configuration (config file, environment, flags),
+// builds the app and starts it; serve and demo share it. On error nothing
+// is left running.
+func startApp(cmd *cobra.Command, f *flags) (*running, error) {
+	if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
+		return nil, err
+	}
+	logger := newLogger(slog.LevelInfo)
+	ctx := cmd.Context()
+	cfg, release, err := f.config(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	if err := a.Start(context.WithoutCancel(ctx)); err != nil {
+		release()
+		return nil, err
+	}
+	return &running{app: a, cfg: cfg, logger: logger, release: release}, nil
+}
