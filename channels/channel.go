@@ -94,6 +94,11 @@ type SendError struct {
 	Permanent bool
 	// Code is the SMTP reply code or HTTP status code, 0 if there was none.
 	Code int
+	// Recipient reports that the server refused the recipient address
+	// itself (SMTP RCPT TO), the one failure that means the address is bad.
+	// A 5xx at MAIL FROM or DATA (authentication, sender policy, content)
+	// says nothing about the recipient.
+	Recipient bool
 	// Err is the underlying error.
 	Err error
 }

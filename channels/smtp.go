@@ -270,7 +270,13 @@ func (s *SMTP) Send(ctx context.Context, m *Message) (Result, error) {
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	err = s.client.SendWithSMTPClient(sc.c, msg)
 	if !stop() {
+		// ctx ended during the exchange and closed the connection. If the
+		// server had already accepted the message, that is what counts:
+		// reporting a failure would send it again.
 		s.drop(sc)
+		if err == nil {
+			return Result{ProviderID: MessageID(m.ID), StatusCode: 250, Response: excerpt([]byte(msg.ServerResponse()))}, nil
+		}
 		return Result{}, temporary(0, fmt.Errorf("smtp send: %w", ctx.Err()))
 	}
 	if err != nil {
@@ -399,7 +405,7 @@ func (s *SMTP) Close() error {
 }
 
 // classifySMTP turns a go-mail send error into a *SendError: 5xx replies and message problems
-// are permanent, everything else temporary.
+// are permanent, everything else temporary; a 5xx to RCPT TO marks the recipient as refused.
 func classifySMTP(err error) *SendError {
 	var se *gomail.SendError
 	if !errors.As(err, &se) {
@@ -412,7 +418,9 @@ func classifySMTP(err error) *SendError {
 	wrapped := fmt.Errorf("smtp send: %w", err)
 	switch {
 	case code >= 500:
-		return permanent(code, wrapped)
+		pe := permanent(code, wrapped)
+		pe.Recipient = se.Reason == gomail.ErrSMTPRcptTo
+		return pe
 	case code >= 400:
 		return temporary(code, wrapped)
 	case se.Reason == gomail.ErrGetSender, se.Reason == gomail.ErrGetRcpts, se.Reason == gomail.ErrNoUnencoded:

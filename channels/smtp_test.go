@@ -163,9 +163,27 @@ func TestSMTP(t *testing.T) {
 			var se *channels.SendError
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, 550, se.Code)
+			require.False(t, se.Recipient, "a DATA rejection says nothing about the address")
 		}
 		require.Equal(t, 2, bundle.srv.Attempts())
 		require.Empty(t, bundle.srv.Messages())
+	})
+
+	t.Run("RecipientRefused", func(t *testing.T) {
+		t.Parallel()
+		ch, bundle := setup(t, nil)
+		bundle.srv.RejectRcpt(550, "No such user", 1)
+		_, err := ch.Send(t.Context(), testEmail("dlv-1"))
+		var se *channels.SendError
+		require.ErrorAs(t, err, &se)
+		require.True(t, se.Permanent)
+		require.True(t, se.Recipient)
+		require.Equal(t, 550, se.Code)
+		require.Equal(t, 0, bundle.srv.Attempts())
+
+		// The next message is accepted on a fresh connection.
+		_, err = ch.Send(t.Context(), testEmail("dlv-2"))
+		require.NoError(t, err)
 	})
 
 	t.Run("InvalidMessagesArePermanent", func(t *testing.T) {

@@ -150,7 +150,10 @@ func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river
 	if err := st.FinishDelivery(ctx, d.CustomerID, d.ID, out); err != nil {
 		return err
 	}
-	if permanent && d.Channel == "email" && out.ResponseCode >= 500 && out.ResponseCode < 600 && cust.Email != "" {
+	// Only a refused recipient is a hard bounce: a 5xx to MAIL FROM or DATA
+	// (bad credentials, sender policy, content) would otherwise suppress
+	// every customer the misconfigured relay turned away.
+	if permanent && d.Channel == "email" && se != nil && se.Recipient && cust.Email != "" {
 		if err := st.AddSuppression(ctx, cust.Email, store.SuppressBounced, out.Error, out.At); err != nil {
 			return err
 		}

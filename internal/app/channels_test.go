@@ -365,13 +365,13 @@ func TestChannels(t *testing.T) {
 	t.Run("SMTPPermanentBounce", func(t *testing.T) {
 		t.Parallel()
 		b := channelSetup(t, noon)
-		b.smtp.FailNext(550, "no such user", 1)
+		b.smtp.RejectRcpt(550, "no such user", 1)
 		b.event(t, `{"customer_id":"c-4","type":"promo","email":"gone@example.com","name":"Di"}`)
 		d := b.waitDeliveries(t, "c-4", "promo", 1)[0]
 		waitJobs(t, b.db)
 		require.Equal(t, "failed", d.Status)
 		require.Equal(t, 1, d.Attempts)
-		require.Equal(t, 1, b.smtp.Attempts())
+		require.Equal(t, 0, b.smtp.Attempts(), "refused at RCPT TO, before DATA")
 		require.NotNil(t, d.ResponseCode)
 		require.Equal(t, 550, *d.ResponseCode)
 		require.Contains(t, d.LastError, "no such user")
@@ -381,7 +381,23 @@ func TestChannels(t *testing.T) {
 		// Not even transactional mail goes to a hard-bounced address.
 		b.event(t, `{"customer_id":"c-4","type":"receipt"}`)
 		require.Equal(t, "suppressed", b.waitDeliveries(t, "c-4", "receipt", 1)[0].Status)
-		require.Equal(t, 1, b.smtp.Attempts())
+		require.Equal(t, 0, b.smtp.Attempts())
+	})
+
+	t.Run("SMTPPermanentNonRecipientErrorDoesNotSuppress", func(t *testing.T) {
+		t.Parallel()
+		b := channelSetup(t, noon)
+		// A content or policy rejection at the end of DATA says nothing
+		// about the address: the delivery fails, the address stays mailable.
+		b.smtp.FailNext(554, "message looks like spam", 1)
+		b.event(t, `{"customer_id":"c-9","type":"promo","email":"fine@example.com","name":"Fi"}`)
+		d := b.waitDeliveries(t, "c-9", "promo", 1)[0]
+		waitJobs(t, b.db)
+		require.Equal(t, "failed", d.Status)
+		require.Equal(t, 1, d.Attempts)
+		require.NotNil(t, d.ResponseCode)
+		require.Equal(t, 554, *d.ResponseCode)
+		require.Equal(t, 0, b.db.Count(t, "suppressions", "email = 'fine@example.com'"))
 	})
 
 	t.Run("FrequencyCap", func(t *testing.T) {

@@ -58,6 +58,9 @@ type Server struct {
 	failCode    int
 	failMsg     string
 	failTimes   int // remaining scripted failures; -1 means forever
+	rcptCode    int
+	rcptMsg     string
+	rcptTimes   int // remaining scripted RCPT TO rejections; -1 means forever
 }
 
 // Received is one message the server accepted.
@@ -169,6 +172,15 @@ func (s *Server) FailNext(code int, msg string, times int) {
 	s.failCode, s.failMsg, s.failTimes = code, msg, times
 }
 
+// RejectRcpt makes the server reject the recipient (RCPT TO) of the next
+// times messages with code and msg, as a server does for an unknown user
+// (550). times = -1 rejects until RejectRcpt is called again; 0 cancels.
+func (s *Server) RejectRcpt(code int, msg string, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcptCode, s.rcptMsg, s.rcptTimes = code, msg, times
+}
+
 // Attempts returns the number of DATA transfers the server has seen, including failed ones.
 func (s *Server) Attempts() int {
 	s.mu.Lock()
@@ -252,6 +264,17 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s := ss.srv
+	s.mu.Lock()
+	if s.rcptTimes != 0 {
+		if s.rcptTimes > 0 {
+			s.rcptTimes--
+		}
+		code, msg := s.rcptCode, s.rcptMsg
+		s.mu.Unlock()
+		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+	}
+	s.mu.Unlock()
 	ss.to = append(ss.to, to)
 	return nil
 }
