@@ -107,6 +107,20 @@ func TestStore(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok, "second firing for the same occurrence")
 
+		// A cooldown looks back across window boundaries: another
+		// occurrence two seconds later is refused, one past the cooldown is not.
+		day := 24 * time.Hour
+		cd := &store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:1", RuleSetVersion: "v1", FiredAt: at, Cooldown: 30 * day}
+		ok, err = st.InsertFiring(ctx, cd)
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = st.InsertFiring(ctx, &store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:2", RuleSetVersion: "v1", FiredAt: at.Add(2 * time.Second), Cooldown: 30 * day})
+		require.NoError(t, err)
+		require.False(t, ok, "within the cooldown")
+		ok, err = st.InsertFiring(ctx, &store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:3", RuleSetVersion: "v1", FiredAt: at.Add(31 * day), Cooldown: 30 * day})
+		require.NoError(t, err)
+		require.True(t, ok, "past the cooldown")
+
 		tr := &store.Transition{CustomerID: "c", To: "conversion", Rule: "r", RuleSetVersion: "v1", FiringID: f.ID, OccurredAt: at}
 		moved, err := st.MoveStage(ctx, tr)
 		require.NoError(t, err)

@@ -62,6 +62,9 @@ type DispatchConfig struct {
 	WebhookSecret string
 }
 
+// recordTimeout bounds writing a send's outcome after the send.
+const recordTimeout = 10 * time.Second
+
 // DispatchWorker sends one delivery through its channel and records the
 // outcome on the delivery row.
 type DispatchWorker struct {
@@ -120,7 +123,11 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	}
 
 	res, sendErr := ch.Send(ctx, msg)
-	return w.record(ctx, st, job, d, cust, res, sendErr)
+	// Record the outcome even if the job's context ended meanwhile (shutdown,
+	// timeout): a sent email left "queued" would be sent again.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	return w.record(rctx, st, job, d, cust, res, sendErr)
 }
 
 // record stores a send's outcome and tells River what to do next.

@@ -51,7 +51,7 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 	st := store.New(tx)
 	res := &Firing{Firing: store.Firing{
 		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: version,
-		EventID: eventID, FiredAt: now,
+		EventID: eventID, FiredAt: now, Cooldown: r.Cooldown,
 	}}
 	fired, err := st.InsertFiring(ctx, &res.Firing)
 	if err != nil || !fired {
