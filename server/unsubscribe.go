@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ciclohq/ciclo/store"
 )
 
@@ -32,12 +34,15 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 
 // unsubscribe handles the confirmation form and RFC 8058 one-click POSTs.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
-	_, email, err := s.cfg.Unsubscribe.Verify(r.PathValue("token"))
+	customerID, email, err := s.cfg.Unsubscribe.Verify(r.PathValue("token"))
 	if err != nil {
 		http.Error(w, "This unsubscribe link is not valid. Use the link from a recent email.", http.StatusNotFound)
 		return
 	}
-	if err := store.New(s.cfg.Pool).Unsubscribe(r.Context(), email, s.cfg.Now()); err != nil {
+	err = pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) error {
+		return store.New(tx).Unsubscribe(r.Context(), customerID, email, s.cfg.Now())
+	})
+	if err != nil {
 		s.cfg.Logger.ErrorContext(r.Context(), "server: unsubscribe failed", slog.String("error", err.Error()))
 		http.Error(w, "Unsubscribing failed; please try again.", http.StatusServiceUnavailable)
 		return

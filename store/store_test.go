@@ -167,7 +167,7 @@ func TestStore(t *testing.T) {
 		reason, err := st.Suppressed(ctx, "E@example.com")
 		require.NoError(t, err)
 		require.Empty(t, reason)
-		require.NoError(t, st.Unsubscribe(ctx, "E@Example.com", at))
+		require.NoError(t, st.Unsubscribe(ctx, "e", "E@Example.com", at))
 		reason, err = st.Suppressed(ctx, "e@example.com")
 		require.NoError(t, err)
 		require.Equal(t, store.SuppressUnsubscribed, reason)
@@ -179,5 +179,28 @@ func TestStore(t *testing.T) {
 		reason, err = st.Suppressed(ctx, "e@example.com")
 		require.NoError(t, err)
 		require.Equal(t, store.SuppressUnsubscribed, reason)
+	})
+
+	t.Run("UnsubscribeWinsOverBounceAndFollowsTheCustomer", func(t *testing.T) {
+		t.Parallel()
+		st, _ := setup(t, db)
+		_, err := st.IngestEvent(ctx, order("f", "", 1, at), "reach", "v1")
+		require.NoError(t, err)
+		require.NoError(t, st.AddSuppression(ctx, "old-f@example.com", store.SuppressBounced, "550", at))
+		// The link was made for old-f@…; the customer's address is f@… now.
+		require.NoError(t, st.Unsubscribe(ctx, "f", "old-f@example.com", at))
+		reason, err := st.Suppressed(ctx, "old-f@example.com")
+		require.NoError(t, err)
+		require.Equal(t, store.SuppressUnsubscribed, reason, "unsubscribe replaces a bounce")
+		c, err := st.GetCustomer(ctx, "f")
+		require.NoError(t, err)
+		require.False(t, c.UnsubscribedAt.IsZero(), "the customer the link was for is unsubscribed")
+
+		// Lifting a bounce does not re-subscribe; lifting an unsubscribe does.
+		require.NoError(t, st.AddSuppression(ctx, "f@example.com", store.SuppressBounced, "550", at))
+		require.NoError(t, st.RemoveSuppression(ctx, "f@example.com"))
+		c, err = st.GetCustomer(ctx, "f")
+		require.NoError(t, err)
+		require.False(t, c.UnsubscribedAt.IsZero(), "lifting a bounce keeps the unsubscribe")
 	})
 }

@@ -38,12 +38,14 @@ func (s *Store) Suppressed(ctx context.Context, email string) (string, error) {
 	return reason, nil
 }
 
-// Unsubscribe suppresses email and marks its customers unsubscribed.
-func (s *Store) Unsubscribe(ctx context.Context, email string, at time.Time) error {
-	if err := s.AddSuppression(ctx, email, SuppressUnsubscribed, "", at); err != nil {
-		return err
+// Unsubscribe suppresses email as unsubscribed (replacing an earlier reason)
+// and marks unsubscribed the customer the link was made for and every
+// customer with that address. Run it in a transaction.
+func (s *Store) Unsubscribe(ctx context.Context, customerID, email string, at time.Time) error {
+	if _, err := s.db.Exec(ctx, q("AddUnsubscribe"), email, at); err != nil {
+		return fmt.Errorf("suppress address: %w", err)
 	}
-	if _, err := s.db.Exec(ctx, q("UnsubscribeCustomers"), email, at); err != nil {
+	if _, err := s.db.Exec(ctx, q("UnsubscribeCustomers"), email, at, customerID); err != nil {
 		return fmt.Errorf("unsubscribe customers: %w", err)
 	}
 	return nil
@@ -77,10 +79,11 @@ func (s *Store) InsertSuppression(ctx context.Context, sp Suppression) (_ *Suppr
 	return &out, false, nil
 }
 
-// RemoveSuppression lifts an address's suppression, whatever its reason, and
-// clears the unsubscribed mark of customers with that address: afterwards
-// the address may be mailed again. It returns ErrSuppressionNotFound if the
-// address was not suppressed.
+// RemoveSuppression lifts an address's suppression, whatever its reason.
+// When the reason was an unsubscribe it also clears the unsubscribed mark of
+// customers with that address (they opted in again); lifting a bounce or a
+// manual entry never re-subscribes anyone. It returns ErrSuppressionNotFound
+// if the address was not suppressed.
 func (s *Store) RemoveSuppression(ctx context.Context, email string) error {
 	var n int
 	if err := s.db.QueryRow(ctx, q("DeleteSuppression"), email).Scan(&n); err != nil {

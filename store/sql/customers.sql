@@ -47,9 +47,10 @@ WHERE c.id = old.id AND old.stage IS DISTINCT FROM $2
 RETURNING old.stage;
 
 -- name: UnsubscribeCustomers
--- Marks every customer with this email address as unsubscribed.
+-- Marks unsubscribed the customer a link was sent to (even if its address changed since) and
+-- every customer with that address.
 UPDATE customers SET unsubscribed_at = COALESCE(unsubscribed_at, $2)
-WHERE lower(email) = lower($1);
+WHERE id = $3 OR lower(email) = lower($1);
 
 -- name: ListCustomersAfter
 -- Reads one page of customers in key order after a given id (streaming, read-only tools).
