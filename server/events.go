@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,14 @@ import (
 const (
 	maxIDLen   = 255
 	maxTypeLen = 100
+	// maxClockSkew is how far in the future occurred_at may be.
+	maxClockSkew = 24 * time.Hour
+	// maxOrderTotal keeps totals well inside total_spent's integer cents.
+	maxOrderTotal = 1e12
 )
+
+// minOccurredAt is the earliest occurred_at accepted.
+var minOccurredAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 var eventTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`)
 
@@ -97,10 +105,18 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		initial = rs.Stages[0]
 	}
 	resp := EventsResponse{Events: make([]EventResult, len(events))}
+	// Customers are locked in id order (each customer's events keep their
+	// order) so that concurrent batches and sweeps cannot deadlock.
+	order := make([]int, len(events))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(events[a].CustomerID, events[b].CustomerID) })
 	err = pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) error {
 		st := store.New(tx)
 		var jobs []river.InsertManyParams
-		for i, e := range events {
+		for _, i := range order {
+			e := events[i]
 			res, err := st.IngestEvent(r.Context(), e, initial, rs.Version)
 			if err != nil {
 				return err
@@ -268,14 +284,22 @@ func (s *Server) validate(e *EventRequest, now time.Time) (*store.NewEvent, erro
 		Email: e.Email, Name: e.Name, Timezone: e.Timezone, Attributes: e.Attributes,
 	}
 	if e.OccurredAt != nil {
+		// Facts keep the latest and earliest times they saw, so one absurd
+		// time would stick to the customer for good.
+		switch at := *e.OccurredAt; {
+		case at.After(now.Add(maxClockSkew)):
+			return nil, bad("occurred_at", "%s is in the future (more than %s ahead of the server's clock)", at.Format(time.RFC3339), maxClockSkew)
+		case at.Before(minOccurredAt):
+			return nil, bad("occurred_at", "%s is before %s: send the time the event happened", at.Format(time.RFC3339), minOccurredAt.Format("2006-01-02"))
+		}
 		ne.OccurredAt = *e.OccurredAt
 	}
 	if s.orderEvents[e.Type] {
 		ne.IsOrder = true
 		if v, ok := e.Properties["total"]; ok {
 			total, ok := v.(float64)
-			if !ok || total < 0 {
-				return nil, bad("properties.total", "must be a non-negative number (the order total in currency units), got %v", v)
+			if !ok || total < 0 || total > maxOrderTotal {
+				return nil, bad("properties.total", "must be a number from 0 to %.0f (the order total in currency units), got %v", maxOrderTotal, v)
 			}
 			ne.OrderTotal = total
 		}

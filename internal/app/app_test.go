@@ -175,6 +175,9 @@ func TestEndToEnd(t *testing.T) {
 			{"WrongToken", "nope", `{"customer_id":"c-2","type":"order_placed"}`, 401, "wrong bearer token"},
 			{"NoToken", "", `{"customer_id":"c-2","type":"order_placed"}`, 401, "missing bearer token"},
 			{"EmptyBatch", token, `[]`, 400, "empty batch"},
+			{"FutureTime", token, `{"customer_id":"c-2","type":"order_placed","occurred_at":"9999-01-01T00:00:00Z"}`, 422, "occurred_at: 9999-01-01T00:00:00Z is in the future"},
+			{"AncientTime", token, `{"customer_id":"c-2","type":"order_placed","occurred_at":"0001-01-01T00:00:00Z"}`, 422, "occurred_at: 0001-01-01T00:00:00Z is before 2000-01-01"},
+			{"HugeTotal", token, `{"customer_id":"c-2","type":"order_placed","properties":{"total":1e300}}`, 422, "properties.total: must be a number from 0 to"},
 			{"TrailingData", token, `{"customer_id":"c-2","type":"a"} {}`, 400, "unexpected data"},
 		}
 		for _, tt := range tests {
