@@ -148,6 +148,17 @@ func TestStore(t *testing.T) {
 		require.True(t, got[0].ExpiresAt.Equal(at.Add(24*time.Hour)))
 	})
 
+	t.Run("EnsureSettingKeepsTheFirstValue", func(t *testing.T) {
+		t.Parallel()
+		st, _ := setup(t, db)
+		v, err := st.EnsureSetting(ctx, "s", "first")
+		require.NoError(t, err)
+		require.Equal(t, "first", v)
+		v, err = st.EnsureSetting(ctx, "s", "second")
+		require.NoError(t, err)
+		require.Equal(t, "first", v)
+	})
+
 	t.Run("NotFoundSentinels", func(t *testing.T) {
 		t.Parallel()
 		st, _ := setup(t, db)

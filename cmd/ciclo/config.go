@@ -43,7 +43,7 @@ func (f *flags) register(cmd *cobra.Command, defaultRules string) {
 	fs.StringVar(&f.addr, "addr", env("CICLO_ADDR", app.AddrDefault), "HTTP listen address (env CICLO_ADDR)")
 	fs.StringVar(&f.publicURL, "public-url", env("CICLO_PUBLIC_URL", ""), "URL recipients reach this server at, for unsubscribe links (env CICLO_PUBLIC_URL); default http://localhost:PORT")
 	fs.StringVar(&f.from, "from", env("CICLO_FROM", app.FromDefault), "sender of every email (env CICLO_FROM)")
-	fs.StringVar(&f.secret, "secret", env("CICLO_SECRET", ""), "secret that signs unsubscribe links (env CICLO_SECRET); default: derived from the API token")
+	fs.StringVar(&f.secret, "secret", env("CICLO_SECRET", ""), "secret that signs unsubscribe links (env CICLO_SECRET); default: generated once and kept in the database")
 	fs.StringVar(&f.webhookSecret, "webhook-secret", env("CICLO_WEBHOOK_SECRET", ""), "signs webhooks whose rule sets no secret (env CICLO_WEBHOOK_SECRET)")
 	fs.StringVar(&f.unsubscribeMailto, "unsubscribe-mailto", env("CICLO_UNSUBSCRIBE_MAILTO", ""), "address for the mailto: entry of List-Unsubscribe (env CICLO_UNSUBSCRIBE_MAILTO)")
 	fs.StringSliceVar(&f.webhookAllowHosts, "webhook-allow-host", splitList(env("CICLO_WEBHOOK_ALLOW_HOSTS", "")), "webhook hosts allowed even on private addresses (env CICLO_WEBHOOK_ALLOW_HOSTS, comma-separated)")

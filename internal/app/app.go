@@ -5,7 +5,7 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +27,7 @@ import (
 	"github.com/ciclohq/ciclo/migrations"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/server"
+	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
 	"github.com/ciclohq/ciclo/worker"
@@ -42,6 +43,19 @@ const (
 	ShutdownTimeoutDefault = 30 * time.Second
 )
 
+// unsubscribeSecretSetting names the generated unsubscribe secret in the
+// settings table.
+const unsubscribeSecretSetting = "unsubscribe_secret"
+
+// randomSecret returns 32 random bytes, hex encoded.
+func randomSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("app: random secret: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
 // Config is everything a ciclo process is configured with.
 type Config struct {
 	// DatabaseURL is the Postgres connection URL. Required.
@@ -50,7 +64,9 @@ type Config struct {
 	RulesPath string
 	// APIToken is the bearer token the HTTP API requires. Required.
 	APIToken string
-	// Secret signs unsubscribe links. Default: derived from APIToken.
+	// Secret signs unsubscribe links. Default: a random secret generated on
+	// first start and kept in the database (settings table), so links stay
+	// valid across restarts, token rotations and processes.
 	Secret string
 	// Addr is the HTTP listen address. Default AddrDefault.
 	Addr string
@@ -180,6 +196,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Pool.Close()
 		return nil, err
 	}
+	if a.cfg.Secret == "" {
+		if a.cfg.Secret, err = store.New(a.Pool).EnsureSetting(ctx, unsubscribeSecretSetting, randomSecret()); err != nil {
+			a.Pool.Close()
+			return nil, err
+		}
+	}
 	if err := a.build(); err != nil {
 		a.Pool.Close()
 		return nil, err
@@ -238,10 +260,6 @@ func (c *Config) fill() error {
 	}
 	if c.From == "" {
 		c.From = FromDefault
-	}
-	if c.Secret == "" {
-		sum := sha256.Sum256([]byte("ciclo-unsubscribe:" + c.APIToken))
-		c.Secret = hex.EncodeToString(sum[:])
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
