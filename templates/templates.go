@@ -24,6 +24,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"html"
 	htmltemplate "html/template"
 	"io/fs"
 	"math"
@@ -51,6 +52,9 @@ var (
 	ErrNoSubject = errors.New("no subject: give one or add NAME.subject.txt")
 	// ErrNoUnsubscribeURL means Data.UnsubscribeURL is empty; every email must carry one.
 	ErrNoUnsubscribeURL = errors.New("no unsubscribe URL")
+	// ErrNoUnsubscribeLink means a rendered body does not show the
+	// unsubscribe URL: an override layout or template dropped the footer.
+	ErrNoUnsubscribeLink = errors.New("body does not show the unsubscribe link (keep {{.UnsubscribeURL}} in the layout)")
 	// ErrNoCoupon means the template uses .Coupon but Data.Coupon is nil.
 	ErrNoCoupon = errors.New("template uses .Coupon but no coupon was given")
 	// ErrNoEvent means the template uses .Event but Data.Event is nil.
@@ -372,6 +376,14 @@ func (s *Set) render(name, subject string, d Data, needSubject bool) (Rendered, 
 		return fail("text", err)
 	}
 	r.Text = text
+	// Every email carries its unsubscribe link in both bodies, whatever an
+	// override layout says; a body without it is never sent.
+	if !strings.Contains(r.Text, d.UnsubscribeURL) {
+		return Rendered{}, fmt.Errorf("templates: render %q text: %w", name, ErrNoUnsubscribeLink)
+	}
+	if !strings.Contains(r.HTML, d.UnsubscribeURL) && !strings.Contains(r.HTML, html.EscapeString(d.UnsubscribeURL)) {
+		return Rendered{}, fmt.Errorf("templates: render %q html: %w", name, ErrNoUnsubscribeLink)
+	}
 	return r, nil
 }
 

@@ -202,6 +202,17 @@ func TestSet(t *testing.T) {
 		require.Contains(t, r.Text, "Bye: https://shop.example.com/unsubscribe?t=sample")
 	})
 
+	t.Run("OverrideLayoutWithoutUnsubscribeLinkFails", func(t *testing.T) {
+		t.Parallel()
+		set, err := templates.New(writeFiles(t, map[string]string{
+			"layout.html": "<div>{{block \"content\" .}}{{end}}</div><p>Our brand footer</p>",
+		}))
+		require.NoError(t, err)
+		require.ErrorIs(t, set.Check("welcome"), templates.ErrNoUnsubscribeLink)
+		_, err = set.Render("welcome", "", templates.SampleData())
+		require.ErrorIs(t, err, templates.ErrNoUnsubscribeLink)
+	})
+
 	t.Run("OverrideCheckFindsMissingKey", func(t *testing.T) {
 		t.Parallel()
 		set, err := templates.New(writeFiles(t, map[string]string{
