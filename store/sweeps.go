@@ -245,6 +245,12 @@ func prefilterSQL(p *rules.Prefilter, now time.Time, args *[]any) string {
 			break
 		}
 		switch {
+		case p.Cmp == "null" && col == "coupon_expires_at":
+			// Rules see a coupon expiry already past as unset (the expiry job
+			// clears it only every few minutes): keep those rows too.
+			return "(coupon_expires_at IS NULL OR coupon_expires_at <= " + param(now) + ")"
+		case p.Cmp == "not null" && col == "coupon_expires_at":
+			return "coupon_expires_at > " + param(now)
 		case p.Cmp == "null":
 			return col + " IS NULL"
 		case p.Cmp == "not null":
