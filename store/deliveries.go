@@ -205,3 +205,13 @@ func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*
 	}
 	return out, nil
 }
+
+// FirstDelivery reads a customer's first delivery. It returns
+// ErrDeliveryNotFound if there is none yet.
+func (s *Store) FirstDelivery(ctx context.Context, customerID string) (*Delivery, error) {
+	var id int64
+	if err := s.db.QueryRow(ctx, q("FirstDeliveryID"), customerID).Scan(&id); err != nil {
+		return nil, fmt.Errorf("first delivery of %q: %w", customerID, wrapNoRows(err, ErrDeliveryNotFound))
+	}
+	return s.GetDelivery(ctx, customerID, id)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/store"
 )
 
 // demoTimeout bounds the wait for the demo event's email.
@@ -86,16 +88,20 @@ func runDemo(ctx context.Context, out io.Writer, a *app.App, cfg app.Config) err
 		return fmt.Errorf("demo event rejected: %s", resp.Status)
 	}
 
-	var status, lastError, providerID, response string
+	st := store.New(a.Pool)
+	var d *store.Delivery
 	deadline := time.Now().Add(demoTimeout)
 	for {
-		err := a.Pool.QueryRow(ctx, `SELECT status, last_error, provider_id, response FROM deliveries WHERE customer_id = $1 ORDER BY id LIMIT 1`,
-			customer).Scan(&status, &lastError, &providerID, &response)
-		if err == nil && status != "queued" {
+		var err error
+		d, err = st.FirstDelivery(ctx, customer)
+		if err == nil && d.Status != store.DeliveryQueued {
 			break
 		}
+		if err != nil && !errors.Is(err, store.ErrDeliveryNotFound) {
+			return err
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no email was sent within %s (delivery status %q %s)", demoTimeout, status, lastError)
+			return fmt.Errorf("no email was sent within %s", demoTimeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -103,23 +109,30 @@ func runDemo(ctx context.Context, out io.Writer, a *app.App, cfg app.Config) err
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	if d.Status != store.DeliverySent {
+		return fmt.Errorf("the email was not sent: %s: %s", d.Status, d.LastError)
+	}
 
-	var from, to, rule, version string
-	if err := a.Pool.QueryRow(ctx, `SELECT COALESCE(from_stage, ''), to_stage, rule, rule_set_version FROM stage_transitions
-		WHERE customer_id = $1 AND rule IS NOT NULL ORDER BY id LIMIT 1`, customer).Scan(&from, &to, &rule, &version); err != nil {
-		return fmt.Errorf("read transition: %w", err)
+	transitions, err := st.Transitions(ctx, customer)
+	if err != nil {
+		return err
 	}
-	var code string
-	var expires time.Time
-	if err := a.Pool.QueryRow(ctx, `SELECT code, expires_at FROM coupons WHERE customer_id = $1`, customer).Scan(&code, &expires); err != nil {
-		return fmt.Errorf("read coupon: %w", err)
+	for _, t := range transitions {
+		if t.FiringID == d.FiringID {
+			fmt.Fprintf(out, "\nstage:  %s → %s by rule %q (rule set %s)\n", t.From, t.To, t.Rule, t.RuleSetVersion)
+		}
 	}
-	fmt.Fprintf(out, "\nstage:  %s → %s by rule %q (rule set %s)\n", from, to, rule, version)
-	fmt.Fprintf(out, "coupon: %s, valid until %s\n", code, expires.Format(time.RFC1123))
+	coupons, err := st.CouponsByFiring(ctx, customer, d.FiringID)
+	if err != nil {
+		return err
+	}
+	for _, c := range coupons {
+		fmt.Fprintf(out, "coupon: %s, valid until %s\n", c.Code, c.ExpiresAt.Format(time.RFC1123))
+	}
 	if cfg.SMTPURL != "" {
-		fmt.Fprintf(out, "email:  %s, handed to %s as %s\n", status, redactURL(cfg.SMTPURL), providerID)
+		fmt.Fprintf(out, "email:  %s, handed to %s as %s\n", d.Status, redactURL(cfg.SMTPURL), d.ProviderID)
 	} else {
-		fmt.Fprintf(out, "email:  %s, written to %s (no SMTP server configured)\n", status, response)
+		fmt.Fprintf(out, "email:  %s, written to %s (no SMTP server configured)\n", d.Status, d.Response)
 	}
 	return nil
 }

@@ -90,3 +90,7 @@ FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 LEFT JOIN events e ON e.customer_id = d.customer_id AND e.id = f.event_id
 WHERE d.customer_id = $1 AND d.id = $2;
+
+-- name: FirstDeliveryID
+-- Finds a customer's first delivery.
+SELECT id FROM deliveries WHERE customer_id = $1 ORDER BY id LIMIT 1;
