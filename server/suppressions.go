@@ -48,8 +48,13 @@ func (s *Server) suppressionRoutes(mux *http.ServeMux) {
 // suppression, or 200 with the existing one (its first reason is kept).
 func (s *Server) postSuppression(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSuppressionBody))
-	if err != nil {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
 		writeError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("body is larger than %d bytes", maxSuppressionBody))
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "", "read request body: "+err.Error())
 		return
 	}
 	var req SuppressionRequest
