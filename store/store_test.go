@@ -159,6 +159,51 @@ func TestStore(t *testing.T) {
 		require.Equal(t, "first", v)
 	})
 
+	t.Run("SweepEffectsRedrawTakenCodes", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		for _, id := range []string{"s1", "s2"} {
+			_, err := st.IngestEvent(ctx, order(id, "", 1, at), "retention", "v1")
+			require.NoError(t, err)
+		}
+		require.NoError(t, st.InsertCoupon(ctx, &store.Coupon{Code: "TAKEN", CustomerID: "s1", Rule: "old", FiringID: 1,
+			Kind: "percent", Value: 5, CreatedAt: at}))
+		// The first draws collide with a stored code and with each other.
+		draws := []string{"TAKEN", "TAKEN", "NEW-1", "TAKEN", "NEW-2"}
+		newCode := func() string { c := draws[0]; draws = draws[1:]; return c }
+		exp := at.Add(30 * 24 * time.Hour)
+		eff := &store.SweepEffects{
+			Transitions: []*store.Transition{
+				{CustomerID: "s1", From: "retention", To: "at_risk", Rule: "r", FiringID: 10},
+				{CustomerID: "s1", From: "at_risk", To: "churned", Rule: "r2", FiringID: 11},
+			},
+			Coupons: []*store.Coupon{
+				{CustomerID: "s1", Rule: "r", FiringID: 10, Kind: "percent", Value: 20, ExpiresAt: exp},
+				{CustomerID: "s2", Rule: "r", FiringID: 12, Kind: "percent", Value: 20, ExpiresAt: exp.Add(time.Hour)},
+			},
+			Deliveries: []*store.Delivery{
+				{CustomerID: "s1", FiringID: 10, Rule: "r", Channel: "email", Action: []byte(`{}`)},
+				{CustomerID: "s2", FiringID: 12, Rule: "r", Channel: "email", Action: []byte(`{}`)},
+			},
+		}
+		require.NoError(t, st.ApplySweepEffects(ctx, "v2", at, eff, newCode, 3))
+		require.Empty(t, draws)
+		for _, c := range eff.Coupons {
+			require.NotZero(t, c.ID)
+			require.Contains(t, []string{"NEW-1", "NEW-2"}, c.Code)
+		}
+		for _, d := range eff.Deliveries {
+			require.NotZero(t, d.ID)
+		}
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 's1' AND stage = 'churned' AND coupon_expires_at = $1", exp))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 's2' AND stage = 'retention' AND coupon_expires_at = $1", exp.Add(time.Hour)))
+		require.Equal(t, 2, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 's1' AND rule_set_version = 'v2'"))
+
+		// Out of draws: an error, not a coupon short.
+		eff = &store.SweepEffects{Coupons: []*store.Coupon{{CustomerID: "s2", Rule: "r", FiringID: 13, Kind: "percent", Value: 20}}}
+		require.Error(t, st.ApplySweepEffects(ctx, "v2", at, eff, func() string { return "TAKEN" }, 2))
+	})
+
 	t.Run("NotFoundSentinels", func(t *testing.T) {
 		t.Parallel()
 		st, _ := setup(t, db)

@@ -346,62 +346,162 @@ func (s *Store) InsertSweepFirings(ctx context.Context, version string, firedAt 
 	return nil
 }
 
-// MoveStages applies stage transitions in bulk: each customer ends in the
-// To of its last transition, and every transition is logged. The customers
-// must be locked (LockSweepCustomers) and From must be their current stage
-// or the previous transition's To.
-func (s *Store) MoveStages(ctx context.Context, version string, at time.Time, ts []*Transition) error {
-	if len(ts) == 0 {
-		return nil
-	}
-	final := map[string]string{}
-	cust := make([]string, len(ts))
-	from := make([]string, len(ts))
-	to := make([]string, len(ts))
-	rule := make([]string, len(ts))
-	firing := make([]int64, len(ts))
-	for i, t := range ts {
-		cust[i], from[i], to[i], rule[i], firing[i] = t.CustomerID, t.From, t.To, t.Rule, t.FiringID
-		final[t.CustomerID] = t.To
-	}
-	ids := make([]string, 0, len(final))
-	stages := make([]string, 0, len(final))
-	for id, st := range final {
-		ids = append(ids, id)
-		stages = append(stages, st)
-	}
-	if _, err := s.db.Exec(ctx, q("SetCustomerStages"), ids, stages, at); err != nil {
-		return fmt.Errorf("move %d customers: %w", len(ids), err)
-	}
-	if _, err := s.db.Exec(ctx, q("InsertTransitions"), cust, from, to, rule, firing, version, at); err != nil {
-		return fmt.Errorf("log %d transitions: %w", len(ts), err)
-	}
-	return nil
+// SweepEffects is what a batch of sweep firings does besides recording
+// the firings: stage changes with their log, coupons and deliveries. All of
+// them belong to firings written in the same transaction, and the
+// customers must be locked (LockSweepCustomers).
+type SweepEffects struct {
+	// Transitions are logged as they are; the stage of each customer ends
+	// as the To of its last transition. From must be the customer's current
+	// stage or the previous transition's To.
+	Transitions []*Transition
+	// Coupons are issued with fresh codes (see ApplySweepEffects); each
+	// customer's coupon_expires_at is lowered to its earliest expiry.
+	Coupons []*Coupon
+	// Deliveries are queued.
+	Deliveries []*Delivery
 }
 
-// InsertCoupons issues coupons in bulk and sets their IDs. newCode draws a
-// code; the (rare) coupons whose code was taken get a new one and are tried
-// again, up to attempts times.
-func (s *Store) InsertCoupons(ctx context.Context, at time.Time, cs []*Coupon, newCode func() string, attempts int) error {
-	pending := cs
+// ApplySweepEffects writes e in one statement at `at` with the rule-set
+// version, and sets the IDs of the coupons and deliveries. Each customer
+// row is updated once, for its stage and its coupon expiry together. newCode
+// draws a coupon code; the (rare) coupons whose code was taken are left out
+// by the statement (ON CONFLICT DO NOTHING) and drawn again alone, up to
+// attempts draws in all.
+func (s *Store) ApplySweepEffects(ctx context.Context, version string, at time.Time, e *SweepEffects, newCode func() string, attempts int) error {
+	if len(e.Transitions) == 0 && len(e.Coupons) == 0 && len(e.Deliveries) == 0 {
+		return nil
+	}
+	if len(e.Coupons) > 0 && attempts < 1 {
+		return fmt.Errorf("issue %d coupons: no code draws allowed", len(e.Coupons))
+	}
+
+	// One update per customer: final stage and earliest coupon expiry.
+	type custUpdate struct {
+		stage   string
+		expires time.Time
+	}
+	upd := map[string]*custUpdate{}
+	var custOrder []string
+	get := func(id string) *custUpdate {
+		u, ok := upd[id]
+		if !ok {
+			u = &custUpdate{}
+			upd[id] = u
+			custOrder = append(custOrder, id)
+		}
+		return u
+	}
+	nt := len(e.Transitions)
+	tCust, tFrom, tTo, tRule, tFiring := make([]string, nt), make([]string, nt), make([]string, nt), make([]string, nt), make([]int64, nt)
+	for i, t := range e.Transitions {
+		tCust[i], tFrom[i], tTo[i], tRule[i], tFiring[i] = t.CustomerID, t.From, t.To, t.Rule, t.FiringID
+		get(t.CustomerID).stage = t.To
+	}
+	nc := len(e.Coupons)
+	cCode, cCust, cRule, cKind := make([]string, nc), make([]string, nc), make([]string, nc), make([]string, nc)
+	cFiring, cValue, cExpires := make([]int64, nc), make([]float64, nc), make([]*time.Time, nc)
+	byCode := make(map[string]*Coupon, nc)
+	for i, c := range e.Coupons {
+		c.Code, c.CreatedAt = newCode(), at
+		cCode[i], cCust[i], cRule[i], cKind[i], cFiring[i], cValue[i] = c.Code, c.CustomerID, c.Rule, c.Kind, c.FiringID, c.Value
+		cExpires[i] = nullTime(c.ExpiresAt)
+		byCode[c.Code] = c
+		if !c.ExpiresAt.IsZero() {
+			if u := get(c.CustomerID); u.expires.IsZero() || c.ExpiresAt.Before(u.expires) {
+				u.expires = c.ExpiresAt
+			}
+		}
+	}
+	uStage, uExpires := make([]*string, len(custOrder)), make([]*time.Time, len(custOrder))
+	for i, id := range custOrder {
+		u := upd[id]
+		if u.stage != "" {
+			uStage[i] = &u.stage
+		}
+		uExpires[i] = nullTime(u.expires)
+	}
+	nd := len(e.Deliveries)
+	dCust, dRule, dChannel := make([]string, nd), make([]string, nd), make([]string, nd)
+	dFiring, dAction := make([]int64, nd), make([]json.RawMessage, nd)
+	type key struct {
+		customer string
+		firing   int64
+		channel  string
+	}
+	waiting := map[key][]*Delivery{}
+	for i, d := range e.Deliveries {
+		dCust[i], dRule[i], dChannel[i], dFiring[i], dAction[i] = d.CustomerID, d.Rule, d.Channel, d.FiringID, d.Action
+		d.Status, d.CreatedAt = DeliveryQueued, at
+		k := key{d.CustomerID, d.FiringID, d.Channel}
+		waiting[k] = append(waiting[k], d)
+	}
+
+	rows, err := s.db.Query(ctx, q("ApplySweepEffects"), version, at,
+		custOrder, uStage, uExpires,
+		tCust, tFrom, tTo, tRule, tFiring,
+		cCode, cCust, cRule, cFiring, cKind, cValue, cExpires,
+		dCust, dFiring, dRule, dChannel, dAction)
+	if err != nil {
+		return fmt.Errorf("apply %d sweep firings' effects: %w", len(custOrder), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			isCoupon bool
+			id       int64
+			k        key
+		)
+		if err := rows.Scan(&isCoupon, &id, &k.customer, &k.firing, &k.channel); err != nil {
+			return fmt.Errorf("apply %d sweep firings' effects: %w", len(custOrder), err)
+		}
+		if isCoupon {
+			// k.customer is the code here.
+			if c := byCode[k.customer]; c != nil {
+				c.ID = id
+			}
+			continue
+		}
+		// Two deliveries of one firing and channel (two email actions) are
+		// interchangeable here: a dispatch job carries customer, id and channel.
+		list := waiting[k]
+		if len(list) == 0 {
+			return errors.New("apply sweep firings' effects: unexpected delivery returned")
+		}
+		list[0].ID, waiting[k] = id, list[1:]
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("apply %d sweep firings' effects: %w", len(custOrder), err)
+	}
+	rows.Close()
+
+	var again []*Coupon
+	for _, c := range e.Coupons {
+		if c.ID == 0 {
+			again = append(again, c)
+		}
+	}
+	return s.redrawCoupons(ctx, at, again, newCode, attempts-1)
+}
+
+// redrawCoupons issues the coupons whose codes were taken with new codes,
+// up to attempts draws each.
+func (s *Store) redrawCoupons(ctx context.Context, at time.Time, pending []*Coupon, newCode func() string, attempts int) error {
 	for try := 0; len(pending) > 0; try++ {
 		if try == attempts {
-			return fmt.Errorf("issue %d coupons: code collisions in %d tries", len(pending), attempts)
+			return fmt.Errorf("issue %d coupons: code collisions in %d tries", len(pending), attempts+1)
 		}
 		n := len(pending)
 		code, cust, rule, kind := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		firing, value, expires := make([]int64, n), make([]float64, n), make([]*time.Time, n)
 		byCode := make(map[string]*Coupon, n)
 		for i, c := range pending {
-			if try > 0 || c.Code == "" {
-				c.Code = newCode()
-			}
+			c.Code = newCode()
 			code[i], cust[i], rule[i], kind[i], firing[i], value[i] = c.Code, c.CustomerID, c.Rule, c.Kind, c.FiringID, c.Value
 			expires[i] = nullTime(c.ExpiresAt)
-			c.CreatedAt = at
 			byCode[c.Code] = c
 		}
-		rows, err := s.db.Query(ctx, q("InsertCoupons"), code, cust, rule, firing, kind, value, expires, at)
+		rows, err := s.db.Query(ctx, q("InsertSweepCoupons"), code, cust, rule, firing, kind, value, expires, at)
 		if err != nil {
 			return fmt.Errorf("issue %d coupons: %w", n, err)
 		}
@@ -427,54 +527,6 @@ func (s *Store) InsertCoupons(ctx context.Context, at time.Time, cs []*Coupon, n
 			}
 		}
 		pending = again
-	}
-	return nil
-}
-
-// InsertDeliveries queues deliveries in bulk at `at` and sets their IDs.
-func (s *Store) InsertDeliveries(ctx context.Context, at time.Time, ds []*Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	n := len(ds)
-	cust, rule, channel := make([]string, n), make([]string, n), make([]string, n)
-	firing, action := make([]int64, n), make([]json.RawMessage, n)
-	type key struct {
-		customer string
-		firing   int64
-		channel  string
-	}
-	waiting := map[key][]*Delivery{}
-	for i, d := range ds {
-		cust[i], rule[i], channel[i], firing[i], action[i] = d.CustomerID, d.Rule, d.Channel, d.FiringID, d.Action
-		d.Status, d.CreatedAt = DeliveryQueued, at
-		k := key{d.CustomerID, d.FiringID, d.Channel}
-		waiting[k] = append(waiting[k], d)
-	}
-	rows, err := s.db.Query(ctx, q("InsertDeliveries"), cust, firing, rule, channel, action, at)
-	if err != nil {
-		return fmt.Errorf("queue %d deliveries: %w", n, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id   int64
-			k    key
-			list []*Delivery
-		)
-		if err := rows.Scan(&id, &k.customer, &k.firing, &k.channel); err != nil {
-			return fmt.Errorf("queue %d deliveries: %w", n, err)
-		}
-		// Two deliveries of one firing and channel (two email actions) are
-		// interchangeable here: a dispatch job carries customer, id and channel.
-		list = waiting[k]
-		if len(list) == 0 {
-			return errors.New("queue deliveries: unexpected row returned")
-		}
-		list[0].ID, waiting[k] = id, list[1:]
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("queue %d deliveries: %w", n, err)
 	}
 	return nil
 }

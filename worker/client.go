@@ -62,6 +62,10 @@ type Config struct {
 	// SweepPageSize is how many customers a shard reads per query. Default:
 	// SweepPageSizeDefault.
 	SweepPageSize int
+	// SweepFireBatch is about how many matching customers a sweep shard
+	// fires in one transaction (locked meanwhile), gathered over as many
+	// pages as it takes. Default: SweepFireBatchDefault.
+	SweepFireBatch int
 	// CouponExpiryInterval is how often expired coupons are reported as
 	// coupon_expired events. Default: CouponExpiryIntervalDefault.
 	CouponExpiryInterval time.Duration
@@ -91,6 +95,7 @@ func (c *Config) withDefaults() *Config {
 	out.SweepWorkers = valOrDefault(out.SweepWorkers, SweepWorkersDefault)
 	out.SweepShardSize = valOrDefault(out.SweepShardSize, SweepShardSizeDefault)
 	out.SweepPageSize = valOrDefault(out.SweepPageSize, SweepPageSizeDefault)
+	out.SweepFireBatch = valOrDefault(out.SweepFireBatch, SweepFireBatchDefault)
 	out.CouponExpiryInterval = valOrDefault(out.CouponExpiryInterval, CouponExpiryIntervalDefault)
 	return &out
 }

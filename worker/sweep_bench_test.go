@@ -45,7 +45,10 @@ const benchTenPercentRule = `  - {name: r10, schedule: "0 9 * * *", cooldown: 30
 // BenchmarkSweep sweeps CICLO_BENCH_CUSTOMERS synthetic customers (default
 // 20,000) with ten rules and reports customers/s beside the rate at which
 // Postgres streams the same table out (COPY ... TO STDOUT) in the same run,
-// their ratio, and the process' peak RSS during the sweep. Run with
+// their ratio, and the process' peak RSS during the sweep. The firing case
+// runs twice: first with the email queue paused (TenPercentFiringNoDispatch:
+// evaluating and writing alone), then with dispatch jobs worked meanwhile on
+// the same cores; each starts from the same reset, vacuumed tables. Run with
 //
 //	CICLO_BENCH_CUSTOMERS=1000000 go test ./worker -run '^$' -bench BenchmarkSweep -benchtime 1x
 func BenchmarkSweep(b *testing.B) {
@@ -62,18 +65,37 @@ func BenchmarkSweep(b *testing.B) {
 	copyCustomers(b, bench, n, now)
 	b.Logf("loaded %d customers with COPY in %s", n, time.Since(loadStart).Round(time.Millisecond))
 	client := bench.newClient(b, 0, 0)
+	// Runs before the client stops (cleanups run last in, first out): stop
+	// dispatching the last case's 100,000 jobs, so that Stop only waits for
+	// those in flight and meets its deadline on a busy machine.
+	b.Cleanup(func() {
+		_ = client.QueuePause(ctx, worker.QueueEmail, nil)
+		_, _ = bench.db.Pool.Exec(ctx, "DELETE FROM river_job WHERE kind = 'ciclo.dispatch' AND state = 'available'")
+	})
 	sweeps := 0
 
+	tenPercent := strings.Replace(benchNoFireRules, benchNoFireRules[strings.Index(benchNoFireRules, "  - {name: r10"):], benchTenPercentRule, 1)
 	cases := []struct {
 		name  string
 		rules string
+		// noDispatch pauses the email queue during the sweep, so that the
+		// rate is that of evaluating and writing alone, without dispatch
+		// jobs being worked on the same cores.
+		noDispatch bool
 	}{
-		{"NoFirings", benchNoFireRules},
-		{"NoFiringsFullScan", benchNoFireRules + benchFullScanRule},
-		{"TenPercentFiring", strings.Replace(benchNoFireRules, benchNoFireRules[strings.Index(benchNoFireRules, "  - {name: r10"):], benchTenPercentRule, 1)},
+		{name: "NoFirings", rules: benchNoFireRules},
+		{name: "NoFiringsFullScan", rules: benchNoFireRules + benchFullScanRule},
+		{name: "TenPercentFiringNoDispatch", rules: tenPercent, noDispatch: true},
+		{name: "TenPercentFiring", rules: tenPercent},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
+			// Dispatch of an earlier case's jobs stops while the tables are reset.
+			require.NoError(b, client.QueuePause(ctx, worker.QueueEmail, nil))
+			resetFirings(b, bench)
+			if !tc.noDispatch {
+				require.NoError(b, client.QueueResume(ctx, worker.QueueEmail, nil))
+			}
 			rs := parseRules(b, tc.rules)
 			bench.rules.Store(rs)
 			names := make([]string, 0, len(rs.Rules))
@@ -85,6 +107,7 @@ func BenchmarkSweep(b *testing.B) {
 				runtime.GC()
 				resetPeakRSS()
 				firedBefore := bench.db.Count(b, "rule_firings", "")
+				cpu0 := sampleCPU()
 				start := time.Now()
 				sweeps++
 				tick := now.Add(time.Duration(sweeps) * time.Minute) // a new sweep, not a duplicate
@@ -92,15 +115,21 @@ func BenchmarkSweep(b *testing.B) {
 				require.NoError(b, err)
 				waitSweep(b, bench)
 				elapsed := time.Since(start)
+				selfCPU, dbCPU := sampleCPU().since(cpu0)
 				rate := float64(n) / elapsed.Seconds()
 				fired := bench.db.Count(b, "rule_firings", "") - firedBefore
+				dispatched := bench.db.Count(b, "river_job", "kind = 'ciclo.dispatch' AND state = 'completed'")
 				b.ReportMetric(rate, "customers/s")
 				b.ReportMetric(copyRate, "copy_rows/s")
 				b.ReportMetric(rate/copyRate, "ratio")
 				b.ReportMetric(float64(fired), "firings")
+				b.ReportMetric(float64(dispatched), "dispatched")
 				b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MiB")
-				b.Logf("%s: %d customers in %s: %.0f customers/s; COPY out %.0f rows/s; ratio %.2f; %d firings; peak RSS %d MiB",
-					tc.name, n, elapsed.Round(time.Millisecond), rate, copyRate, rate/copyRate, fired, peakRSS()>>20)
+				b.ReportMetric(selfCPU.Seconds(), "ciclo_cpu_s")
+				b.ReportMetric(dbCPU.Seconds(), "db_cpu_s")
+				b.Logf("%s: %d customers in %s: %.0f customers/s; COPY out %.0f rows/s; ratio %.2f; %d firings; %d dispatched meanwhile; peak RSS %d MiB; CPU: ciclo %.2fs, its Postgres backends %.2fs",
+					tc.name, n, elapsed.Round(time.Millisecond), rate, copyRate, rate/copyRate, fired, dispatched, peakRSS()>>20,
+					selfCPU.Seconds(), dbCPU.Seconds())
 			}
 		})
 	}
@@ -130,6 +159,26 @@ func copyCustomers(b *testing.B, bench *sweepBundle, n int, now time.Time) {
 	require.NoError(b, err)
 	_, err = bench.db.Pool.Exec(context.Background(), "VACUUM ANALYZE customers")
 	require.NoError(b, err)
+}
+
+// resetFirings undoes what earlier sweeps did, so that every case fires for
+// the same customers on a vacuumed table: it deletes firings, transitions,
+// coupons, deliveries and dispatch jobs (the email queue must be paused),
+// puts every customer back in retention with no coupon, and vacuums.
+func resetFirings(b *testing.B, bench *sweepBundle) {
+	b.Helper()
+	ctx := context.Background()
+	for _, sql := range []string{
+		"TRUNCATE rule_firings, stage_transitions, coupons, deliveries",
+		"DELETE FROM river_job WHERE kind = 'ciclo.dispatch'",
+		"UPDATE customers SET stage = 'retention', coupon_expires_at = NULL WHERE stage <> 'retention' OR coupon_expires_at IS NOT NULL",
+		"VACUUM ANALYZE customers",
+		"VACUUM ANALYZE river_job",
+		"CHECKPOINT",
+	} {
+		_, err := bench.db.Pool.Exec(ctx, sql)
+		require.NoError(b, err, sql)
+	}
 }
 
 // copyOutRate measures how fast Postgres streams the whole customers table.

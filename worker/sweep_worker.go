@@ -23,9 +23,14 @@ const (
 	SweepWorkersDefault = 4
 	// SweepShardSizeDefault is about how many customers one shard covers.
 	SweepShardSizeDefault = 100_000
-	// SweepPageSizeDefault is how many customers a shard reads per query;
-	// the customers of a page that match are fired in one transaction.
+	// SweepPageSizeDefault is how many customers a shard reads per query.
 	SweepPageSizeDefault = 5_000
+	// SweepFireBatchDefault is how many matching customers a shard gathers,
+	// over as many pages as it takes, before it fires them in one
+	// transaction. Measured at 1M customers with 10% firing: 2,000 took about
+	// 25% less time than 500; 5,000 took longer than both (it holds more
+	// locks for longer, and its statements are larger).
+	SweepFireBatchDefault = 2_000
 	// SweepShardTimeout bounds one shard job.
 	SweepShardTimeout = time.Hour
 )
@@ -66,11 +71,13 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error
 //
 // It pages through the range by primary key (keyset), reading only the
 // columns the rules read and only the rows their prefilters let through,
-// and evaluates every rule in process. The customers of a page that match
-// are locked, re-read and judged again on current facts, then all their
-// firings, stage transitions, coupons, deliveries and dispatch jobs are
-// written in bulk in one transaction. Memory is one page, whatever the
-// number of customers.
+// and evaluates every rule in process. The ids of the customers that match
+// are gathered over pages until there are about fireBatch of them; those
+// customers are then locked, re-read and judged again on current facts,
+// and all their firings, stage transitions, coupons, deliveries and
+// dispatch jobs are written in bulk in one transaction, in four statements
+// (lock, firings, everything else in one, dispatch jobs by COPY). Memory is
+// one page and one batch of ids, whatever the number of customers.
 type SweepShardWorker struct {
 	river.WorkerDefaults[SweepShardArgs]
 
@@ -78,7 +85,10 @@ type SweepShardWorker struct {
 	rules    *RuleSetHolder
 	now      Clock
 	pageSize int
-	logger   *slog.Logger
+	// fireBatch is how many matching customers are fired in one
+	// transaction, give or take one page's.
+	fireBatch int
+	logger    *slog.Logger
 }
 
 // Timeout lets a shard run longer than River's default minute.
@@ -115,6 +125,43 @@ func (w *SweepShardWorker) Work(ctx context.Context, job *river.Job[SweepShardAr
 type sweepPlan struct {
 	due   []*rules.Rule
 	query *store.SweepQuery
+	// actions caches the encoded delivery actions, by rule and action index:
+	// they are the same for every customer.
+	actions map[sweepAction]json.RawMessage
+}
+
+type sweepAction struct {
+	rule  *rules.Rule
+	index int
+}
+
+// action returns the channel and encoded action of the delivery action i of
+// rule r, encoding it on first use.
+func (p *sweepPlan) action(r *rules.Rule, i int) (string, json.RawMessage, error) {
+	a := r.Actions[i]
+	channel := "email"
+	if a.Email == nil {
+		channel = "webhook"
+	}
+	k := sweepAction{r, i}
+	if raw, ok := p.actions[k]; ok {
+		return channel, raw, nil
+	}
+	var action any
+	if a.Email != nil {
+		action = EmailDelivery{Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional}
+	} else {
+		action = WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i}
+	}
+	raw, err := json.Marshal(action)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode %s action: %w", channel, err)
+	}
+	if p.actions == nil {
+		p.actions = map[sweepAction]json.RawMessage{}
+	}
+	p.actions[k] = raw
+	return channel, raw, nil
 }
 
 func newSweepPlan(rs *rules.RuleSet, names []string) *sweepPlan {
@@ -179,7 +226,6 @@ func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx]
 			return stats, err
 		}
 		stats.Read += len(page)
-		hits = hits[:0]
 		for i := range page {
 			rc := ruleCustomer(&page[i])
 			if err := m.Match(&rc, matched); err != nil {
@@ -190,15 +236,17 @@ func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx]
 				hits = append(hits, page[i].ID)
 			}
 		}
-		if len(hits) > 0 {
+		last := len(page) < w.pageSize
+		if len(hits) > 0 && (last || len(hits) >= w.fireBatch) {
 			stats.Matched += len(hits)
 			fired, err := w.fire(ctx, client, rs.Version, plan, m, hits, tick)
 			if err != nil {
 				return stats, err
 			}
 			stats.Fired += fired
+			hits = hits[:0]
 		}
-		if len(page) < w.pageSize {
+		if last {
 			break
 		}
 		after = page[len(page)-1].ID
@@ -266,11 +314,7 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 			return err
 		}
 
-		var (
-			transitions []*store.Transition
-			coupons     []*store.Coupon
-			deliveries  []*store.Delivery
-		)
+		var eff store.SweepEffects
 		stage := map[string]string{}
 		for k, f := range firings {
 			if f.ID == 0 {
@@ -286,7 +330,7 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 						from = c.Stage
 					}
 					if from != a.Stage {
-						transitions = append(transitions, &store.Transition{CustomerID: c.ID, From: from, To: a.Stage,
+						eff.Transitions = append(eff.Transitions, &store.Transition{CustomerID: c.ID, From: from, To: a.Stage,
 							Rule: r.Name, RuleSetVersion: version, FiringID: f.ID, OccurredAt: now})
 						stage[c.ID] = a.Stage
 					}
@@ -295,34 +339,21 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 					if a.Coupon.ExpiresIn > 0 {
 						cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
 					}
-					coupons = append(coupons, cp)
-				case a.Email != nil:
-					d, err := newDelivery(c.ID, f.ID, r.Name, "email", EmailDelivery{
-						Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional})
+					eff.Coupons = append(eff.Coupons, cp)
+				case a.Email != nil || a.Webhook != nil:
+					channel, raw, err := plan.action(r, i)
 					if err != nil {
 						return err
 					}
-					deliveries = append(deliveries, d)
-				case a.Webhook != nil:
-					d, err := newDelivery(c.ID, f.ID, r.Name, "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i})
-					if err != nil {
-						return err
-					}
-					deliveries = append(deliveries, d)
+					eff.Deliveries = append(eff.Deliveries, &store.Delivery{CustomerID: c.ID, FiringID: f.ID, Rule: r.Name,
+						Channel: channel, Action: raw})
 				}
 			}
 		}
-		if err := st.MoveStages(ctx, version, now, transitions); err != nil {
+		if err := st.ApplySweepEffects(ctx, version, now, &eff, NewCouponCode, couponCodeAttempts); err != nil {
 			return err
 		}
-		if len(coupons) > 0 {
-			if err := st.InsertCoupons(ctx, now, coupons, NewCouponCode, couponCodeAttempts); err != nil {
-				return err
-			}
-		}
-		if err := st.InsertDeliveries(ctx, now, deliveries); err != nil {
-			return err
-		}
+		deliveries := eff.Deliveries
 		if len(deliveries) == 0 {
 			return nil
 		}
@@ -341,21 +372,13 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 	return fired, nil
 }
 
-func newDelivery(customerID string, firingID int64, rule, channel string, action any) (*store.Delivery, error) {
-	raw, err := json.Marshal(action)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s action: %w", channel, err)
-	}
-	return &store.Delivery{CustomerID: customerID, FiringID: firingID, Rule: rule, Channel: channel, Action: raw}, nil
-}
-
 // addSweepWorkers registers the sweep, shard and coupon expiry workers.
 func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) error {
 	if err := river.AddWorkerSafely(workers, &SweepWorker{pool: pool, shardSize: cfg.SweepShardSize, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add sweep worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, &SweepShardWorker{pool: pool, rules: cfg.Rules, now: cfg.Now,
-		pageSize: cfg.SweepPageSize, logger: cfg.Logger}); err != nil {
+		pageSize: cfg.SweepPageSize, fireBatch: cfg.SweepFireBatch, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add sweep shard worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, &CouponExpiryWorker{pool: pool, now: cfg.Now, logger: cfg.Logger}); err != nil {

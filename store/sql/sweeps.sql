@@ -39,40 +39,50 @@ WHERE v.cooldown_ms = 0 OR NOT EXISTS (
 ON CONFLICT (customer_id, rule, occurrence) DO NOTHING
 RETURNING id, customer_id, rule;
 
--- name: SetCustomerStages
--- Moves many locked customers to new stages at once.
-UPDATE customers AS c SET stage = v.stage, stage_entered_at = $3
-FROM unnest($1::text[], $2::text[]) AS v(id, stage)
-WHERE c.id = v.id;
-
--- name: InsertTransitions
--- Logs many stage changes at once.
-INSERT INTO stage_transitions (customer_id, from_stage, to_stage, rule, rule_set_version, firing_id, occurred_at)
-SELECT v.customer_id, NULLIF(v.from_stage, ''), v.to_stage, v.rule, $6, v.firing_id, $7
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-     AS v(customer_id, from_stage, to_stage, rule, firing_id);
-
--- name: InsertCoupons
--- Issues many coupons at once and lowers each customer's coupon_expires_at; returns the codes
--- stored, so that the caller can draw new codes for the (rare) collisions.
-WITH ins AS (
+-- name: ApplySweepEffects
+-- Writes what a batch of sweep firings does, in one statement: each locked customer is updated
+-- once ($3..$5: final stage, or NULL to keep it, and earliest new coupon expiry, lowering
+-- coupon_expires_at), stage changes are logged ($6..$10), coupons are issued ($11..$17; a code
+-- taken already is skipped, the caller draws again) and deliveries queued ($18..$22). $1 is the
+-- rule-set version, $2 the time. Returns the coupons stored (is_coupon, id, code) and the
+-- deliveries (is_coupon false, id, customer, firing, channel).
+WITH cust AS (
+    UPDATE customers AS c
+    SET stage = COALESCE(v.stage, c.stage),
+        stage_entered_at = CASE WHEN v.stage IS NULL THEN c.stage_entered_at ELSE $2 END,
+        coupon_expires_at = LEAST(c.coupon_expires_at, v.coupon_expires_at)
+    FROM unnest($3::text[], $4::text[], $5::timestamptz[]) AS v(id, stage, coupon_expires_at)
+    WHERE c.id = v.id
+), tr AS (
+    INSERT INTO stage_transitions (customer_id, from_stage, to_stage, rule, rule_set_version, firing_id, occurred_at)
+    SELECT v.customer_id, NULLIF(v.from_stage, ''), v.to_stage, v.rule, $1, v.firing_id, $2
+    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+         AS v(customer_id, from_stage, to_stage, rule, firing_id)
+), cp AS (
     INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
-    SELECT v.code, v.customer_id, v.rule, v.firing_id, v.kind, v.value, $8, v.expires_at
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::float8[], $7::timestamptz[])
+    SELECT v.code, v.customer_id, v.rule, v.firing_id, v.kind, v.value, $2, v.expires_at
+    FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::float8[], $17::timestamptz[])
          AS v(code, customer_id, rule, firing_id, kind, value, expires_at)
     ON CONFLICT (code) DO NOTHING
-    RETURNING id, code, customer_id, expires_at
-), upd AS (
-    UPDATE customers AS c SET coupon_expires_at = LEAST(c.coupon_expires_at, e.expires_at)
-    FROM (SELECT customer_id, min(expires_at) AS expires_at FROM ins WHERE expires_at IS NOT NULL GROUP BY customer_id) AS e
-    WHERE c.id = e.customer_id
+    RETURNING id, code
+), dl AS (
+    INSERT INTO deliveries (customer_id, firing_id, rule, channel, action, created_at)
+    SELECT v.customer_id, v.firing_id, v.rule, v.channel, v.action, $2
+    FROM unnest($18::text[], $19::bigint[], $20::text[], $21::text[], $22::jsonb[])
+         AS v(customer_id, firing_id, rule, channel, action)
+    RETURNING id, customer_id, firing_id, channel
 )
-SELECT id, code FROM ins;
+SELECT true, id, code, 0::bigint, '' FROM cp
+UNION ALL
+SELECT false, id, customer_id, firing_id, channel FROM dl;
 
--- name: InsertDeliveries
--- Queues many deliveries at once; returns each one's id, customer and channel for its dispatch job.
-INSERT INTO deliveries (customer_id, firing_id, rule, channel, action, created_at)
-SELECT v.customer_id, v.firing_id, v.rule, v.channel, v.action, $6
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[])
-     AS v(customer_id, firing_id, rule, channel, action)
-RETURNING id, customer_id, firing_id, channel;
+-- name: InsertSweepCoupons
+-- Issues coupons whose first codes were taken, with new codes; returns the codes stored so that
+-- the caller can draw again for the (rare) collisions. Their customers' coupon_expires_at was
+-- set by ApplySweepEffects.
+INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
+SELECT v.code, v.customer_id, v.rule, v.firing_id, v.kind, v.value, $8, v.expires_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::float8[], $7::timestamptz[])
+     AS v(code, customer_id, rule, firing_id, kind, value, expires_at)
+ON CONFLICT (code) DO NOTHING
+RETURNING id, code;
