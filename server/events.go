@@ -99,12 +99,14 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	resp := EventsResponse{Events: make([]EventResult, len(events))}
 	err = pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) error {
 		st := store.New(tx)
+		// All events' statements go in one pipelined batch.
+		ingested, err := st.IngestEvents(r.Context(), events, initial, rs.Version)
+		if err != nil {
+			return err
+		}
 		var jobs []river.InsertManyParams
 		for i, e := range events {
-			res, err := st.IngestEvent(r.Context(), e, initial, rs.Version)
-			if err != nil {
-				return err
-			}
+			res := ingested[i]
 			resp.Events[i] = EventResult{ID: res.EventID, Duplicate: res.Duplicate}
 			if e.Type == EventCouponRedeemed && !res.Duplicate {
 				if err := redeemCoupon(r.Context(), st, e, i, batch); err != nil {
