@@ -226,9 +226,20 @@ func (s *Store) MarkEvaluated(ctx context.Context, customerID string, ids []int6
 // rollback leaves them pending). Both statements go in one pipelined batch
 // when the store runs on a transaction: one round trip. It returns
 // ErrCustomerNotFound if there is no customer.
-func (s *Store) ClaimForEvaluation(ctx context.Context, customerID string, upTo int64, at time.Time) (string, []*PendingEvent, error) {
+//
+// With asyncCommit the transaction's commit does not wait for its WAL to
+// reach disk (synchronous_commit off, set in the same batch). Only for
+// work whose effects nobody outside Postgres relies on before a later
+// synchronous commit: WAL is flushed in order, so that commit makes this
+// one durable too, and a crash before it loses both together.
+func (s *Store) ClaimForEvaluation(ctx context.Context, customerID string, upTo int64, at time.Time, asyncCommit bool) (string, []*PendingEvent, error) {
 	db, ok := s.db.(batcher)
 	if !ok {
+		if asyncCommit {
+			if _, err := s.db.Exec(ctx, q("AsyncCommit")); err != nil {
+				return "", nil, fmt.Errorf("async commit: %w", err)
+			}
+		}
 		stage, err := s.LockForEvaluation(ctx, customerID)
 		if err != nil {
 			return "", nil, err
@@ -245,6 +256,9 @@ func (s *Store) ClaimForEvaluation(ctx context.Context, customerID string, upTo 
 		pending []*PendingEvent
 		b       pgx.Batch
 	)
+	if asyncCommit {
+		b.Queue(q("AsyncCommit"))
+	}
 	b.Queue(q("LockCustomerStage"), customerID).QueryRow(func(row pgx.Row) error {
 		if err := row.Scan(&stage); err != nil {
 			return fmt.Errorf("lock customer %q: %w", customerID, wrapNoRows(err, ErrCustomerNotFound))

@@ -202,7 +202,7 @@ func TestStore(t *testing.T) {
 		third, err := st.IngestEvent(ctx, order("ce", "k3", 1, at.Add(2*time.Hour)), "reach", "v1")
 		require.NoError(t, err)
 
-		stage, pending, err := st.ClaimForEvaluation(ctx, "ce", second.EventID, at)
+		stage, pending, err := st.ClaimForEvaluation(ctx, "ce", second.EventID, at, true)
 		require.NoError(t, err)
 		require.Equal(t, "reach", stage)
 		require.Len(t, pending, 2)
@@ -212,14 +212,15 @@ func TestStore(t *testing.T) {
 		require.Equal(t, 2, pending[1].Facts.OrdersCount)
 		require.Equal(t, "ce", pending[1].CustomerID)
 		require.Equal(t, 2, count(t, b.tx, "SELECT count(*) FROM events WHERE customer_id = 'ce' AND evaluated_at = $1", at))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) WHERE current_setting('synchronous_commit') = 'off'"))
 
 		// Claimed events are not claimed again; later ones still are.
-		_, pending, err = st.ClaimForEvaluation(ctx, "ce", third.EventID, at)
+		_, pending, err = st.ClaimForEvaluation(ctx, "ce", third.EventID, at, false)
 		require.NoError(t, err)
 		require.Len(t, pending, 1)
 		require.Equal(t, third.EventID, pending[0].ID)
 
-		_, _, err = st.ClaimForEvaluation(ctx, "nobody", 1, at)
+		_, _, err = st.ClaimForEvaluation(ctx, "nobody", 1, at, false)
 		require.ErrorIs(t, err, store.ErrCustomerNotFound)
 	})
 

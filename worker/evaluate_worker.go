@@ -46,7 +46,14 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 		now := w.now()
 		// Lock the customer and claim its pending events in one round trip;
 		// the claim is undone with everything else if the job fails.
-		stage, pending, err := st.ClaimForEvaluation(ctx, job.Args.CustomerID, job.Args.EventID, now)
+		//
+		// The commit need not wait for the WAL flush (the events it reads
+		// were committed durably at ingest): River's completion of this job
+		// is a later synchronous commit, so a crash either keeps both or
+		// loses both and the job runs again, firing once; and a dispatch job
+		// inserted here is fetched by a synchronous commit too, so no email
+		// leaves before this transaction is on disk.
+		stage, pending, err := st.ClaimForEvaluation(ctx, job.Args.CustomerID, job.Args.EventID, now, true)
 		if errors.Is(err, store.ErrCustomerNotFound) {
 			return river.JobCancel(err)
 		}
