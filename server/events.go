@@ -114,13 +114,18 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(events[a].CustomerID, events[b].CustomerID) })
 	err = pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) error {
 		st := store.New(tx)
+		// All events' statements go in one pipelined batch, in lock order.
+		sorted := make([]*store.NewEvent, len(order))
+		for k, i := range order {
+			sorted[k] = events[i]
+		}
+		ingested, err := st.IngestEvents(r.Context(), sorted, initial, rs.Version)
+		if err != nil {
+			return err
+		}
 		var jobs []river.InsertManyParams
-		for _, i := range order {
-			e := events[i]
-			res, err := st.IngestEvent(r.Context(), e, initial, rs.Version)
-			if err != nil {
-				return err
-			}
+		for k, i := range order {
+			e, res := events[i], ingested[k]
 			resp.Events[i] = EventResult{ID: res.EventID, Duplicate: res.Duplicate}
 			if e.Type == EventCouponRedeemed && !res.Duplicate {
 				if err := redeemCoupon(r.Context(), st, e, i, batch); err != nil {

@@ -160,6 +160,9 @@ type Dispatch struct {
 	Event *Event
 	// Coupon is the first coupon the firing issued; nil if none.
 	Coupon *Coupon
+	// OriginAt is when the firing's event was received, or the delivery
+	// created for scheduled firings: where its latency counts from.
+	OriginAt time.Time
 }
 
 // GetDispatch reads a delivery with its customer, suppression, event and
@@ -178,13 +181,14 @@ func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*
 		cpCode, cpKind                                           *string
 		cpValue                                                  *float64
 		cpExpires                                                *time.Time
+		originAt                                                 time.Time
 	)
 	err := s.db.QueryRow(ctx, q("GetDispatch"), customerID, id).Scan(
 		&d.ID, &d.CustomerID, &d.FiringID, &d.Rule, &d.Channel, &d.Action, &d.Status, &d.Attempts,
 		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion,
 		&c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage, &stageAt, &c.CreatedAt, &lastSeen,
 		&firstOrder, &lastOrder, &c.OrdersCount, &spentCents, &c.Attributes, &unsubscribedAt,
-		&reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires)
+		&reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt)
 	if err != nil {
 		return nil, fmt.Errorf("get delivery %d: %w", id, wrapNoRows(err, ErrDeliveryNotFound))
 	}
@@ -195,7 +199,7 @@ func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*
 	if eventID != nil {
 		d.EventID = *eventID
 	}
-	out := &Dispatch{Delivery: &d, Customer: &c, Suppressed: reason}
+	out := &Dispatch{Delivery: &d, Customer: &c, Suppressed: reason, OriginAt: originAt}
 	if evType != nil {
 		out.Event = &Event{ID: d.EventID, CustomerID: d.CustomerID, Type: *evType, Properties: evProps, OccurredAt: timeOrZero(evAt)}
 	}

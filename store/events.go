@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // NewEvent is one event to ingest with the customer details it carries.
@@ -36,54 +39,107 @@ type Ingested struct {
 // nothing and returns the first event's id. Run it in a transaction (WithTx)
 // together with the evaluate job insert.
 func (s *Store) IngestEvent(ctx context.Context, e *NewEvent, initialStage, version string) (Ingested, error) {
-	var res Ingested
-	if err := s.db.QueryRow(ctx, q("LockCustomer"), e.CustomerID, initialStage, e.OccurredAt).Scan(&res.NewCustomer); err != nil {
-		return res, fmt.Errorf("lock customer %q: %w", e.CustomerID, err)
+	res, err := s.IngestEvents(ctx, []*NewEvent{e}, initialStage, version)
+	if err != nil {
+		return Ingested{}, err
 	}
+	return res[0], nil
+}
 
+// IngestEvents is IngestEvent for several events, in order. On a
+// transaction the statements of all events go in one pipelined batch (two
+// per event), so a batch of events costs one round trip plus one per
+// duplicate.
+func (s *Store) IngestEvents(ctx context.Context, events []*NewEvent, initialStage, version string) ([]Ingested, error) {
+	out := make([]Ingested, len(events))
+	db, ok := s.db.(batcher)
+	if !ok {
+		for i, e := range events {
+			if err := s.lockCustomer(s.db.QueryRow(ctx, q("LockCustomer"), lockArgs(e, initialStage, version)...), e, &out[i]); err != nil {
+				return nil, err
+			}
+			if err := s.ingestEvent(s.db.QueryRow(ctx, q("IngestEvent"), ingestArgs(e)...), e, &out[i]); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		var b pgx.Batch
+		for i, e := range events {
+			res := &out[i]
+			b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
+				return s.lockCustomer(row, e, res)
+			})
+			b.Queue(q("IngestEvent"), ingestArgs(e)...).QueryRow(func(row pgx.Row) error {
+				return s.ingestEvent(row, e, res)
+			})
+		}
+		if err := db.SendBatch(ctx, &b).Close(); err != nil {
+			return nil, err
+		}
+	}
+	for i, e := range events {
+		if !out[i].Duplicate {
+			continue
+		}
+		if err := s.db.QueryRow(ctx, q("GetEventIDByKey"), e.CustomerID, e.IdempotencyKey).Scan(&out[i].EventID); err != nil {
+			return nil, fmt.Errorf("find event for idempotency key %q: %w", e.IdempotencyKey, err)
+		}
+	}
+	return out, nil
+}
+
+func lockArgs(e *NewEvent, initialStage, version string) []any {
+	return []any{e.CustomerID, initialStage, e.OccurredAt, version}
+}
+
+func ingestArgs(e *NewEvent) []any {
 	props := e.Properties
 	if props == nil {
 		props = map[string]any{}
-	}
-	rows, err := s.db.Query(ctx, q("InsertEvent"), e.CustomerID, e.Type, props, e.OccurredAt, e.ReceivedAt, e.IdempotencyKey)
-	if err != nil {
-		return res, fmt.Errorf("insert event: %w", err)
-	}
-	for rows.Next() {
-		if err := rows.Scan(&res.EventID); err != nil {
-			rows.Close()
-			return res, fmt.Errorf("insert event: %w", err)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("insert event: %w", err)
-	}
-	if res.EventID == 0 {
-		res.Duplicate = true
-		if err := s.db.QueryRow(ctx, q("GetEventIDByKey"), e.CustomerID, e.IdempotencyKey).Scan(&res.EventID); err != nil {
-			return res, fmt.Errorf("find event for idempotency key %q: %w", e.IdempotencyKey, err)
-		}
-		return res, nil
-	}
-
-	if res.NewCustomer && initialStage != "" {
-		if err := s.InsertTransition(ctx, &Transition{
-			CustomerID: e.CustomerID, To: initialStage, RuleSetVersion: version, OccurredAt: e.OccurredAt,
-		}); err != nil {
-			return res, err
-		}
 	}
 	attrs := e.Attributes
 	if attrs == nil {
 		attrs = map[string]any{}
 	}
-	res.Customer, err = scanCustomer(s.db.QueryRow(ctx, q("ApplyEventFacts"), e.CustomerID, e.Email, e.Name, e.Timezone,
-		e.OccurredAt, e.IsOrder, cents(e.OrderTotal), attrs, res.EventID))
-	if err != nil {
-		return res, fmt.Errorf("update customer %q facts: %w", e.CustomerID, err)
+	return []any{e.CustomerID, e.Type, props, e.OccurredAt, e.ReceivedAt, e.IdempotencyKey,
+		e.Email, e.Name, e.Timezone, e.IsOrder, cents(e.OrderTotal), attrs}
+}
+
+func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {
+	if err := row.Scan(&res.NewCustomer); err != nil {
+		return fmt.Errorf("lock customer %q: %w", e.CustomerID, err)
 	}
-	return res, nil
+	return nil
+}
+
+// ingestEvent reads IngestEvent's answer: no row for a duplicate.
+func (s *Store) ingestEvent(row pgx.Row, e *NewEvent, res *Ingested) error {
+	var (
+		c                                                        Customer
+		eventID                                                  *int64
+		stageAt, lastSeen, firstOrder, lastOrder, unsubscribedAt *time.Time
+		spentCents                                               int64
+	)
+	err := row.Scan(&eventID, &c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage, &stageAt, &c.CreatedAt, &lastSeen,
+		&firstOrder, &lastOrder, &c.OrdersCount, &spentCents, &c.Attributes, &unsubscribedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		res.Duplicate, res.NewCustomer = true, false
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
+	}
+	if eventID == nil {
+		// The customer's row lock makes the duplicate check exact; an insert
+		// conflict regardless must not leave the facts counted twice.
+		return fmt.Errorf("insert event of %q: idempotency key %q conflicts", e.CustomerID, e.IdempotencyKey)
+	}
+	c.StageEnteredAt, c.LastSeenAt = timeOrZero(stageAt), timeOrZero(lastSeen)
+	c.FirstOrderAt, c.LastOrderAt = timeOrZero(firstOrder), timeOrZero(lastOrder)
+	c.UnsubscribedAt = timeOrZero(unsubscribedAt)
+	c.TotalSpent = float64(spentCents) / 100
+	res.EventID, res.Customer = *eventID, &c
+	return nil
 }
 
 // PendingEvent is an event awaiting evaluation with the facts its rules see.
@@ -162,4 +218,83 @@ func (s *Store) MarkEvaluated(ctx context.Context, customerID string, ids []int6
 		return fmt.Errorf("mark events of %q evaluated: %w", customerID, err)
 	}
 	return nil
+}
+
+// ClaimForEvaluation locks the customer's row until the transaction ends,
+// like LockForEvaluation, and claims the customer's events not evaluated yet
+// with ids up to upTo, oldest first, marking them evaluated at at (a
+// rollback leaves them pending). Both statements go in one pipelined batch
+// when the store runs on a transaction: one round trip. It returns
+// ErrCustomerNotFound if there is no customer.
+//
+// With asyncCommit the transaction's commit does not wait for its WAL to
+// reach disk (synchronous_commit off, set in the same batch). Only for
+// work whose effects nobody outside Postgres relies on before a later
+// synchronous commit: WAL is flushed in order, so that commit makes this
+// one durable too, and a crash before it loses both together.
+func (s *Store) ClaimForEvaluation(ctx context.Context, customerID string, upTo int64, at time.Time, asyncCommit bool) (string, []*PendingEvent, error) {
+	db, ok := s.db.(batcher)
+	if !ok {
+		if asyncCommit {
+			if _, err := s.db.Exec(ctx, q("AsyncCommit")); err != nil {
+				return "", nil, fmt.Errorf("async commit: %w", err)
+			}
+		}
+		stage, err := s.LockForEvaluation(ctx, customerID)
+		if err != nil {
+			return "", nil, err
+		}
+		rows, err := s.db.Query(ctx, q("ClaimPendingEvents"), customerID, upTo, at)
+		if err != nil {
+			return "", nil, fmt.Errorf("claim pending events of %q: %w", customerID, err)
+		}
+		pending, err := scanPending(rows, customerID)
+		return stage, pending, err
+	}
+	var (
+		stage   string
+		pending []*PendingEvent
+		b       pgx.Batch
+	)
+	if asyncCommit {
+		b.Queue(q("AsyncCommit"))
+	}
+	b.Queue(q("LockCustomerStage"), customerID).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&stage); err != nil {
+			return fmt.Errorf("lock customer %q: %w", customerID, wrapNoRows(err, ErrCustomerNotFound))
+		}
+		return nil
+	})
+	b.Queue(q("ClaimPendingEvents"), customerID, upTo, at).Query(func(rows pgx.Rows) error {
+		var err error
+		pending, err = scanPending(rows, customerID)
+		return err
+	})
+	if err := db.SendBatch(ctx, &b).Close(); err != nil {
+		return "", nil, err
+	}
+	return stage, pending, nil
+}
+
+func scanPending(rows pgx.Rows, customerID string) ([]*PendingEvent, error) {
+	defer rows.Close()
+	var out []*PendingEvent
+	for rows.Next() {
+		var (
+			e     PendingEvent
+			facts *factsJSON
+		)
+		if err := rows.Scan(&e.ID, &e.Type, &e.Properties, &e.OccurredAt, &facts); err != nil {
+			return nil, fmt.Errorf("pending events of %q: %w", customerID, err)
+		}
+		e.CustomerID = customerID
+		if facts != nil {
+			e.Facts = facts.customer()
+		}
+		out = append(out, &e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending events of %q: %w", customerID, err)
+	}
+	return out, nil
 }

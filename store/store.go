@@ -32,6 +32,11 @@ type DBTX interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// batcher is a DBTX that can pipeline statements (a pool, a conn or a tx).
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // Store reads and writes ciclo's tables.
 type Store struct {
 	db DBTX

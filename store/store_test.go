@@ -132,6 +132,125 @@ func TestStore(t *testing.T) {
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'c' AND to_stage = 'conversion'"))
 	})
 
+	t.Run("FireWritesAllAtOnce", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		_, err := st.IngestEvent(ctx, order("fa", "", 1, at), "reach", "v1")
+		require.NoError(t, err)
+		taken := &store.Coupon{Code: "TAKEN-FA", CustomerID: "fa", Rule: "other", FiringID: 99, Kind: "percent", Value: 5, CreatedAt: at}
+		require.NoError(t, st.InsertCoupon(ctx, taken))
+
+		expires := at.Add(14 * 24 * time.Hour)
+		newFire := func(occurrence string) *store.Fire {
+			return &store.Fire{
+				Firing: store.Firing{CustomerID: "fa", Rule: "r", Occurrence: occurrence, RuleSetVersion: "v1", EventID: 7, FiredAt: at},
+				Stage:  "conversion",
+				Coupons: []*store.Coupon{
+					{Code: "FRESH-FA", CustomerID: "fa", Rule: "r", Kind: "percent", Value: 10, CreatedAt: at, ExpiresAt: expires},
+					{Code: "TAKEN-FA", CustomerID: "fa", Rule: "r", Kind: "free_shipping", CreatedAt: at},
+				},
+				Deliveries: []*store.Delivery{
+					{CustomerID: "fa", Rule: "r", Channel: "email", Action: []byte(`{"template":"a"}`), CreatedAt: at},
+					{CustomerID: "fa", Rule: "r", Channel: "webhook", Action: []byte(`{"url":"http://x"}`), CreatedAt: at},
+				},
+			}
+		}
+		f := newFire("event:7")
+		fired, ok, err := st.Fire(ctx, f)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NotZero(t, f.Firing.ID)
+		require.NotNil(t, fired.Transition)
+		require.Equal(t, "reach", fired.Transition.From)
+		require.Equal(t, "conversion", fired.Transition.To)
+		require.NotZero(t, f.Coupons[0].ID)
+		require.Equal(t, []*store.Coupon{f.Coupons[1]}, fired.CodesTaken, "a taken code is reported, not an error")
+		require.Equal(t, f.Firing.ID, f.Coupons[1].FiringID)
+		require.Less(t, f.Deliveries[0].ID, f.Deliveries[1].ID)
+
+		c, err := st.GetCustomer(ctx, "fa")
+		require.NoError(t, err)
+		require.Equal(t, "conversion", c.Stage)
+		require.True(t, c.StageEnteredAt.Equal(at))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 'fa' AND coupon_expires_at = $1", expires))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'fa' AND from_stage = 'reach' AND to_stage = 'conversion' AND rule = 'r' AND firing_id = $1", f.Firing.ID))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM coupons WHERE customer_id = 'fa' AND firing_id = $1", f.Firing.ID))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE id = $1 AND firing_id = $2 AND channel = 'email' AND status = 'queued' AND action->>'template' = 'a'", f.Deliveries[0].ID, f.Firing.ID))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE id = $1 AND channel = 'webhook'", f.Deliveries[1].ID))
+
+		// The same occurrence again writes nothing.
+		_, ok, err = st.Fire(ctx, newFire("event:7"))
+		require.NoError(t, err)
+		require.False(t, ok)
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM rule_firings WHERE customer_id = 'fa'"))
+		require.Equal(t, 2, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'fa'"))
+
+		// Another occurrence into the stage the customer is in: no transition.
+		again := newFire("event:8")
+		again.Coupons, again.Deliveries = nil, nil
+		fired, ok, err = st.Fire(ctx, again)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Nil(t, fired.Transition)
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'fa' AND to_stage = 'conversion'"))
+
+		// No stage: a coupon without expiry leaves coupon_expires_at alone.
+		plain := newFire("event:9")
+		plain.Stage = ""
+		plain.Coupons = []*store.Coupon{{Code: "PLAIN-FA", CustomerID: "fa", Rule: "r", Kind: "percent", Value: 1, CreatedAt: at}}
+		fired, ok, err = st.Fire(ctx, plain)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Nil(t, fired.Transition)
+		require.Empty(t, fired.CodesTaken)
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 'fa' AND coupon_expires_at = $1 AND stage = 'conversion'", expires))
+		// A cooldown refuses another occurrence within it, whatever its key.
+		cooled := newFire("window:1")
+		cooled.Firing.Rule, cooled.Firing.Cooldown = "cd", 30*24*time.Hour
+		cooled.Coupons, cooled.Deliveries = nil, nil
+		_, ok, err = st.Fire(ctx, cooled)
+		require.NoError(t, err)
+		require.True(t, ok)
+		soon := newFire("window:2")
+		soon.Firing.Rule, soon.Firing.Cooldown, soon.Firing.FiredAt = "cd", 30*24*time.Hour, at.Add(2*time.Second)
+		soon.Coupons, soon.Deliveries = nil, nil
+		_, ok, err = st.Fire(ctx, soon)
+		require.NoError(t, err)
+		require.False(t, ok, "within the cooldown")
+	})
+
+	t.Run("ClaimForEvaluation", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		first, err := st.IngestEvent(ctx, order("ce", "k1", 1, at), "reach", "v1")
+		require.NoError(t, err)
+		second, err := st.IngestEvent(ctx, order("ce", "k2", 1, at.Add(time.Hour)), "reach", "v1")
+		require.NoError(t, err)
+		third, err := st.IngestEvent(ctx, order("ce", "k3", 1, at.Add(2*time.Hour)), "reach", "v1")
+		require.NoError(t, err)
+
+		stage, pending, err := st.ClaimForEvaluation(ctx, "ce", second.EventID, at, true)
+		require.NoError(t, err)
+		require.Equal(t, "reach", stage)
+		require.Len(t, pending, 2)
+		require.Equal(t, first.EventID, pending[0].ID)
+		require.Equal(t, second.EventID, pending[1].ID)
+		require.Equal(t, 1, pending[0].Facts.OrdersCount)
+		require.Equal(t, 2, pending[1].Facts.OrdersCount)
+		require.Equal(t, "ce", pending[1].CustomerID)
+		require.Equal(t, 2, count(t, b.tx, "SELECT count(*) FROM events WHERE customer_id = 'ce' AND evaluated_at = $1", at))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) WHERE current_setting('synchronous_commit') = 'off'"))
+
+		// Claimed events are not claimed again; later ones still are.
+		_, pending, err = st.ClaimForEvaluation(ctx, "ce", third.EventID, at, false)
+		require.NoError(t, err)
+		require.Len(t, pending, 1)
+		require.Equal(t, third.EventID, pending[0].ID)
+
+		_, _, err = st.ClaimForEvaluation(ctx, "nobody", 1, at, false)
+		require.ErrorIs(t, err, store.ErrCustomerNotFound)
+	})
+
 	t.Run("CouponCodeCollision", func(t *testing.T) {
 		t.Parallel()
 		st, _ := setup(t, db)

@@ -92,7 +92,7 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	if err != nil {
 		return err
 	}
-	d, cust := dp.Delivery, dp.Customer
+	d := dp.Delivery
 	if d.Status != store.DeliveryQueued {
 		return nil
 	}
@@ -113,7 +113,7 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	}
 	if ue := (*undeliverableError)(nil); errors.As(err, &ue) {
 		// Rendering and configuration errors do not heal by retrying.
-		if ferr := st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: store.DeliveryFailed, Error: err.Error(), At: w.now()}); ferr != nil {
+		if ferr := finishDelivery(ctx, st, dp, store.Outcome{Status: store.DeliveryFailed, Error: err.Error(), At: w.now()}); ferr != nil {
 			return ferr
 		}
 		return river.JobCancel(err)
@@ -127,17 +127,18 @@ func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 	// timeout): a sent email left "queued" would be sent again.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	return w.record(rctx, st, job, d, cust, res, sendErr)
+	return w.record(rctx, st, job, dp, res, sendErr)
 }
 
 // record stores a send's outcome and tells River what to do next.
-func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river.Job[DispatchArgs], d *store.Delivery,
-	cust *store.Customer, res channels.Result, sendErr error,
+func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river.Job[DispatchArgs], dp *store.Dispatch,
+	res channels.Result, sendErr error,
 ) error {
+	d, cust := dp.Delivery, dp.Customer
 	out := store.Outcome{Attempted: true, ProviderID: res.ProviderID, ResponseCode: res.StatusCode, Response: res.Response, At: w.now()}
 	if sendErr == nil {
 		out.Status = store.DeliverySent
-		return st.FinishDelivery(ctx, d.CustomerID, d.ID, out)
+		return finishDelivery(ctx, st, dp, out)
 	}
 	out.Error = sendErr.Error()
 	var se *channels.SendError
@@ -148,13 +149,13 @@ func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river
 	last := job.Attempt >= job.MaxAttempts
 	if !permanent && !last {
 		out.Status = store.DeliveryQueued
-		if err := st.FinishDelivery(ctx, d.CustomerID, d.ID, out); err != nil {
+		if err := finishDelivery(ctx, st, dp, out); err != nil {
 			return err
 		}
 		return fmt.Errorf("send %s delivery %d: %w", d.Channel, d.ID, sendErr)
 	}
 	out.Status = store.DeliveryFailed
-	if err := st.FinishDelivery(ctx, d.CustomerID, d.ID, out); err != nil {
+	if err := finishDelivery(ctx, st, dp, out); err != nil {
 		return err
 	}
 	// Only a refused recipient is a hard bounce: a 5xx to MAIL FROM or DATA
@@ -169,6 +170,16 @@ func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river
 		slog.String("channel", d.Channel), slog.String("rule", d.Rule), slog.Bool("permanent", permanent),
 		slog.Int("attempt", job.Attempt), slog.String("error", out.Error))
 	return river.JobCancel(sendErr)
+}
+
+// finishDelivery records a delivery attempt's outcome and notes it for the
+// job metrics middleware, which then need not read it back.
+func finishDelivery(ctx context.Context, st *store.Store, dp *store.Dispatch, o store.Outcome) error {
+	if err := st.FinishDelivery(ctx, dp.Delivery.CustomerID, dp.Delivery.ID, o); err != nil {
+		return err
+	}
+	noteOutcome(ctx, &store.DeliveryOutcome{Status: o.Status, SentAt: o.At, OriginAt: dp.OriginAt})
+	return nil
 }
 
 // email prepares an email delivery. It returns the message to send; or a nil
@@ -188,7 +199,7 @@ func (w *DispatchWorker) email(ctx context.Context, st *store.Store, dp *store.D
 	}
 	now := w.now()
 	done := func(status, reason string) (*channels.Message, error) {
-		return nil, st.FinishDelivery(ctx, d.CustomerID, d.ID, store.Outcome{Status: status, Error: reason, At: now})
+		return nil, finishDelivery(ctx, st, dp, store.Outcome{Status: status, Error: reason, At: now})
 	}
 	reason := dp.Suppressed
 	switch {

@@ -43,21 +43,25 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		st := store.New(tx)
-		stage, err := st.LockForEvaluation(ctx, job.Args.CustomerID)
+		now := w.now()
+		// Lock the customer and claim its pending events in one round trip;
+		// the claim is undone with everything else if the job fails.
+		//
+		// The commit need not wait for the WAL flush (the events it reads
+		// were committed durably at ingest): River's completion of this job
+		// is a later synchronous commit, so a crash either keeps both or
+		// loses both and the job runs again, firing once; and a dispatch job
+		// inserted here is fetched by a synchronous commit too, so no email
+		// leaves before this transaction is on disk.
+		stage, pending, err := st.ClaimForEvaluation(ctx, job.Args.CustomerID, job.Args.EventID, now, true)
 		if errors.Is(err, store.ErrCustomerNotFound) {
 			return river.JobCancel(err)
 		}
-		if err != nil {
-			return err
-		}
-		pending, err := st.PendingEvents(ctx, job.Args.CustomerID, job.Args.EventID)
 		if err != nil || len(pending) == 0 {
 			return err
 		}
-		now := w.now()
-		ids := make([]int64, 0, len(pending))
+		var deliveries []*store.Delivery
 		for _, ev := range pending {
-			ids = append(ids, ev.ID)
 			facts := ev.Facts
 			if facts == nil { // events stored before snapshots existed
 				if facts, err = st.GetCustomer(ctx, ev.CustomerID); err != nil {
@@ -66,19 +70,23 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 			}
 			cust := *facts
 			cust.Stage = stage
-			if stage, err = w.evaluate(ctx, tx, client, rs, &cust, ev, now); err != nil {
+			if stage, deliveries, err = w.evaluate(ctx, tx, rs, &cust, ev, now, deliveries); err != nil {
 				return err
 			}
 		}
-		return st.MarkEvaluated(ctx, job.Args.CustomerID, ids, now)
+		if err := insertDispatchJobs(ctx, tx, client, deliveries); err != nil {
+			return fmt.Errorf("enqueue dispatch for %q: %w", job.Args.CustomerID, err)
+		}
+		return nil
 	})
 }
 
 // evaluate fires the rules matching one event and returns the stage the
-// customer is in afterwards.
-func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], rs *rules.RuleSet,
-	cust *store.Customer, ev *store.PendingEvent, now time.Time,
-) (string, error) {
+// customer is in afterwards, and deliveries with the firings' deliveries
+// appended (their dispatch jobs are enqueued together at the end).
+func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, rs *rules.RuleSet,
+	cust *store.Customer, ev *store.PendingEvent, now time.Time, deliveries []*store.Delivery,
+) (string, []*store.Delivery, error) {
 	in := rules.Input{Customer: ruleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
 	stage := cust.Stage
 	for _, r := range rs.ForEvent(ev.Type) {
@@ -92,9 +100,9 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, client *river.
 		if !ok {
 			continue
 		}
-		f, err := FireTx(ctx, tx, client, rs.Version, r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
+		f, err := fire(ctx, tx, rs.Version, r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
 		if err != nil {
-			return "", fmt.Errorf("fire %q for %q: %w", r.Name, cust.ID, err)
+			return "", nil, fmt.Errorf("fire %q for %q: %w", r.Name, cust.ID, err)
 		}
 		if f == nil {
 			continue
@@ -102,11 +110,12 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, client *river.
 		if f.Transition != nil {
 			stage = f.Transition.To
 		}
+		deliveries = append(deliveries, f.Deliveries...)
 		w.logger.InfoContext(ctx, "evaluate: rule fired", slog.String("rule", r.Name),
 			slog.String("customer_id", cust.ID), slog.Int64("firing_id", f.Firing.ID),
 			slog.String("rule_set_version", rs.Version))
 	}
-	return stage, nil
+	return stage, deliveries, nil
 }
 
 // Occurrence is the key that makes a firing unique per customer and rule. An

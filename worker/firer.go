@@ -48,6 +48,91 @@ type Firing struct {
 func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], version string, r *rules.Rule,
 	c *store.Customer, occurrence string, eventID int64, now time.Time,
 ) (*Firing, error) {
+	res, err := fire(ctx, tx, version, r, c, occurrence, eventID, now)
+	if err != nil || res == nil {
+		return nil, err
+	}
+	if err := insertDispatchJobs(ctx, tx, client, res.Deliveries); err != nil {
+		return nil, fmt.Errorf("enqueue dispatch of %q: %w", r.Name, err)
+	}
+	return res, nil
+}
+
+// insertDispatchJobs enqueues the dispatch jobs of queued deliveries.
+func insertDispatchJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ds []*store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	jobs := make([]river.InsertManyParams, len(ds))
+	for i, d := range ds {
+		jobs[i] = dispatchJob(d)
+	}
+	_, err := client.InsertManyTx(ctx, tx, jobs)
+	return err
+}
+
+// fire is FireTx without the dispatch jobs, which the caller enqueues (the
+// evaluate worker enqueues those of all its firings at once). A rule with
+// at most one stage action, the usual shape, is written in one statement
+// (store.Fire); others go action by action.
+func fire(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
+	c *store.Customer, occurrence string, eventID int64, now time.Time,
+) (*Firing, error) {
+	st := store.New(tx)
+	f := &store.Fire{Firing: store.Firing{
+		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: version,
+		EventID: eventID, FiredAt: now, Cooldown: r.Cooldown,
+	}}
+	stages := 0
+	for i, a := range r.Actions {
+		switch {
+		case a.Stage != "":
+			stages++
+			f.Stage = a.Stage
+		case a.Coupon != nil:
+			f.Coupons = append(f.Coupons, newCoupon(c.ID, r.Name, a.Coupon, now))
+		case a.Email != nil:
+			d, err := actionDelivery(c.ID, r.Name, "email", EmailDelivery{
+				Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional,
+			}, now)
+			if err != nil {
+				return nil, err
+			}
+			f.Deliveries = append(f.Deliveries, d)
+		case a.Webhook != nil:
+			d, err := actionDelivery(c.ID, r.Name, "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i}, now)
+			if err != nil {
+				return nil, err
+			}
+			f.Deliveries = append(f.Deliveries, d)
+		}
+	}
+	if stages > 1 {
+		return fireByAction(ctx, tx, version, r, c, occurrence, eventID, now)
+	}
+	fired, ok, err := st.Fire(ctx, f)
+	if err != nil || !ok {
+		return nil, err
+	}
+	metrics.FromContext(ctx).RuleFired(r.Name)
+	res := &Firing{Firing: f.Firing, Transition: fired.Transition, Coupons: f.Coupons, Deliveries: f.Deliveries}
+	if t := fired.Transition; t != nil {
+		metrics.FromContext(ctx).StageTransition(t.From, t.To)
+	}
+	for _, cp := range fired.CodesTaken {
+		cp.Code = NewCouponCode()
+		if err := insertCoupon(ctx, st, cp); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// fireByAction is fire one statement per action, for rules with several
+// stage actions (each logs its own transition).
+func fireByAction(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
+	c *store.Customer, occurrence string, eventID int64, now time.Time,
+) (*Firing, error) {
 	st := store.New(tx)
 	res := &Firing{Firing: store.Firing{
 		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: version,
@@ -59,7 +144,6 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 	}
 	metrics.FromContext(ctx).RuleFired(r.Name)
 
-	var jobs []river.InsertManyParams
 	for i, a := range r.Actions {
 		switch {
 		case a.Stage != "":
@@ -74,8 +158,9 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 				metrics.FromContext(ctx).StageTransition(t.From, t.To)
 			}
 		case a.Coupon != nil:
-			cp, err := issueCoupon(ctx, tx, c.ID, r.Name, res.Firing.ID, a.Coupon, now)
-			if err != nil {
+			cp := newCoupon(c.ID, r.Name, a.Coupon, now)
+			cp.FiringID = res.Firing.ID
+			if err := insertCoupon(ctx, st, cp); err != nil {
 				return nil, err
 			}
 			res.Coupons = append(res.Coupons, cp)
@@ -87,19 +172,12 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 				return nil, err
 			}
 			res.Deliveries = append(res.Deliveries, d)
-			jobs = append(jobs, dispatchJob(d))
 		case a.Webhook != nil:
 			d, err := queueDelivery(ctx, st, &res.Firing, "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i})
 			if err != nil {
 				return nil, err
 			}
 			res.Deliveries = append(res.Deliveries, d)
-			jobs = append(jobs, dispatchJob(d))
-		}
-	}
-	if len(jobs) > 0 {
-		if _, err := client.InsertManyTx(ctx, tx, jobs); err != nil {
-			return nil, fmt.Errorf("enqueue dispatch of %q: %w", r.Name, err)
 		}
 	}
 	return res, nil
@@ -110,37 +188,46 @@ func dispatchJob(d *store.Delivery) river.InsertManyParams {
 	return river.InsertManyParams{Args: DispatchArgs{CustomerID: d.CustomerID, DeliveryID: d.ID, Channel: d.Channel}}
 }
 
-func queueDelivery(ctx context.Context, st *store.Store, f *store.Firing, channel string, action any) (*store.Delivery, error) {
+// actionDelivery is a queued delivery of action, not stored yet.
+func actionDelivery(customerID, rule, channel string, action any, now time.Time) (*store.Delivery, error) {
 	raw, err := json.Marshal(action)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s action: %w", channel, err)
 	}
-	d := &store.Delivery{CustomerID: f.CustomerID, FiringID: f.ID, Rule: f.Rule, Channel: channel,
-		Action: raw, Status: store.DeliveryQueued, CreatedAt: f.FiredAt}
+	return &store.Delivery{CustomerID: customerID, Rule: rule, Channel: channel,
+		Action: raw, Status: store.DeliveryQueued, CreatedAt: now}, nil
+}
+
+func queueDelivery(ctx context.Context, st *store.Store, f *store.Firing, channel string, action any) (*store.Delivery, error) {
+	d, err := actionDelivery(f.CustomerID, f.Rule, channel, action, f.FiredAt)
+	if err != nil {
+		return nil, err
+	}
+	d.FiringID = f.ID
 	if err := st.InsertDelivery(ctx, d); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-// issueCoupon stores a coupon with a fresh code, drawing again on the
-// (astronomically rare) collision.
-func issueCoupon(ctx context.Context, tx pgx.Tx, customerID, rule string, firingID int64, a *rules.CouponAction, now time.Time) (*store.Coupon, error) {
-	c := &store.Coupon{CustomerID: customerID, Rule: rule, FiringID: firingID, Kind: a.Kind, Value: a.Value, CreatedAt: now}
+// newCoupon is a coupon of action a with a fresh code, not stored yet.
+func newCoupon(customerID, rule string, a *rules.CouponAction, now time.Time) *store.Coupon {
+	c := &store.Coupon{Code: NewCouponCode(), CustomerID: customerID, Rule: rule, Kind: a.Kind, Value: a.Value, CreatedAt: now}
 	if a.ExpiresIn > 0 {
 		c.ExpiresAt = now.Add(a.ExpiresIn)
 	}
-	st := store.New(tx)
+	return c
+}
+
+// insertCoupon stores c, drawing a new code on the (astronomically rare)
+// collision.
+func insertCoupon(ctx context.Context, st *store.Store, c *store.Coupon) error {
 	for range couponCodeAttempts {
-		c.Code = NewCouponCode()
 		err := st.InsertCoupon(ctx, c)
-		if errors.Is(err, store.ErrCouponCodeTaken) {
-			continue
+		if !errors.Is(err, store.ErrCouponCodeTaken) {
+			return err
 		}
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
+		c.Code = NewCouponCode()
 	}
-	return nil, fmt.Errorf("issue coupon for %q: %d code collisions in a row", customerID, couponCodeAttempts)
+	return fmt.Errorf("issue coupon for %q: %d code collisions in a row", c.CustomerID, couponCodeAttempts)
 }

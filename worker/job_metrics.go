@@ -38,6 +38,7 @@ var _ rivertype.WorkerMiddleware = (*jobMetrics)(nil)
 // Work runs the job with a metrics recorder in its context.
 func (mw *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
 	rec := mw.m.NewJob()
+	var noted *notedOutcome
 	defer func() {
 		if p := recover(); p != nil {
 			rec.Discard()
@@ -50,27 +51,51 @@ func (mw *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner f
 		} else {
 			rec.Flush()
 		}
-		if job.Kind == (DispatchArgs{}).Kind() {
-			mw.recordDelivery(ctx, job)
+		if noted != nil {
+			mw.recordDelivery(ctx, job, noted.out)
 		}
 	}()
-	return doInner(metrics.WithJob(ctx, rec))
+	ctx = metrics.WithJob(ctx, rec)
+	if job.Kind == (DispatchArgs{}).Kind() {
+		noted = &notedOutcome{}
+		ctx = context.WithValue(ctx, notedOutcomeKey{}, noted)
+	}
+	return doInner(ctx)
+}
+
+// notedOutcomeKey is the context key of a dispatch attempt's *notedOutcome.
+type notedOutcomeKey struct{}
+
+// notedOutcome is the outcome a dispatch attempt recorded last, if any.
+type notedOutcome struct{ out *store.DeliveryOutcome }
+
+// noteOutcome tells the metrics middleware, if any, the outcome a dispatch
+// attempt recorded.
+func noteOutcome(ctx context.Context, out *store.DeliveryOutcome) {
+	if n, ok := ctx.Value(notedOutcomeKey{}).(*notedOutcome); ok {
+		n.out = out
+	}
 }
 
 // recordDelivery counts a dispatch attempt by the status it left the
 // delivery in ("retry" when it stays queued for another attempt) and, when
-// it was sent, observes the latency from the event's arrival.
-func (mw *jobMetrics) recordDelivery(ctx context.Context, job *rivertype.JobRow) {
+// it was sent, observes the latency from the event's arrival. out is the
+// outcome the attempt noted; when it noted none (it found the delivery done
+// already, snoozed, or failed before recording) the outcome is read back.
+func (mw *jobMetrics) recordDelivery(ctx context.Context, job *rivertype.JobRow, out *store.DeliveryOutcome) {
 	var args DispatchArgs
 	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
-	defer cancel()
-	out, err := store.New(mw.pool).GetDeliveryOutcome(ctx, args.CustomerID, args.DeliveryID)
-	if err != nil {
-		mw.logger.DebugContext(ctx, "metrics: read delivery outcome failed", slog.Int64("delivery_id", args.DeliveryID), slog.String("error", err.Error()))
-		return
+	if out == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
+		defer cancel()
+		var err error
+		out, err = store.New(mw.pool).GetDeliveryOutcome(ctx, args.CustomerID, args.DeliveryID)
+		if err != nil {
+			mw.logger.DebugContext(ctx, "metrics: read delivery outcome failed", slog.Int64("delivery_id", args.DeliveryID), slog.String("error", err.Error()))
+			return
+		}
 	}
 	// A delivery sent by an earlier attempt (a retry after a crash) was
 	// counted then. The slack covers clock differences between this process

@@ -1,36 +1,21 @@
 -- name: LockCustomer
--- Creates a customer in the initial stage if it does not exist and locks its row, so that one
+-- Creates a customer in the initial stage $2 if it does not exist, logging that entry as a stage
+-- transition stamped with rule-set version $4 (unless $2 is ''), and locks its row, so that one
 -- customer's events get ids and facts in commit order; says whether it was created.
-INSERT INTO customers (id, stage, stage_entered_at, created_at)
-VALUES ($1, $2, $3, $3)
-ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
-RETURNING xmax = 0;
+WITH c AS (
+    INSERT INTO customers (id, stage, stage_entered_at, created_at)
+    VALUES ($1, $2, $3, $3)
+    ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+    RETURNING xmax = 0 AS created
+), t AS (
+    INSERT INTO stage_transitions (customer_id, to_stage, rule_set_version, occurred_at)
+    SELECT $1, $2, $4, $3 FROM c WHERE c.created AND $2 <> ''
+)
+SELECT created FROM c;
 
 -- name: LockCustomerStage
 -- Locks a customer's row for evaluation and reads its current stage.
 SELECT stage FROM customers WHERE id = $1 FOR UPDATE;
-
--- name: ApplyEventFacts
--- Folds one new event into the customer's facts (contact details, activity, order totals),
--- keeps them on the event as the snapshot its rules see, and returns them.
-WITH c AS (
-UPDATE customers SET
-    email             = COALESCE(NULLIF($2, ''), email),
-    name              = COALESCE(NULLIF($3, ''), name),
-    timezone          = COALESCE(NULLIF($4, ''), timezone),
-    last_seen_at      = GREATEST(last_seen_at, $5),
-    first_order_at    = CASE WHEN $6 THEN LEAST(first_order_at, $5) ELSE first_order_at END,
-    last_order_at     = CASE WHEN $6 THEN GREATEST(last_order_at, $5) ELSE last_order_at END,
-    orders_count      = orders_count + CASE WHEN $6 THEN 1 ELSE 0 END,
-    total_spent_cents = total_spent_cents + $7,
-    attributes        = attributes || $8
-WHERE id = $1
-RETURNING id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
-          first_order_at, last_order_at, orders_count, total_spent_cents, attributes, unsubscribed_at
-), e AS (
-    UPDATE events SET facts = (SELECT to_jsonb(c) FROM c) WHERE customer_id = $1 AND id = $9
-)
-SELECT * FROM c;
 
 -- name: GetCustomer
 -- Reads one customer's facts.

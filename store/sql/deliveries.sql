@@ -57,7 +57,8 @@ SELECT (SELECT sent FROM n), EXISTS (SELECT 1 FROM claimed);
 
 -- name: GetDispatch
 -- Reads what dispatching a delivery needs in one round trip: the delivery and its firing,
--- the customer, the address's suppression reason, the firing's event and its coupon.
+-- the customer, the address's suppression reason, the firing's event and its coupon, and when
+-- the event was received (the delivery created, for scheduled firings).
 SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,
        d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version,
        c.id, c.email, c.name, c.timezone, c.stage, c.stage_entered_at, c.created_at, c.last_seen_at,
@@ -65,7 +66,8 @@ SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, 
        c.unsubscribed_at,
        COALESCE(s.reason, ''),
        e.type, e.properties, e.occurred_at,
-       cp.code, cp.kind, cp.value::float8, cp.expires_at
+       cp.code, cp.kind, cp.value::float8, cp.expires_at,
+       COALESCE(e.received_at, d.created_at)
 FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 JOIN customers c ON c.id = d.customer_id

@@ -1,9 +1,33 @@
--- name: InsertEvent
--- Inserts an event; returns no row when the idempotency key was seen before for this customer.
-INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key)
-VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))
-ON CONFLICT (customer_id, idempotency_key) DO NOTHING
-RETURNING id;
+-- name: IngestEvent
+-- Stores an event and folds it into the customer's facts (contact details, activity, order totals),
+-- keeping them on the event as the snapshot its rules see, in one statement,
+-- unless its idempotency key ($6) was seen before for the customer: then it writes nothing and
+-- returns no row. Run after LockCustomer in the same transaction: the row lock makes the
+-- duplicate check exact. Returns the event id (NULL if the insert met a duplicate anyway) and
+-- the customer's facts.
+WITH dup AS (
+    SELECT 1 FROM events WHERE customer_id = $1 AND idempotency_key = NULLIF($6, '')
+), c AS (
+    UPDATE customers SET
+        email             = COALESCE(NULLIF($7, ''), email),
+        name              = COALESCE(NULLIF($8, ''), name),
+        timezone          = COALESCE(NULLIF($9, ''), timezone),
+        last_seen_at      = GREATEST(last_seen_at, $4),
+        first_order_at    = CASE WHEN $10 THEN LEAST(first_order_at, $4) ELSE first_order_at END,
+        last_order_at     = CASE WHEN $10 THEN GREATEST(last_order_at, $4) ELSE last_order_at END,
+        orders_count      = orders_count + CASE WHEN $10 THEN 1 ELSE 0 END,
+        total_spent_cents = total_spent_cents + $11,
+        attributes        = attributes || $12
+    WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM dup)
+    RETURNING id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
+              first_order_at, last_order_at, orders_count, total_spent_cents, attributes, unsubscribed_at
+), e AS (
+    INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key, facts)
+    SELECT $1, $2, $3, $4, $5, NULLIF($6, ''), to_jsonb(c) FROM c
+    ON CONFLICT (customer_id, idempotency_key) DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT id FROM e), c.* FROM c;
 
 -- name: GetEventIDByKey
 -- Finds the event an idempotency key was first used for.
@@ -25,3 +49,14 @@ ORDER BY id;
 -- name: MarkEvaluated
 -- Marks a customer's events as evaluated.
 UPDATE events SET evaluated_at = $3 WHERE customer_id = $1 AND id = ANY($2);
+
+-- name: ClaimPendingEvents
+-- Marks a customer's events not yet evaluated, up to and including one id, as evaluated at $3
+-- and returns them in order (run after LockCustomerStage in the same transaction: a rollback
+-- leaves them pending).
+WITH e AS (
+    UPDATE events SET evaluated_at = $3
+    WHERE customer_id = $1 AND id <= $2 AND evaluated_at IS NULL
+    RETURNING id, type, properties, occurred_at, facts
+)
+SELECT id, type, properties, occurred_at, facts FROM e ORDER BY id;
