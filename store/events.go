@@ -193,23 +193,7 @@ func (s *Store) PendingEvents(ctx context.Context, customerID string, upTo int64
 	if err != nil {
 		return nil, fmt.Errorf("pending events of %q: %w", customerID, err)
 	}
-	defer rows.Close()
-	var out []*PendingEvent
-	for rows.Next() {
-		var (
-			e     PendingEvent
-			facts *factsJSON
-		)
-		if err := rows.Scan(&e.ID, &e.Type, &e.Properties, &e.OccurredAt, &facts); err != nil {
-			return nil, fmt.Errorf("pending events of %q: %w", customerID, err)
-		}
-		e.CustomerID = customerID
-		if facts != nil {
-			e.Facts = facts.customer()
-		}
-		out = append(out, &e)
-	}
-	return out, rows.Err()
+	return scanPending(rows, customerID)
 }
 
 // MarkEvaluated records that the events' rules ran.
