@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -146,6 +147,9 @@ type App struct {
 func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("rules file %q not found: pass --rules FILE or set CICLO_RULES (rules.example.yaml is a complete example)", path)
+		}
 		return nil, nil, fmt.Errorf("read rules file: %w", err)
 	}
 	// A first pass without template checks finds templates_dir.

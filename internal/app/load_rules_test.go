@@ -74,3 +74,9 @@ func TestLoadRules(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadRulesMissingFile(t *testing.T) {
+	t.Parallel()
+	_, _, err := app.LoadRules(filepath.Join(t.TempDir(), "rules.yaml"))
+	require.ErrorContains(t, err, "not found: pass --rules FILE or set CICLO_RULES")
+}
