@@ -121,6 +121,6 @@ testdata/check/warnings_only.yaml:4:5: warning: rule "at-risk": scheduled rule h
 		t.Parallel()
 		stdout, _, code := runCLI(t, "rules", "check", "testdata/check/nope.yaml")
 		require.Equal(t, 1, code)
-		require.Equal(t, "testdata/check/nope.yaml: read rules file: open testdata/check/nope.yaml: no such file or directory\n1 error(s), 0 warning(s)\n", stdout)
+		require.Equal(t, "testdata/check/nope.yaml: rules file \"testdata/check/nope.yaml\" not found: file does not exist\n1 error(s), 0 warning(s)\n", stdout)
 	})
 }

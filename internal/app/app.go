@@ -148,7 +148,7 @@ func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("rules file %q not found: pass --rules FILE or set CICLO_RULES (rules.example.yaml is a complete example)", path)
+			return nil, nil, fmt.Errorf("rules file %q not found: %w", path, fs.ErrNotExist)
 		}
 		return nil, nil, fmt.Errorf("read rules file: %w", err)
 	}
@@ -183,6 +183,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a := &App{cfg: cfg}
 	rs, tset, err := LoadRules(cfg.RulesPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: pass --rules FILE or set CICLO_RULES (rules.example.yaml is a complete example)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -78,5 +79,6 @@ func TestLoadRules(t *testing.T) {
 func TestLoadRulesMissingFile(t *testing.T) {
 	t.Parallel()
 	_, _, err := app.LoadRules(filepath.Join(t.TempDir(), "rules.yaml"))
-	require.ErrorContains(t, err, "not found: pass --rules FILE or set CICLO_RULES")
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.ErrorContains(t, err, `rules.yaml" not found`)
 }
