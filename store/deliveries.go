@@ -169,37 +169,30 @@ type Dispatch struct {
 // coupon in one query. It returns ErrDeliveryNotFound if there is none.
 func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*Dispatch, error) {
 	var (
-		d                                                        Delivery
-		c                                                        Customer
-		eventID                                                  *int64
-		stageAt, lastSeen, firstOrder, lastOrder, unsubscribedAt *time.Time
-		spentCents                                               int64
-		reason                                                   string
-		evType                                                   *string
-		evProps                                                  map[string]any
-		evAt                                                     *time.Time
-		cpCode, cpKind                                           *string
-		cpValue                                                  *float64
-		cpExpires                                                *time.Time
-		originAt                                                 time.Time
+		d         Delivery
+		cc        customerColumns
+		eventID   *int64
+		reason    string
+		evType    *string
+		evProps   map[string]any
+		evAt      *time.Time
+		cpCode    *string
+		cpKind    *string
+		cpValue   *float64
+		cpExpires *time.Time
+		originAt  time.Time
 	)
-	err := s.db.QueryRow(ctx, q("GetDispatch"), customerID, id).Scan(
-		&d.ID, &d.CustomerID, &d.FiringID, &d.Rule, &d.Channel, &d.Action, &d.Status, &d.Attempts,
-		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion,
-		&c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage, &stageAt, &c.CreatedAt, &lastSeen,
-		&firstOrder, &lastOrder, &c.OrdersCount, &spentCents, &c.Attributes, &unsubscribedAt,
-		&reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt)
-	if err != nil {
+	targets := []any{&d.ID, &d.CustomerID, &d.FiringID, &d.Rule, &d.Channel, &d.Action, &d.Status, &d.Attempts,
+		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion}
+	targets = append(targets, cc.targets()...)
+	targets = append(targets, &reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt)
+	if err := s.db.QueryRow(ctx, q("GetDispatch"), customerID, id).Scan(targets...); err != nil {
 		return nil, fmt.Errorf("get delivery %d: %w", id, wrapNoRows(err, ErrDeliveryNotFound))
 	}
-	c.StageEnteredAt, c.LastSeenAt = timeOrZero(stageAt), timeOrZero(lastSeen)
-	c.FirstOrderAt, c.LastOrderAt = timeOrZero(firstOrder), timeOrZero(lastOrder)
-	c.UnsubscribedAt = timeOrZero(unsubscribedAt)
-	c.TotalSpent = float64(spentCents) / 100
 	if eventID != nil {
 		d.EventID = *eventID
 	}
-	out := &Dispatch{Delivery: &d, Customer: &c, Suppressed: reason, OriginAt: originAt}
+	out := &Dispatch{Delivery: &d, Customer: cc.customer(), Suppressed: reason, OriginAt: originAt}
 	if evType != nil {
 		out.Event = &Event{ID: d.EventID, CustomerID: d.CustomerID, Type: *evType, Properties: evProps, OccurredAt: timeOrZero(evAt)}
 	}

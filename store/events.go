@@ -175,10 +175,10 @@ func (f *factsJSON) customer() *Customer {
 	}
 }
 
-// LockForEvaluation locks the customer's row until the transaction ends and
+// lockForEvaluation locks the customer's row until the transaction ends and
 // returns its current stage, so that one customer's events are evaluated one
 // at a time. It returns ErrCustomerNotFound if there is none.
-func (s *Store) LockForEvaluation(ctx context.Context, customerID string) (string, error) {
+func (s *Store) lockForEvaluation(ctx context.Context, customerID string) (string, error) {
 	var stage string
 	if err := s.db.QueryRow(ctx, q("LockCustomerStage"), customerID).Scan(&stage); err != nil {
 		return "", fmt.Errorf("lock customer %q: %w", customerID, wrapNoRows(err, ErrCustomerNotFound))
@@ -186,26 +186,8 @@ func (s *Store) LockForEvaluation(ctx context.Context, customerID string) (strin
 	return stage, nil
 }
 
-// PendingEvents returns the customer's events not evaluated yet with ids up
-// to upTo, oldest first.
-func (s *Store) PendingEvents(ctx context.Context, customerID string, upTo int64) ([]*PendingEvent, error) {
-	rows, err := s.db.Query(ctx, q("PendingEvents"), customerID, upTo)
-	if err != nil {
-		return nil, fmt.Errorf("pending events of %q: %w", customerID, err)
-	}
-	return scanPending(rows, customerID)
-}
-
-// MarkEvaluated records that the events' rules ran.
-func (s *Store) MarkEvaluated(ctx context.Context, customerID string, ids []int64, at time.Time) error {
-	if _, err := s.db.Exec(ctx, q("MarkEvaluated"), customerID, ids, at); err != nil {
-		return fmt.Errorf("mark events of %q evaluated: %w", customerID, err)
-	}
-	return nil
-}
-
-// ClaimForEvaluation locks the customer's row until the transaction ends,
-// like LockForEvaluation, and claims the customer's events not evaluated yet
+// ClaimForEvaluation locks the customer's row until the transaction ends
+// and claims the customer's events not evaluated yet
 // with ids up to upTo, oldest first, marking them evaluated at at (a
 // rollback leaves them pending). Both statements go in one pipelined batch
 // when the store runs on a transaction: one round trip. It returns
@@ -224,7 +206,7 @@ func (s *Store) ClaimForEvaluation(ctx context.Context, customerID string, upTo 
 				return "", nil, fmt.Errorf("async commit: %w", err)
 			}
 		}
-		stage, err := s.LockForEvaluation(ctx, customerID)
+		stage, err := s.lockForEvaluation(ctx, customerID)
 		if err != nil {
 			return "", nil, err
 		}

@@ -117,23 +117,40 @@ func (s *Store) GetCustomer(ctx context.Context, id string) (*Customer, error) {
 
 // scanCustomer reads the customer columns in the order the queries list them.
 func scanCustomer(row pgx.Row) (*Customer, error) {
-	var (
-		c                                                        Customer
-		stageAt, lastSeen, firstOrder, lastOrder, unsubscribedAt *time.Time
-		spentCents                                               int64
-	)
-	if err := row.Scan(&c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage,
-		&stageAt, &c.CreatedAt, &lastSeen, &firstOrder, &lastOrder, &c.OrdersCount, &spentCents,
-		&c.Attributes, &unsubscribedAt); err != nil {
+	var cc customerColumns
+	if err := row.Scan(cc.targets()...); err != nil {
 		return nil, err
 	}
-	c.StageEnteredAt = timeOrZero(stageAt)
-	c.LastSeenAt = timeOrZero(lastSeen)
-	c.FirstOrderAt = timeOrZero(firstOrder)
-	c.LastOrderAt = timeOrZero(lastOrder)
-	c.UnsubscribedAt = timeOrZero(unsubscribedAt)
-	c.TotalSpent = float64(spentCents) / 100
-	return &c, nil
+	return cc.customer(), nil
+}
+
+// customerColumns receives the customer columns (id, email, name, timezone,
+// stage, stage_entered_at, created_at, last_seen_at, first_order_at,
+// last_order_at, orders_count, total_spent_cents, attributes,
+// unsubscribed_at) from a scan, as part of a longer row or alone.
+type customerColumns struct {
+	c                                                        Customer
+	stageAt, lastSeen, firstOrder, lastOrder, unsubscribedAt *time.Time
+	spentCents                                               int64
+}
+
+// targets are the scan destinations of the customer columns, in order.
+func (cc *customerColumns) targets() []any {
+	c := &cc.c
+	return []any{&c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage, &cc.stageAt, &c.CreatedAt, &cc.lastSeen,
+		&cc.firstOrder, &cc.lastOrder, &c.OrdersCount, &cc.spentCents, &c.Attributes, &cc.unsubscribedAt}
+}
+
+// customer converts the scanned columns.
+func (cc *customerColumns) customer() *Customer {
+	c := cc.c
+	c.StageEnteredAt = timeOrZero(cc.stageAt)
+	c.LastSeenAt = timeOrZero(cc.lastSeen)
+	c.FirstOrderAt = timeOrZero(cc.firstOrder)
+	c.LastOrderAt = timeOrZero(cc.lastOrder)
+	c.UnsubscribedAt = timeOrZero(cc.unsubscribedAt)
+	c.TotalSpent = float64(cc.spentCents) / 100
+	return &c
 }
 
 // GetEvent reads one event of a customer. It returns ErrEventNotFound if there is none.

@@ -39,17 +39,6 @@ SELECT id, customer_id, type, properties, occurred_at, received_at, COALESCE(ide
 FROM events
 WHERE customer_id = $1 AND id = $2;
 
--- name: PendingEvents
--- Reads a customer's events not yet evaluated, up to and including one id, in order.
-SELECT id, type, properties, occurred_at, facts
-FROM events
-WHERE customer_id = $1 AND id <= $2 AND evaluated_at IS NULL
-ORDER BY id;
-
--- name: MarkEvaluated
--- Marks a customer's events as evaluated.
-UPDATE events SET evaluated_at = $3 WHERE customer_id = $1 AND id = ANY($2);
-
 -- name: ClaimPendingEvents
 -- Marks a customer's events not yet evaluated, up to and including one id, as evaluated at $3
 -- and returns them in order (run after LockCustomerStage in the same transaction: a rollback
