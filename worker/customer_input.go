@@ -7,8 +7,10 @@ import (
 	"github.com/ciclohq/ciclo/store"
 )
 
-// ruleCustomer is the view of a stored customer that rules evaluate.
-func ruleCustomer(c *store.Customer) rules.Customer {
+// RuleCustomer is the view of a stored customer that rules evaluate. The
+// workers build it, and the read-only tools (rules test, rules diff) use it
+// too so they see what the workers see.
+func RuleCustomer(c *store.Customer) rules.Customer {
 	return rules.Customer{
 		ID:             c.ID,
 		Email:          c.Email,

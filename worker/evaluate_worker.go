@@ -87,7 +87,7 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, rs *rules.RuleSet,
 	cust *store.Customer, ev *store.PendingEvent, now time.Time, deliveries []*store.Delivery,
 ) (string, []*store.Delivery, error) {
-	in := rules.Input{Customer: ruleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
+	in := rules.Input{Customer: RuleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
 	stage := cust.Stage
 	for _, r := range rs.ForEvent(ev.Type) {
 		ok, err := r.Match(in)

@@ -227,7 +227,7 @@ func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx]
 		}
 		stats.Read += len(page)
 		for i := range page {
-			rc := ruleCustomer(&page[i])
+			rc := RuleCustomer(&page[i])
 			if err := m.Match(&rc, matched); err != nil {
 				evalErrs++
 				firstErr = cmpOr(firstErr, err)
@@ -298,7 +298,7 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 		)
 		matched := make([]bool, len(plan.due))
 		for i := range custs {
-			rc := ruleCustomer(&custs[i])
+			rc := RuleCustomer(&custs[i])
 			_ = m.Match(&rc, matched) // errors were logged on the first pass
 			for j, ok := range matched {
 				if !ok {
