@@ -91,16 +91,12 @@ func fire(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
 			f.Stage = a.Stage
 		case a.Coupon != nil:
 			f.Coupons = append(f.Coupons, newCoupon(c.ID, r.Name, a.Coupon, now))
-		case a.Email != nil:
-			d, err := actionDelivery(c.ID, r.Name, "email", EmailDelivery{
-				Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional,
-			}, now)
-			if err != nil {
-				return nil, err
+		default:
+			channel, action, ok := deliveryAction(r, i)
+			if !ok {
+				continue
 			}
-			f.Deliveries = append(f.Deliveries, d)
-		case a.Webhook != nil:
-			d, err := actionDelivery(c.ID, r.Name, "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i}, now)
+			d, err := actionDelivery(c.ID, r.Name, channel, action, now)
 			if err != nil {
 				return nil, err
 			}
@@ -108,7 +104,7 @@ func fire(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
 		}
 	}
 	if stages > 1 {
-		return fireByAction(ctx, tx, version, r, c, occurrence, eventID, now)
+		return fireByAction(ctx, st, r, f.Firing)
 	}
 	fired, ok, err := st.Fire(ctx, f)
 	if err != nil || !ok {
@@ -130,25 +126,20 @@ func fire(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
 
 // fireByAction is fire one statement per action, for rules with several
 // stage actions (each logs its own transition).
-func fireByAction(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
-	c *store.Customer, occurrence string, eventID int64, now time.Time,
-) (*Firing, error) {
-	st := store.New(tx)
-	res := &Firing{Firing: store.Firing{
-		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: version,
-		EventID: eventID, FiredAt: now, Cooldown: r.Cooldown,
-	}}
+func fireByAction(ctx context.Context, st *store.Store, r *rules.Rule, firing store.Firing) (*Firing, error) {
+	res := &Firing{Firing: firing}
 	fired, err := st.InsertFiring(ctx, &res.Firing)
 	if err != nil || !fired {
 		return nil, err
 	}
 	metrics.FromContext(ctx).RuleFired(r.Name)
 
+	f := &res.Firing
 	for i, a := range r.Actions {
 		switch {
 		case a.Stage != "":
-			t := &store.Transition{CustomerID: c.ID, To: a.Stage, Rule: r.Name, RuleSetVersion: version,
-				FiringID: res.Firing.ID, OccurredAt: now}
+			t := &store.Transition{CustomerID: f.CustomerID, To: a.Stage, Rule: r.Name, RuleSetVersion: f.RuleSetVersion,
+				FiringID: f.ID, OccurredAt: f.FiredAt}
 			moved, err := st.MoveStage(ctx, t)
 			if err != nil {
 				return nil, err
@@ -158,22 +149,18 @@ func fireByAction(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
 				metrics.FromContext(ctx).StageTransition(t.From, t.To)
 			}
 		case a.Coupon != nil:
-			cp := newCoupon(c.ID, r.Name, a.Coupon, now)
-			cp.FiringID = res.Firing.ID
+			cp := newCoupon(f.CustomerID, r.Name, a.Coupon, f.FiredAt)
+			cp.FiringID = f.ID
 			if err := insertCoupon(ctx, st, cp); err != nil {
 				return nil, err
 			}
 			res.Coupons = append(res.Coupons, cp)
-		case a.Email != nil:
-			d, err := queueDelivery(ctx, st, &res.Firing, "email", EmailDelivery{
-				Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional,
-			})
-			if err != nil {
-				return nil, err
+		default:
+			channel, action, ok := deliveryAction(r, i)
+			if !ok {
+				continue
 			}
-			res.Deliveries = append(res.Deliveries, d)
-		case a.Webhook != nil:
-			d, err := queueDelivery(ctx, st, &res.Firing, "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i})
+			d, err := queueDelivery(ctx, st, f, channel, action)
 			if err != nil {
 				return nil, err
 			}
@@ -181,6 +168,19 @@ func fireByAction(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
 		}
 	}
 	return res, nil
+}
+
+// deliveryAction is the channel and the action a delivery row stores for
+// action i of rule r; ok is false when that action is not an email or a
+// webhook.
+func deliveryAction(r *rules.Rule, i int) (channel string, action any, ok bool) {
+	switch a := r.Actions[i]; {
+	case a.Email != nil:
+		return "email", EmailDelivery{Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional}, true
+	case a.Webhook != nil:
+		return "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i}, true
+	}
+	return "", nil, false
 }
 
 // dispatchJob is the River insert for one queued delivery.

@@ -138,20 +138,10 @@ type sweepAction struct {
 // action returns the channel and encoded action of the delivery action i of
 // rule r, encoding it on first use.
 func (p *sweepPlan) action(r *rules.Rule, i int) (string, json.RawMessage, error) {
-	a := r.Actions[i]
-	channel := "email"
-	if a.Email == nil {
-		channel = "webhook"
-	}
+	channel, action, _ := deliveryAction(r, i)
 	k := sweepAction{r, i}
 	if raw, ok := p.actions[k]; ok {
 		return channel, raw, nil
-	}
-	var action any
-	if a.Email != nil {
-		action = EmailDelivery{Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional}
-	} else {
-		action = WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i}
 	}
 	raw, err := json.Marshal(action)
 	if err != nil {
