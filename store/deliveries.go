@@ -73,37 +73,81 @@ type Outcome struct {
 	At           time.Time
 }
 
+// DeliveryRef names one delivery.
+type DeliveryRef struct {
+	CustomerID string
+	ID         int64
+}
+
 // FinishDelivery records an attempt's outcome on the delivery.
 func (s *Store) FinishDelivery(ctx context.Context, customerID string, id int64, o Outcome) error {
-	attempts := 0
-	if o.Attempted {
-		attempts = 1
+	return s.FinishDeliveries(ctx, []DeliveryRef{{customerID, id}}, []Outcome{o})
+}
+
+// FinishDeliveries records the outcomes of attempts, outs[i] on delivery
+// refs[i], in one statement. Outside a transaction the statement commits
+// without waiting for the WAL flush: a crash can at worst lose the last
+// outcomes, and those deliveries are then sent again, which a crash between
+// sending and recording can cause anyway.
+func (s *Store) FinishDeliveries(ctx context.Context, refs []DeliveryRef, outs []Outcome) error {
+	if len(refs) != len(outs) {
+		return fmt.Errorf("record delivery outcomes: %d deliveries but %d outcomes", len(refs), len(outs))
 	}
-	var code *int
-	if o.ResponseCode != 0 {
-		code = &o.ResponseCode
+	if len(refs) == 0 {
+		return nil
 	}
-	args := []any{customerID, id, o.Status, attempts, o.Error, o.ProviderID, code, o.At, o.Response}
+	var (
+		custs                            = make([]string, len(refs))
+		ids                              = make([]int64, len(refs))
+		statuses, errs, providers, resps = make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs))
+		attempts                         = make([]int32, len(refs))
+		codes                            = make([]*int32, len(refs))
+		ats                              = make([]time.Time, len(refs))
+	)
+	for i, o := range outs {
+		custs[i], ids[i] = refs[i].CustomerID, refs[i].ID
+		statuses[i], errs[i], providers[i], resps[i], ats[i] = o.Status, o.Error, o.ProviderID, o.Response, o.At
+		if o.Attempted {
+			attempts[i] = 1
+		}
+		if o.ResponseCode != 0 {
+			code := int32(o.ResponseCode)
+			codes[i] = &code
+		}
+	}
+	query, args := q("FinishDeliveries"), []any{custs, ids, statuses, attempts, errs, providers, codes, ats, resps}
+	if len(refs) == 1 {
+		// The one-row statement keeps one plan; see GetDispatches.
+		query, args = q("FinishDelivery"), []any{custs[0], ids[0], statuses[0], attempts[0], errs[0], providers[0], codes[0], ats[0], resps[0]}
+	}
+	fail := func(err error) error {
+		if len(refs) == 1 {
+			return fmt.Errorf("record delivery %d outcome: %w", refs[0].ID, err)
+		}
+		return fmt.Errorf("record outcomes of %d deliveries: %w", len(refs), err)
+	}
 	db, ok := s.db.(interface {
 		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	})
 	if _, inTx := s.db.(pgx.Tx); !ok || inTx {
-		if _, err := s.db.Exec(ctx, q("FinishDelivery"), args...); err != nil {
-			return fmt.Errorf("record delivery %d outcome: %w", id, err)
+		if _, err := s.db.Exec(ctx, query, args...); err != nil {
+			return fail(err)
 		}
 		return nil
 	}
 	var b pgx.Batch
 	b.Queue(q("AsyncCommit"))
-	b.Queue(q("FinishDelivery"), args...)
+	b.Queue(query, args...)
 	if err := db.SendBatch(ctx, &b).Close(); err != nil {
-		return fmt.Errorf("record delivery %d outcome: %w", id, err)
+		return fail(err)
 	}
 	return nil
 }
 
 // Cap is a frequency-cap decision for one email delivery.
 type Cap struct {
+	// Delivery is the email delivery to claim.
+	Delivery DeliveryRef
 	// Max is the number of marketing emails allowed in the window.
 	Max int
 	// Since is the start of the window: emails sent after it count.
@@ -115,39 +159,53 @@ type Cap struct {
 	Now time.Time
 }
 
-// ClaimUnderCap decides whether a customer's email delivery may be sent under
-// the frequency cap and, if so, claims it so that it counts against the cap
-// while being sent. It returns the number of emails that counted and whether
-// the delivery was claimed.
+// CapClaim is the result of a frequency-cap decision.
+type CapClaim struct {
+	// Counted is the number of emails that counted against the cap.
+	Counted int
+	// Claimed says the delivery may be sent.
+	Claimed bool
+}
+
+// ClaimUnderCap decides, for each of caps in order, whether a customer's
+// email delivery may be sent under the frequency cap and, if so, claims it
+// so that it counts against the cap while being sent.
 //
 // Concurrent dispatches for one customer must not both see "2 of 3 sent"
-// and both send. The decision therefore runs after a per-customer advisory
-// transaction lock (LockCustomerSends) in the same transaction: dispatches
+// and both send. The decisions therefore run after per-customer advisory
+// transaction locks (LockCustomerSends) in the same transaction: dispatches
 // for one customer decide one after the other, and each sees the claims the
-// earlier ones committed. The lock is released at commit, before the email
-// is sent, so no lock or connection is held across the SMTP exchange. Both
-// statements go in one pipelined batch, an implicit transaction: one round
-// trip. FinishDelivery clears the claim.
-func (s *Store) ClaimUnderCap(ctx context.Context, customerID string, id int64, c Cap) (int, bool, error) {
+// earlier ones committed, as does each decision the earlier ones in caps.
+// The locks are released at commit, before the emails are sent, so no lock
+// or connection is held across an SMTP exchange. All statements go in one
+// pipelined batch, an implicit transaction: one round trip. FinishDelivery
+// clears the claim.
+func (s *Store) ClaimUnderCap(ctx context.Context, caps []Cap) ([]CapClaim, error) {
+	out := make([]CapClaim, len(caps))
+	if len(caps) == 0 {
+		return out, nil
+	}
 	db, ok := s.db.(interface {
 		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	})
 	if !ok {
-		return 0, false, fmt.Errorf("claim delivery %d: store cannot send a batch", id)
+		return nil, fmt.Errorf("claim %d deliveries: store cannot send a batch", len(caps))
 	}
-	var (
-		n       int
-		claimed bool
-		b       pgx.Batch
-	)
-	b.Queue(q("LockCustomerSends"), customerID)
-	b.Queue(q("ClaimUnderCap"), customerID, id, c.Since, c.StaleBefore, c.Max, c.Now).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&n, &claimed)
-	})
+	custs := make([]string, len(caps))
+	for i, c := range caps {
+		custs[i] = c.Delivery.CustomerID
+	}
+	var b pgx.Batch
+	b.Queue(q("LockCustomerSends"), custs)
+	for i, c := range caps {
+		b.Queue(q("ClaimUnderCap"), c.Delivery.CustomerID, c.Delivery.ID, c.Since, c.StaleBefore, c.Max, c.Now).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&out[i].Counted, &out[i].Claimed)
+		})
+	}
 	if err := db.SendBatch(ctx, &b).Close(); err != nil {
-		return 0, false, fmt.Errorf("claim delivery %d under frequency cap: %w", id, err)
+		return nil, fmt.Errorf("claim %d deliveries under frequency cap: %w", len(caps), err)
 	}
-	return n, claimed, nil
+	return out, nil
 }
 
 // Dispatch is everything sending one delivery needs.
@@ -168,6 +226,55 @@ type Dispatch struct {
 // GetDispatch reads a delivery with its customer, suppression, event and
 // coupon in one query. It returns ErrDeliveryNotFound if there is none.
 func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*Dispatch, error) {
+	dps, err := s.GetDispatches(ctx, []DeliveryRef{{customerID, id}})
+	if err != nil {
+		return nil, err
+	}
+	if len(dps) == 0 {
+		return nil, fmt.Errorf("get delivery %d: %w", id, ErrDeliveryNotFound)
+	}
+	return dps[0], nil
+}
+
+// GetDispatches reads deliveries with their customers, suppressions, events
+// and coupons in one query, in the order of refs. Deliveries that do not
+// exist are left out.
+func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef) ([]*Dispatch, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if len(refs) == 1 {
+		// Postgres keeps one plan for the one-delivery statement, while
+		// it plans the array one afresh each time.
+		rows, err = s.db.Query(ctx, q("GetDispatch"), refs[0].CustomerID, refs[0].ID)
+	} else {
+		custs, ids := make([]string, len(refs)), make([]int64, len(refs))
+		for i, r := range refs {
+			custs[i], ids[i] = r.CustomerID, r.ID
+		}
+		rows, err = s.db.Query(ctx, q("GetDispatches"), custs, ids)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
+	}
+	defer rows.Close()
+	out := make([]*Dispatch, 0, len(refs))
+	for rows.Next() {
+		dp, err := scanDispatch(rows)
+		if err != nil {
+			return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
+		}
+		out = append(out, dp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
+	}
+	return out, nil
+}
+
+// scanDispatch scans one row of GetDispatches.
+func scanDispatch(rows pgx.Rows) (*Dispatch, error) {
 	var (
 		d         Delivery
 		cc        customerColumns
@@ -186,21 +293,21 @@ func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*
 		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion}
 	targets = append(targets, cc.targets()...)
 	targets = append(targets, &reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt)
-	if err := s.db.QueryRow(ctx, q("GetDispatch"), customerID, id).Scan(targets...); err != nil {
-		return nil, fmt.Errorf("get delivery %d: %w", id, wrapNoRows(err, ErrDeliveryNotFound))
+	if err := rows.Scan(targets...); err != nil {
+		return nil, err
 	}
 	if eventID != nil {
 		d.EventID = *eventID
 	}
-	out := &Dispatch{Delivery: &d, Customer: cc.customer(), Suppressed: reason, OriginAt: originAt}
+	dp := &Dispatch{Delivery: &d, Customer: cc.customer(), Suppressed: reason, OriginAt: originAt}
 	if evType != nil {
-		out.Event = &Event{ID: d.EventID, CustomerID: d.CustomerID, Type: *evType, Properties: evProps, OccurredAt: timeOrZero(evAt)}
+		dp.Event = &Event{ID: d.EventID, CustomerID: d.CustomerID, Type: *evType, Properties: evProps, OccurredAt: timeOrZero(evAt)}
 	}
 	if cpCode != nil {
-		out.Coupon = &Coupon{Code: *cpCode, CustomerID: d.CustomerID, Rule: d.Rule, FiringID: d.FiringID,
+		dp.Coupon = &Coupon{Code: *cpCode, CustomerID: d.CustomerID, Rule: d.Rule, FiringID: d.FiringID,
 			Kind: *cpKind, Value: *cpValue, ExpiresAt: timeOrZero(cpExpires)}
 	}
-	return out, nil
+	return dp, nil
 }
 
 // FirstDelivery reads a customer's first delivery. It returns

@@ -5,6 +5,8 @@ package worker
 
 import (
 	"github.com/riverqueue/river"
+
+	"github.com/ciclohq/ciclo/store"
 )
 
 // Queue names. Each kind of work has its own queue so a slow SMTP server
@@ -44,4 +46,33 @@ func (a DispatchArgs) InsertOpts() river.InsertOpts {
 		queue = QueueWebhook
 	}
 	return river.InsertOpts{Queue: queue, MaxAttempts: DispatchMaxAttempts}
+}
+
+// DispatchBatchArgs asks for several deliveries of one channel to be sent;
+// see DispatchBatchSize.
+type DispatchBatchArgs struct {
+	Channel    string        `json:"channel"`
+	Deliveries []DeliveryRef `json:"deliveries"`
+}
+
+// DeliveryRef names one delivery in a DispatchBatchArgs.
+type DeliveryRef struct {
+	CustomerID string `json:"customer_id"`
+	ID         int64  `json:"id"`
+}
+
+// Kind is the job kind; it never changes once shipped.
+func (DispatchBatchArgs) Kind() string { return "ciclo.dispatch_batch" }
+
+// InsertOpts puts each channel's deliveries on the channel's queue.
+func (a DispatchBatchArgs) InsertOpts() river.InsertOpts {
+	return DispatchArgs{Channel: a.Channel}.InsertOpts()
+}
+
+func (a DispatchBatchArgs) refs() []store.DeliveryRef {
+	out := make([]store.DeliveryRef, len(a.Deliveries))
+	for i, d := range a.Deliveries {
+		out[i] = store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID}
+	}
+	return out
 }

@@ -134,8 +134,12 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 		if err := river.AddWorkerSafely(workers, &EvaluateWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
 			return nil, fmt.Errorf("add evaluate worker: %w", err)
 		}
-		if err := river.AddWorkerSafely(workers, &DispatchWorker{cfg: d, pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
+		dp := &dispatcher{cfg: d, pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}
+		if err := river.AddWorkerSafely(workers, &DispatchWorker{dispatcher: dp}); err != nil {
 			return nil, fmt.Errorf("add dispatch worker: %w", err)
+		}
+		if err := river.AddWorkerSafely(workers, &DispatchBatchWorker{dispatcher: dp}); err != nil {
+			return nil, fmt.Errorf("add dispatch batch worker: %w", err)
 		}
 		if err := addSweepWorkers(workers, pool, cfg); err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ciclohq/ciclo/channels"
 	"github.com/ciclohq/ciclo/rules"
@@ -65,11 +66,52 @@ type DispatchConfig struct {
 // recordTimeout bounds writing a send's outcome after the send.
 const recordTimeout = 10 * time.Second
 
+// Batched dispatch. A sweep queues its deliveries in DispatchBatchArgs jobs
+// of up to DispatchBatchSize: one job, one read and one write then cover
+// many deliveries, which is what lets a campaign go out at SMTP speed
+// rather than at the speed of one job and two statements per email.
+const (
+	// DispatchBatchSize is the most deliveries one batch job carries.
+	DispatchBatchSize = 50
+	// dispatchBatchSends is how many of a batch job's deliveries are sent at
+	// once; the channel's own connection pool bounds it further.
+	dispatchBatchSends = 8
+	// dispatchBatchTimeout bounds a batch job: DispatchBatchSize sends over
+	// a slow server. A batch cut short is retried; sent deliveries are skipped.
+	dispatchBatchTimeout = 10 * time.Minute
+)
+
 // DispatchWorker sends one delivery through its channel and records the
 // outcome on the delivery row.
 type DispatchWorker struct {
 	river.WorkerDefaults[DispatchArgs]
+	*dispatcher
+}
 
+// Work sends a queued delivery; see dispatcher.dispatch.
+func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
+	return w.dispatch(ctx, job.JobRow, []store.DeliveryRef{{CustomerID: job.Args.CustomerID, ID: job.Args.DeliveryID}})
+}
+
+// DispatchBatchWorker sends several deliveries of one channel and records
+// their outcomes.
+type DispatchBatchWorker struct {
+	river.WorkerDefaults[DispatchBatchArgs]
+	*dispatcher
+}
+
+// Work sends a batch's queued deliveries; see dispatcher.dispatch.
+func (w *DispatchBatchWorker) Work(ctx context.Context, job *river.Job[DispatchBatchArgs]) error {
+	return w.dispatch(ctx, job.JobRow, job.Args.refs())
+}
+
+// Timeout gives a batch time for all its sends.
+func (w *DispatchBatchWorker) Timeout(*river.Job[DispatchBatchArgs]) time.Duration {
+	return dispatchBatchTimeout
+}
+
+// dispatcher does the work of both dispatch job kinds.
+type dispatcher struct {
 	cfg    *DispatchConfig
 	pool   *pgxpool.Pool
 	rules  *RuleSetHolder
@@ -79,66 +121,158 @@ type DispatchWorker struct {
 	locations sync.Map // time zone name → *time.Location
 }
 
-// Work sends a queued delivery. A delivery no longer queued is done already
-// (a retry after a crash between send and job completion) and is skipped.
-// Permanent failures are recorded and cancel the job; transient ones are
-// recorded and retried with backoff until the last attempt.
-func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
+// sending is one delivery on its way through a dispatch job.
+type sending struct {
+	dp  *store.Dispatch
+	ch  channels.Channel
+	msg *channels.Message // to send; nil once decided without sending
+	// cap, when set, must be claimed before msg is sent.
+	cap *rules.FrequencyCap
+	// snooze, when positive, is how long the delivery waits for quiet hours to end.
+	snooze time.Duration
+	// out is the outcome to record; nil records nothing (snoozed, or not tried).
+	out *store.Outcome
+	// err is why it was not sent: undeliverable, a send error, or the job's end.
+	err error
+	// bounce adds the address to the suppressions: its server refused the recipient.
+	bounce bool
+}
+
+// dispatch sends the deliveries refs names that are still queued, and
+// records each outcome. A delivery no longer queued is done already (a
+// retry after a crash between send and job completion) and is skipped.
+//
+// One job, one read of the deliveries, one frequency-cap round trip and one
+// write of the outcomes cover all of refs; the sends run in parallel. The
+// job's result covers them too: a transient failure of any delivery retries
+// the job with backoff until its last attempt (when it is recorded as
+// failed); otherwise a delivery in quiet hours snoozes the job until the
+// earliest window opens; a job whose deliveries all failed for good is
+// cancelled.
+func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs []store.DeliveryRef) error {
 	st := store.New(w.pool)
-	dp, err := st.GetDispatch(ctx, job.Args.CustomerID, job.Args.DeliveryID)
-	if errors.Is(err, store.ErrDeliveryNotFound) {
-		return river.JobCancel(err)
-	}
+	dps, err := st.GetDispatches(ctx, refs)
 	if err != nil {
 		return err
 	}
-	d := dp.Delivery
-	if d.Status != store.DeliveryQueued {
+	if len(dps) == 0 {
+		return river.JobCancel(fmt.Errorf("dispatch %d deliveries: %w", len(refs), store.ErrDeliveryNotFound))
+	}
+	rs, now := w.rules.Load(), w.now()
+	todo := make([]*sending, 0, len(dps))
+	for _, dp := range dps {
+		if dp.Delivery.Status == store.DeliveryQueued {
+			todo = append(todo, w.prepare(ctx, rs, dp, now))
+		}
+	}
+	if len(todo) == 0 {
 		return nil
 	}
+	if err := w.claimUnderCap(ctx, st, todo, now); err != nil {
+		return err
+	}
+	w.send(ctx, job, todo)
 
-	var (
-		msg *channels.Message
-		ch  channels.Channel
-	)
-	switch d.Channel {
-	case "email":
-		ch = w.cfg.Email
-		msg, err = w.email(ctx, st, dp)
-	case "webhook":
-		ch = w.cfg.Webhook
-		msg, err = w.webhook(dp)
-	default:
-		err = undeliverable("unknown channel %q", d.Channel)
-	}
-	if ue := (*undeliverableError)(nil); errors.As(err, &ue) {
-		// Rendering and configuration errors do not heal by retrying.
-		if ferr := finishDelivery(ctx, st, dp, store.Outcome{Status: store.DeliveryFailed, Error: err.Error(), At: w.now()}); ferr != nil {
-			return ferr
-		}
-		return river.JobCancel(err)
-	}
-	if err != nil || msg == nil {
-		return err // a database error to retry, a snooze, or done without sending
-	}
-
-	res, sendErr := ch.Send(ctx, msg)
-	// Record the outcome even if the job's context ended meanwhile (shutdown,
-	// timeout): a sent email left "queued" would be sent again.
+	// Record the outcomes even if the job's context ended meanwhile
+	// (shutdown, timeout): a sent email left "queued" would be sent again.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	return w.record(rctx, st, job, dp, res, sendErr)
+	return w.record(rctx, st, job, todo)
 }
 
-// record stores a send's outcome and tells River what to do next.
-func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river.Job[DispatchArgs], dp *store.Dispatch,
-	res channels.Result, sendErr error,
-) error {
-	d, cust := dp.Delivery, dp.Customer
-	out := store.Outcome{Attempted: true, ProviderID: res.ProviderID, ResponseCode: res.StatusCode, Response: res.Response, At: w.now()}
+// prepare decides what happens to a queued delivery short of the frequency
+// cap: the message to send, or an outcome, or a snooze.
+func (w *dispatcher) prepare(ctx context.Context, rs *rules.RuleSet, dp *store.Dispatch, now time.Time) *sending {
+	s := &sending{dp: dp}
+	var err error
+	switch dp.Delivery.Channel {
+	case "email":
+		s.ch = w.cfg.Email
+		err = w.email(ctx, rs, s, now)
+	case "webhook":
+		s.ch = w.cfg.Webhook
+		s.msg, err = w.webhook(rs, dp)
+	default:
+		err = undeliverable("unknown channel %q", dp.Delivery.Channel)
+	}
+	if err != nil {
+		// Rendering and configuration errors do not heal by retrying.
+		s.msg, s.err = nil, err
+		s.out = &store.Outcome{Status: store.DeliveryFailed, Error: err.Error(), At: now}
+	}
+	return s
+}
+
+// claimUnderCap claims, in one round trip, the messages a frequency cap
+// applies to; those over the cap are recorded as skipped_cap.
+func (w *dispatcher) claimUnderCap(ctx context.Context, st *store.Store, todo []*sending, now time.Time) error {
+	var (
+		capped []*sending
+		caps   []store.Cap
+	)
+	for _, s := range todo {
+		if s.msg == nil || s.cap == nil {
+			continue
+		}
+		d := s.dp.Delivery
+		capped = append(capped, s)
+		caps = append(caps, store.Cap{Delivery: store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID},
+			Max: s.cap.Max, Since: now.Add(-s.cap.Per), StaleBefore: now.Add(-capClaimTTL), Now: now})
+	}
+	if len(caps) == 0 {
+		return nil
+	}
+	claims, err := st.ClaimUnderCap(ctx, caps)
+	if err != nil {
+		return err
+	}
+	for i, c := range claims {
+		if !c.Claimed {
+			s := capped[i]
+			s.msg = nil
+			s.out = &store.Outcome{Status: store.DeliverySkippedCap, At: now,
+				Error: fmt.Sprintf("frequency cap: %d marketing emails in the last %s (max %d)", c.Counted, s.cap.Per, s.cap.Max)}
+		}
+	}
+	return nil
+}
+
+// send sends the messages of todo, several at a time, and sets each outcome.
+// Messages not yet started when ctx ends are left for the job's retry.
+func (w *dispatcher) send(ctx context.Context, job *rivertype.JobRow, todo []*sending) {
+	sem := make(chan struct{}, dispatchBatchSends)
+	var wg sync.WaitGroup
+	for _, s := range todo {
+		if s.msg == nil {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			// Not tried: clear its frequency-cap claim, count no attempt.
+			s.err = fmt.Errorf("not sent: %w", ctx.Err())
+			s.out = &store.Outcome{Status: store.DeliveryQueued, Error: s.err.Error(), At: w.now()}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := s.ch.Send(ctx, s.msg)
+			w.sent(job, s, res, err)
+		}()
+	}
+	wg.Wait()
+}
+
+// sent sets the outcome of a send.
+func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result, sendErr error) {
+	out := &store.Outcome{Attempted: true, ProviderID: res.ProviderID, ResponseCode: res.StatusCode, Response: res.Response, At: w.now()}
+	s.out, s.err = out, sendErr
 	if sendErr == nil {
 		out.Status = store.DeliverySent
-		return finishDelivery(ctx, st, dp, out)
+		return
 	}
 	out.Error = sendErr.Error()
 	var se *channels.SendError
@@ -146,108 +280,140 @@ func (w *DispatchWorker) record(ctx context.Context, st *store.Store, job *river
 		out.ResponseCode = se.Code
 	}
 	permanent := channels.IsPermanent(sendErr)
-	last := job.Attempt >= job.MaxAttempts
-	if !permanent && !last {
+	if !permanent && job.Attempt < job.MaxAttempts {
 		out.Status = store.DeliveryQueued
-		if err := finishDelivery(ctx, st, dp, out); err != nil {
-			return err
-		}
-		return fmt.Errorf("send %s delivery %d: %w", d.Channel, d.ID, sendErr)
+		return
 	}
 	out.Status = store.DeliveryFailed
-	if err := finishDelivery(ctx, st, dp, out); err != nil {
-		return err
-	}
 	// Only a refused recipient is a hard bounce: a 5xx to MAIL FROM or DATA
 	// (bad credentials, sender policy, content) would otherwise suppress
 	// every customer the misconfigured relay turned away.
-	if permanent && d.Channel == "email" && se != nil && se.Recipient && cust.Email != "" {
-		if err := st.AddSuppression(ctx, cust.Email, store.SuppressBounced, out.Error, out.At); err != nil {
-			return err
-		}
-	}
-	w.logger.WarnContext(ctx, "dispatch: delivery failed", slog.Int64("delivery_id", d.ID),
-		slog.String("channel", d.Channel), slog.String("rule", d.Rule), slog.Bool("permanent", permanent),
-		slog.Int("attempt", job.Attempt), slog.String("error", out.Error))
-	return river.JobCancel(sendErr)
+	s.bounce = permanent && s.dp.Delivery.Channel == "email" && se != nil && se.Recipient && s.dp.Customer.Email != ""
 }
 
-// finishDelivery records a delivery attempt's outcome and notes it for the
-// job metrics middleware, which then need not read it back.
-func finishDelivery(ctx context.Context, st *store.Store, dp *store.Dispatch, o store.Outcome) error {
-	if err := st.FinishDelivery(ctx, dp.Delivery.CustomerID, dp.Delivery.ID, o); err != nil {
+// record writes the outcomes of todo in one statement, adds bounce
+// suppressions, and tells River what to do next with the job.
+func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype.JobRow, todo []*sending) error {
+	var (
+		refs  []store.DeliveryRef
+		outs  []store.Outcome
+		retry error
+		wait  time.Duration
+		fails int
+	)
+	for _, s := range todo {
+		if s.snooze > 0 && (wait == 0 || s.snooze < wait) {
+			wait = s.snooze
+		}
+		if s.out == nil {
+			continue
+		}
+		d := s.dp.Delivery
+		refs = append(refs, store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID})
+		outs = append(outs, *s.out)
+		switch s.out.Status {
+		case store.DeliveryQueued:
+			if retry == nil {
+				retry = fmt.Errorf("send %s delivery %d: %w", d.Channel, d.ID, s.err)
+			}
+		case store.DeliveryFailed:
+			fails++
+		}
+	}
+	if err := st.FinishDeliveries(ctx, refs, outs); err != nil {
 		return err
 	}
-	noteOutcome(ctx, &store.DeliveryOutcome{Status: o.Status, SentAt: o.At, OriginAt: dp.OriginAt})
+	for _, s := range todo {
+		if s.bounce {
+			if err := st.AddSuppression(ctx, s.dp.Customer.Email, store.SuppressBounced, s.out.Error, s.out.At); err != nil {
+				return err
+			}
+		}
+		if s.out != nil {
+			noteOutcome(ctx, &store.DeliveryOutcome{Status: s.out.Status, SentAt: s.out.At, OriginAt: s.dp.OriginAt})
+		}
+		if s.out != nil && s.out.Status == store.DeliveryFailed {
+			d := s.dp.Delivery
+			w.logger.WarnContext(ctx, "dispatch: delivery failed", slog.Int64("delivery_id", d.ID),
+				slog.String("channel", d.Channel), slog.String("rule", d.Rule),
+				slog.Bool("permanent", channels.IsPermanent(s.err) || isUndeliverable(s.err)),
+				slog.Int("attempt", job.Attempt), slog.String("error", s.out.Error))
+		}
+	}
+	switch {
+	case retry != nil:
+		return retry
+	case wait > 0:
+		return river.JobSnooze(wait)
+	case fails == len(todo):
+		return river.JobCancel(todo[0].err)
+	}
 	return nil
 }
 
-// email prepares an email delivery. It returns the message to send; or a nil
-// message and a nil error when the delivery was recorded as suppressed or
-// skipped_cap; or a river.JobSnooze during quiet hours; or an
-// *undeliverableError when it can never be sent. Checks run in this order:
-// suppression and unsubscribe, quiet hours, rendering, frequency cap.
-// Transactional deliveries skip all but the bounce check.
-func (w *DispatchWorker) email(ctx context.Context, st *store.Store, dp *store.Dispatch) (*channels.Message, error) {
+// isUndeliverable says err means a delivery can never be sent as stored.
+func isUndeliverable(err error) bool {
+	var ue *undeliverableError
+	return errors.As(err, &ue)
+}
+
+// email prepares an email delivery: it sets the message to send and the
+// frequency cap that applies; or the outcome when the delivery is
+// suppressed; or a snooze during quiet hours. It returns an
+// *undeliverableError when the delivery can never be sent. Checks run in
+// this order: suppression and unsubscribe, quiet hours, rendering; the
+// frequency cap is claimed later for the whole job. Transactional
+// deliveries skip all but the bounce check.
+func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, now time.Time) error {
+	dp := s.dp
 	d, cust := dp.Delivery, dp.Customer
 	var a EmailDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
-		return nil, undeliverable("decode email action: %v", err)
+		return undeliverable("decode email action: %v", err)
 	}
 	if cust.Email == "" {
-		return nil, undeliverable("customer has no email address")
+		return undeliverable("customer has no email address")
 	}
-	now := w.now()
-	done := func(status, reason string) (*channels.Message, error) {
-		return nil, finishDelivery(ctx, st, dp, store.Outcome{Status: status, Error: reason, At: now})
+	suppressed := func(reason string) error {
+		s.out = &store.Outcome{Status: store.DeliverySuppressed, Error: reason, At: now}
+		return nil
 	}
 	reason := dp.Suppressed
 	switch {
 	case reason == store.SuppressBounced:
-		return done(store.DeliverySuppressed, "address bounced")
+		return suppressed("address bounced")
 	case a.Transactional:
 		// Transactional mail (receipts, coupon codes asked for) still goes
 		// to unsubscribed customers, never to bounced addresses.
 	case reason != "":
-		return done(store.DeliverySuppressed, "address suppressed: "+reason)
+		return suppressed("address suppressed: " + reason)
 	case !cust.UnsubscribedAt.IsZero():
-		return done(store.DeliverySuppressed, "customer unsubscribed")
+		return suppressed("customer unsubscribed")
 	}
 
-	rs := w.rules.Load()
 	if qh := rs.Defaults.QuietHours; qh != nil && !a.Transactional {
 		local := now.In(w.location(cust.Timezone))
 		if qh.Contains(local) {
-			wait := max(qh.NextOpen(local).Sub(local), time.Second)
+			s.snooze = max(qh.NextOpen(local).Sub(local), time.Second)
 			w.logger.DebugContext(ctx, "dispatch: quiet hours, snoozing", slog.Int64("delivery_id", d.ID),
-				slog.String("customer_id", d.CustomerID), slog.Duration("wait", wait))
-			return nil, river.JobSnooze(wait)
+				slog.String("customer_id", d.CustomerID), slog.Duration("wait", s.snooze))
+			return nil
 		}
 	}
 
 	data := w.templateData(dp)
 	r, err := w.cfg.Templates.Render(a.Template, a.Subject, data)
 	if err != nil {
-		return nil, undeliverable("render template %q: %v", a.Template, err)
+		return undeliverable("render template %q: %v", a.Template, err)
 	}
-
-	if fc := frequencyCap(rs, d.Rule); fc != nil && !a.Transactional {
-		n, ok, err := st.ClaimUnderCap(ctx, d.CustomerID, d.ID, store.Cap{
-			Max: fc.Max, Since: now.Add(-fc.Per), StaleBefore: now.Add(-capClaimTTL), Now: now,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return done(store.DeliverySkippedCap, fmt.Sprintf("frequency cap: %d marketing emails in the last %s (max %d)", n, fc.Per, fc.Max))
-		}
+	if !a.Transactional {
+		s.cap = frequencyCap(rs, d.Rule)
 	}
-
 	list := "<" + data.UnsubscribeURL + ">"
 	if w.cfg.UnsubscribeMailto != "" {
 		list += ", <mailto:" + w.cfg.UnsubscribeMailto + "?subject=unsubscribe>"
 	}
-	return &channels.Message{
+	s.msg = &channels.Message{
 		ID:      "delivery-" + strconv.FormatInt(d.ID, 10),
 		From:    w.cfg.From,
 		To:      cust.Email,
@@ -259,7 +425,8 @@ func (w *DispatchWorker) email(ctx context.Context, st *store.Store, dp *store.D
 			"List-Unsubscribe":      list,
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 		},
-	}, nil
+	}
+	return nil
 }
 
 // frequencyCap is the cap in force for a rule: its own, else the default.
@@ -272,7 +439,7 @@ func frequencyCap(rs *rules.RuleSet, rule string) *rules.FrequencyCap {
 }
 
 // location returns a customer's time zone; UTC when it is empty or unknown.
-func (w *DispatchWorker) location(name string) *time.Location {
+func (w *dispatcher) location(name string) *time.Location {
 	if name == "" {
 		return time.UTC
 	}
@@ -288,7 +455,7 @@ func (w *DispatchWorker) location(name string) *time.Location {
 }
 
 // templateData gathers what templates and webhook bodies show.
-func (w *DispatchWorker) templateData(dp *store.Dispatch) templates.Data {
+func (w *dispatcher) templateData(dp *store.Dispatch) templates.Data {
 	cust := dp.Customer
 	data := templates.Data{
 		Customer: templates.Customer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
@@ -366,7 +533,7 @@ func NewWebhookBody(rule, version string, firingID, deliveryID int64, data templ
 	return wb
 }
 
-func (w *DispatchWorker) webhook(dp *store.Dispatch) (*channels.Message, error) {
+func (w *dispatcher) webhook(rs *rules.RuleSet, dp *store.Dispatch) (*channels.Message, error) {
 	d := dp.Delivery
 	var a WebhookDelivery
 	if err := json.Unmarshal(d.Action, &a); err != nil {
@@ -378,7 +545,7 @@ func (w *DispatchWorker) webhook(dp *store.Dispatch) (*channels.Message, error) 
 		return nil, undeliverable("encode webhook body: %v", err)
 	}
 	secret := w.cfg.WebhookSecret
-	if r := w.rules.Load().Rule(d.Rule); r != nil && a.ActionIndex < len(r.Actions) {
+	if r := rs.Rule(d.Rule); r != nil && a.ActionIndex < len(r.Actions) {
 		if wa := r.Actions[a.ActionIndex].Webhook; wa != nil && wa.URL == a.URL && wa.Secret != "" {
 			secret = wa.Secret
 		}

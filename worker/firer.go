@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,11 +64,7 @@ func insertDispatchJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx
 	if len(ds) == 0 {
 		return nil
 	}
-	jobs := make([]river.InsertManyParams, len(ds))
-	for i, d := range ds {
-		jobs[i] = dispatchJob(d)
-	}
-	_, err := client.InsertManyTx(ctx, tx, jobs)
+	_, err := client.InsertManyTx(ctx, tx, dispatchJobs(ds))
 	return err
 }
 
@@ -183,9 +180,29 @@ func deliveryAction(r *rules.Rule, i int) (channel string, action any, ok bool) 
 	return "", nil, false
 }
 
-// dispatchJob is the River insert for one queued delivery.
-func dispatchJob(d *store.Delivery) river.InsertManyParams {
-	return river.InsertManyParams{Args: DispatchArgs{CustomerID: d.CustomerID, DeliveryID: d.ID, Channel: d.Channel}}
+// dispatchJobs are the River inserts for queued deliveries: per channel, a
+// DispatchBatchArgs job for each DispatchBatchSize deliveries, or a
+// DispatchArgs job for a delivery on its own.
+func dispatchJobs(ds []*store.Delivery) []river.InsertManyParams {
+	byChannel := map[string][]DeliveryRef{}
+	var order []string
+	for _, d := range ds {
+		if _, ok := byChannel[d.Channel]; !ok {
+			order = append(order, d.Channel)
+		}
+		byChannel[d.Channel] = append(byChannel[d.Channel], DeliveryRef{CustomerID: d.CustomerID, ID: d.ID})
+	}
+	var jobs []river.InsertManyParams
+	for _, ch := range order {
+		for refs := range slices.Chunk(byChannel[ch], DispatchBatchSize) {
+			if len(refs) == 1 {
+				jobs = append(jobs, river.InsertManyParams{Args: DispatchArgs{CustomerID: refs[0].CustomerID, DeliveryID: refs[0].ID, Channel: ch}})
+				continue
+			}
+			jobs = append(jobs, river.InsertManyParams{Args: DispatchBatchArgs{Channel: ch, Deliveries: refs}})
+		}
+	}
+	return jobs
 }
 
 // actionDelivery is a queued delivery of action, not stored yet.

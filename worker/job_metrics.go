@@ -52,11 +52,11 @@ func (mw *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner f
 			rec.Flush()
 		}
 		if noted != nil {
-			mw.recordDelivery(ctx, job, noted.out)
+			mw.recordDeliveries(ctx, job, noted.outs)
 		}
 	}()
 	ctx = metrics.WithJob(ctx, rec)
-	if job.Kind == (DispatchArgs{}).Kind() {
+	if job.Kind == (DispatchArgs{}).Kind() || job.Kind == (DispatchBatchArgs{}).Kind() {
 		noted = &notedOutcome{}
 		ctx = context.WithValue(ctx, notedOutcomeKey{}, noted)
 	}
@@ -66,37 +66,54 @@ func (mw *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner f
 // notedOutcomeKey is the context key of a dispatch attempt's *notedOutcome.
 type notedOutcomeKey struct{}
 
-// notedOutcome is the outcome a dispatch attempt recorded last, if any.
-type notedOutcome struct{ out *store.DeliveryOutcome }
+// notedOutcome is the outcomes a dispatch attempt recorded, if any.
+type notedOutcome struct{ outs []*store.DeliveryOutcome }
 
-// noteOutcome tells the metrics middleware, if any, the outcome a dispatch
-// attempt recorded.
+// noteOutcome tells the metrics middleware, if any, an outcome a dispatch
+// attempt recorded. Not safe for concurrent use within one job.
 func noteOutcome(ctx context.Context, out *store.DeliveryOutcome) {
 	if n, ok := ctx.Value(notedOutcomeKey{}).(*notedOutcome); ok {
-		n.out = out
+		n.outs = append(n.outs, out)
 	}
 }
 
-// recordDelivery counts a dispatch attempt by the status it left the
-// delivery in ("retry" when it stays queued for another attempt) and, when
-// it was sent, observes the latency from the event's arrival. out is the
-// outcome the attempt noted; when it noted none (it found the delivery done
-// already, snoozed, or failed before recording) the outcome is read back.
-func (mw *jobMetrics) recordDelivery(ctx context.Context, job *rivertype.JobRow, out *store.DeliveryOutcome) {
+// recordDeliveries counts the outcomes a dispatch attempt noted. A single
+// delivery's job that noted none (it found the delivery done already,
+// snoozed, or failed before recording) has its outcome read back.
+func (mw *jobMetrics) recordDeliveries(ctx context.Context, job *rivertype.JobRow, outs []*store.DeliveryOutcome) {
+	if job.Kind == (DispatchBatchArgs{}).Kind() {
+		var args DispatchBatchArgs
+		if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
+			return
+		}
+		for _, out := range outs {
+			mw.recordDelivery(ctx, job, args.Channel, out)
+		}
+		return
+	}
 	var args DispatchArgs
 	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 		return
 	}
-	if out == nil {
+	if len(outs) == 0 {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
 		defer cancel()
-		var err error
-		out, err = store.New(mw.pool).GetDeliveryOutcome(ctx, args.CustomerID, args.DeliveryID)
+		out, err := store.New(mw.pool).GetDeliveryOutcome(ctx, args.CustomerID, args.DeliveryID)
 		if err != nil {
 			mw.logger.DebugContext(ctx, "metrics: read delivery outcome failed", slog.Int64("delivery_id", args.DeliveryID), slog.String("error", err.Error()))
 			return
 		}
+		outs = append(outs, out)
 	}
+	for _, out := range outs {
+		mw.recordDelivery(ctx, job, args.Channel, out)
+	}
+}
+
+// recordDelivery counts a delivery by the status a dispatch attempt left it
+// in ("retry" when it stays queued for another attempt) and, when it was
+// sent, observes the latency from the event's arrival.
+func (mw *jobMetrics) recordDelivery(ctx context.Context, job *rivertype.JobRow, channel string, out *store.DeliveryOutcome) {
 	// A delivery sent by an earlier attempt (a retry after a crash) was
 	// counted then. The slack covers clock differences between this process
 	// (sent_at) and Postgres (attempted_at).
@@ -107,8 +124,8 @@ func (mw *jobMetrics) recordDelivery(ctx context.Context, job *rivertype.JobRow,
 	if status == store.DeliveryQueued {
 		status = "retry"
 	}
-	mw.m.Delivery(args.Channel, status)
+	mw.m.Delivery(channel, status)
 	if status == store.DeliverySent {
-		mw.m.ObserveDeliveryLatency(args.Channel, out.SentAt.Sub(out.OriginAt))
+		mw.m.ObserveDeliveryLatency(channel, out.SentAt.Sub(out.OriginAt))
 	}
 }

@@ -347,12 +347,8 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 		if len(deliveries) == 0 {
 			return nil
 		}
-		jobs := make([]river.InsertManyParams, len(deliveries))
-		for i, d := range deliveries {
-			jobs[i] = dispatchJob(d)
-		}
-		if _, err := client.InsertManyFastTx(ctx, tx, jobs); err != nil {
-			return fmt.Errorf("enqueue %d dispatch jobs: %w", len(jobs), err)
+		if _, err := client.InsertManyFastTx(ctx, tx, dispatchJobs(deliveries)); err != nil {
+			return fmt.Errorf("enqueue dispatch of %d deliveries: %w", len(deliveries), err)
 		}
 		return nil
 	})

@@ -183,7 +183,11 @@ func perCustomer(t testing.TB, db *testdb.DB, table, where string) map[string]in
 func dispatchJobsPerCustomer(t testing.TB, db *testdb.DB) map[string]int {
 	t.Helper()
 	rows, err := db.Pool.Query(context.Background(),
-		"SELECT args->>'customer_id', count(*) FROM river_job WHERE kind = 'ciclo.dispatch' GROUP BY 1")
+		`SELECT customer_id, count(*) FROM (
+			SELECT args->>'customer_id' AS customer_id FROM river_job WHERE kind = 'ciclo.dispatch'
+			UNION ALL
+			SELECT d->>'customer_id' FROM river_job, jsonb_array_elements(args->'deliveries') d WHERE kind = 'ciclo.dispatch_batch'
+		) refs GROUP BY 1`)
 	require.NoError(t, err)
 	m := map[string]int{}
 	for rows.Next() {

@@ -67,6 +67,18 @@ rules:
     on: plain_hook
     actions:
       - webhook: { url: "HOOK_URL" }
+  - name: campaign-a
+    schedule: "0 9 * * *"
+    when: customer.attributes.segment == "campaign"
+    cooldown: 1d
+    actions:
+      - email: { template: promo, subject: "Campaign A" }
+  - name: campaign-b
+    schedule: "0 9 * * *"
+    when: customer.attributes.segment == "campaign"
+    cooldown: 1d
+    actions:
+      - email: { template: promo, subject: "Campaign B" }
 `
 
 // testClock is a settable clock for quiet hours and caps.
@@ -469,6 +481,76 @@ func TestChannels(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "sent", b.waitDeliveries(t, "c-ny", "promo", 1)[0].Status)
 		require.Len(t, b.smtp.Messages(), 2)
+	})
+
+	t.Run("BatchDispatch", func(t *testing.T) {
+		t.Parallel()
+		b := channelSetup(t, noon)
+		ctx := context.Background()
+		// k1 already had one promo (the cap is 2 per 7 days); k3 is
+		// suppressed; k4 is in Los Angeles, where noon UTC is 05:00: quiet.
+		b.event(t, `{"customer_id":"k1","type":"promo","email":"k1@example.com","name":"K1","attributes":{"segment":"campaign"}}`)
+		require.Equal(t, "sent", b.waitDeliveries(t, "k1", "promo", 1)[0].Status)
+		b.event(t, `[{"customer_id":"k2","type":"seen","email":"k2@example.com","attributes":{"segment":"campaign"}},
+			{"customer_id":"k3","type":"seen","email":"k3@example.com","attributes":{"segment":"campaign"}},
+			{"customer_id":"k4","type":"seen","email":"k4@example.com","timezone":"America/Los_Angeles","attributes":{"segment":"campaign"}},
+			{"customer_id":"k5","type":"seen","email":"k5@example.com","attributes":{"segment":"other"}}]`)
+		_, err := b.db.Pool.Exec(ctx, `INSERT INTO suppressions (email, reason) VALUES ('k3@example.com', 'manual')`)
+		require.NoError(t, err)
+		waitJobs(t, b.db)
+		b.smtp.FailNext(451, "try again later", 1)
+
+		// One sweep fires both campaigns for k1–k4: eight deliveries, one batch job.
+		_, err = b.app.River.Insert(ctx, worker.SweepArgs{Tick: noon, Rules: []string{"campaign-a", "campaign-b"}}, nil)
+		require.NoError(t, err)
+		campaign := "rule IN ('campaign-a', 'campaign-b')"
+		var (
+			jobID       int64
+			scheduledAt time.Time
+		)
+		waitFor(t, "the batch to snooze for k4", func() bool {
+			err := b.db.Pool.QueryRow(ctx, `SELECT id, scheduled_at FROM river_job
+				WHERE kind = 'ciclo.dispatch_batch' AND state = 'scheduled'`).Scan(&jobID, &scheduledAt)
+			return err == nil
+		})
+		require.Equal(t, 8, b.db.Count(t, "deliveries", campaign))
+		require.Equal(t, 1, b.db.Count(t, "river_job", "kind = 'ciclo.dispatch_batch'"))
+		require.Equal(t, 0, b.db.Count(t, "river_job", "kind = 'ciclo.dispatch' AND args->>'customer_id' <> 'k1'"))
+		count := func(where string, args ...any) int {
+			return b.db.Count(t, "deliveries", campaign+" AND "+where, args...)
+		}
+		// k1: one more fits under the cap; the other, decided after it in the same batch, does not.
+		require.Equal(t, 1, count("customer_id = 'k1' AND status = 'sent'"))
+		require.Equal(t, 1, count("customer_id = 'k1' AND status = 'skipped_cap' AND attempts = 0"))
+		require.Equal(t, 2, count("customer_id = 'k2' AND status = 'sent'"))
+		require.Equal(t, 2, count("customer_id = 'k3' AND status = 'suppressed' AND attempts = 0"))
+		require.Equal(t, 2, count("customer_id = 'k4' AND status = 'queued' AND attempts = 0"))
+		// The 451 retried the batch: that delivery took two attempts, the
+		// others sent in the first attempt were not sent again.
+		require.Equal(t, 1, count("status = 'sent' AND attempts = 2"))
+		require.Equal(t, 2, count("status = 'sent' AND attempts = 1"))
+		require.Equal(t, 0, b.db.Count(t, "deliveries", "claimed_at IS NOT NULL"))
+		// It waits until 08:00 in Los Angeles: three hours from the clock's now.
+		require.WithinDuration(t, time.Now().Add(3*time.Hour), scheduledAt, time.Minute)
+		msgs := b.smtp.Messages()
+		require.Len(t, msgs, 4, "the promo and three campaign emails, each once")
+		ids := map[string]bool{}
+		for _, m := range msgs {
+			id := m.Header.Get("Message-Id")
+			require.False(t, ids[id], "sent twice: %s", id)
+			ids[id] = true
+		}
+
+		// At 08:05 in Los Angeles the batch runs again and sends k4's two.
+		b.clock.Set(time.Date(2026, 3, 10, 15, 5, 0, 0, time.UTC))
+		_, err = b.app.River.JobRetry(ctx, jobID)
+		require.NoError(t, err)
+		require.Len(t, b.waitDeliveries(t, "k4", "campaign-a", 1), 1)
+		require.Len(t, b.waitDeliveries(t, "k4", "campaign-b", 1), 1)
+		require.Equal(t, 2, count("customer_id = 'k4' AND status = 'sent' AND attempts = 1"))
+		waitJobs(t, b.db)
+		require.Len(t, b.smtp.Messages(), 6)
+		require.Equal(t, 1, b.db.Count(t, "river_job", "kind = 'ciclo.dispatch_batch' AND state = 'completed'"))
 	})
 
 	t.Run("WebhookRetriesWithStableID", func(t *testing.T) {
