@@ -40,6 +40,13 @@ var quietHoursLine = regexp.MustCompile(`(?m)^([ \t]*quiet_hours:[ \t]*)(\S.*?)[
 // this helper, and the tests using it, need a second look).
 func Path(t testing.TB) string {
 	t.Helper()
+	return WithQuietHours(t, Window(time.Now()))
+}
+
+// WithQuietHours is Path with the given quiet-hours window ("HH:MM-HH:MM"),
+// for tests that need quiet hours to hold their email.
+func WithQuietHours(t testing.TB, window string) string {
+	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatalf("examplerules: %v", err)
@@ -49,7 +56,6 @@ func Path(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("examplerules: %v", err)
 	}
-	window := Window(time.Now())
 	out, err := rewrite(src, data, window)
 	if err != nil {
 		t.Fatalf("examplerules: %v", err)
