@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ciclohq/ciclo/internal/examplerules"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
 )
@@ -49,10 +50,11 @@ type serveProcess struct {
 }
 
 // startServe runs `ciclo serve` against db and smtp with extra env and
-// waits until it listens.
+// waits until it listens. It serves rules.example.yaml with its quiet hours
+// moved away from the clock (examplerules), so the email goes out at any hour.
 func startServe(t *testing.T, bin string, db *testdb.DB, smtp *smtptest.Server, env ...string) *serveProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--rules", filepath.Join("..", "..", "rules.example.yaml"), "--addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "--rules", examplerules.Path(t), "--addr", "127.0.0.1:0")
 	cmd.Env = append(append(os.Environ(),
 		"DATABASE_URL="+db.URL, "CICLO_API_TOKEN=tok", "CICLO_SMTP_URL="+smtp.URL, "CICLO_FROM=Shop <shop@example.com>",
 	), env...)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/internal/examplerules"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/worker"
@@ -38,7 +38,9 @@ func setup(t testing.TB) *testBundle {
 	return setupRole(t, app.RoleAll)
 }
 
-// setupRole starts an app of the given role on a fresh schema.
+// setupRole starts an app of the given role on a fresh schema, with
+// rules.example.yaml's quiet hours moved away from the clock (examplerules)
+// so its email goes out at any hour.
 func setupRole(t testing.TB, role string) *testBundle {
 	t.Helper()
 	db := testdb.New(t)
@@ -46,7 +48,7 @@ func setupRole(t testing.TB, role string) *testBundle {
 	ctx := context.Background()
 	a, err := app.New(ctx, app.Config{
 		DatabaseURL: db.URL,
-		RulesPath:   filepath.Join("..", "..", "rules.example.yaml"),
+		RulesPath:   examplerules.Path(t), // quiet hours away from the clock
 		APIToken:    token,
 		Addr:        "127.0.0.1:0",
 		SMTPURL:     smtp.URL,

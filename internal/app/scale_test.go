@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/internal/examplerules"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/worker"
@@ -25,7 +25,7 @@ func startRole(t *testing.T, db *testdb.DB, smtp *smtptest.Server, role, id stri
 	a, err := app.New(ctx, app.Config{
 		// Each process gets its own pool, sized for its workers.
 		DatabaseURL: db.URL + "&pool_max_conns=25",
-		RulesPath:   filepath.Join("..", "..", "rules.example.yaml"),
+		RulesPath:   examplerules.Path(t), // quiet hours away from the clock
 		APIToken:    token,
 		Addr:        "127.0.0.1:0",
 		SMTPURL:     smtp.URL,
