@@ -85,10 +85,11 @@ func (s *Store) FinishDelivery(ctx context.Context, customerID string, id int64,
 }
 
 // FinishDeliveries records the outcomes of attempts, outs[i] on delivery
-// refs[i], in one statement. Outside a transaction the statement commits
-// without waiting for the WAL flush: a crash can at worst lose the last
-// outcomes, and those deliveries are then sent again, which a crash between
-// sending and recording can cause anyway.
+// refs[i], in one round trip: the statements are pipelined in one implicit
+// transaction. Outside a transaction it commits without waiting for the WAL
+// flush: a crash can at worst lose the last outcomes, and those deliveries
+// are then sent again, which a crash between sending and recording can
+// cause anyway.
 func (s *Store) FinishDeliveries(ctx context.Context, refs []DeliveryRef, outs []Outcome) error {
 	if len(refs) != len(outs) {
 		return fmt.Errorf("record delivery outcomes: %d deliveries but %d outcomes", len(refs), len(outs))
@@ -96,50 +97,32 @@ func (s *Store) FinishDeliveries(ctx context.Context, refs []DeliveryRef, outs [
 	if len(refs) == 0 {
 		return nil
 	}
-	var (
-		custs                            = make([]string, len(refs))
-		ids                              = make([]int64, len(refs))
-		statuses, errs, providers, resps = make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs)), make([]string, len(refs))
-		attempts                         = make([]int32, len(refs))
-		codes                            = make([]*int32, len(refs))
-		ats                              = make([]time.Time, len(refs))
-	)
+	db, ok := s.db.(interface {
+		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	})
+	if !ok {
+		return fmt.Errorf("record outcomes of %d deliveries: store cannot send a batch", len(refs))
+	}
+	var b pgx.Batch
+	if _, inTx := s.db.(pgx.Tx); !inTx {
+		b.Queue(q("AsyncCommit"))
+	}
 	for i, o := range outs {
-		custs[i], ids[i] = refs[i].CustomerID, refs[i].ID
-		statuses[i], errs[i], providers[i], resps[i], ats[i] = o.Status, o.Error, o.ProviderID, o.Response, o.At
+		attempts := 0
 		if o.Attempted {
-			attempts[i] = 1
+			attempts = 1
 		}
+		var code *int
 		if o.ResponseCode != 0 {
-			code := int32(o.ResponseCode)
-			codes[i] = &code
+			code = &o.ResponseCode
 		}
+		b.Queue(q("FinishDelivery"), refs[i].CustomerID, refs[i].ID, o.Status, attempts, o.Error, o.ProviderID, code, o.At, o.Response)
 	}
-	query, args := q("FinishDeliveries"), []any{custs, ids, statuses, attempts, errs, providers, codes, ats, resps}
-	if len(refs) == 1 {
-		// The one-row statement keeps one plan; see GetDispatches.
-		query, args = q("FinishDelivery"), []any{custs[0], ids[0], statuses[0], attempts[0], errs[0], providers[0], codes[0], ats[0], resps[0]}
-	}
-	fail := func(err error) error {
+	if err := db.SendBatch(ctx, &b).Close(); err != nil {
 		if len(refs) == 1 {
 			return fmt.Errorf("record delivery %d outcome: %w", refs[0].ID, err)
 		}
 		return fmt.Errorf("record outcomes of %d deliveries: %w", len(refs), err)
-	}
-	db, ok := s.db.(interface {
-		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	})
-	if _, inTx := s.db.(pgx.Tx); !ok || inTx {
-		if _, err := s.db.Exec(ctx, query, args...); err != nil {
-			return fail(err)
-		}
-		return nil
-	}
-	var b pgx.Batch
-	b.Queue(q("AsyncCommit"))
-	b.Queue(query, args...)
-	if err := db.SendBatch(ctx, &b).Close(); err != nil {
-		return fail(err)
 	}
 	return nil
 }
@@ -237,38 +220,38 @@ func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*
 }
 
 // GetDispatches reads deliveries with their customers, suppressions, events
-// and coupons in one query, in the order of refs. Deliveries that do not
-// exist are left out.
+// and coupons in one round trip (one pipelined query per delivery: each
+// keeps its cached plan, which a query over arrays of ids would not), in the
+// order of refs. Deliveries that do not exist are left out.
 func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef) ([]*Dispatch, error) {
-	var (
-		rows pgx.Rows
-		err  error
-	)
-	if len(refs) == 1 {
-		// Postgres keeps one plan for the one-delivery statement, while
-		// it plans the array one afresh each time.
-		rows, err = s.db.Query(ctx, q("GetDispatch"), refs[0].CustomerID, refs[0].ID)
-	} else {
-		custs, ids := make([]string, len(refs)), make([]int64, len(refs))
-		for i, r := range refs {
-			custs[i], ids[i] = r.CustomerID, r.ID
-		}
-		rows, err = s.db.Query(ctx, q("GetDispatches"), custs, ids)
+	db, ok := s.db.(interface {
+		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	})
+	if !ok {
+		return nil, fmt.Errorf("get %d deliveries: store cannot send a batch", len(refs))
 	}
-	if err != nil {
+	var b pgx.Batch
+	found := make([]*Dispatch, len(refs))
+	for i, r := range refs {
+		b.Queue(q("GetDispatch"), r.CustomerID, r.ID).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				dp, err := scanDispatch(rows)
+				if err != nil {
+					return err
+				}
+				found[i] = dp
+			}
+			return rows.Err()
+		})
+	}
+	if err := db.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
 	}
-	defer rows.Close()
 	out := make([]*Dispatch, 0, len(refs))
-	for rows.Next() {
-		dp, err := scanDispatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
+	for _, dp := range found {
+		if dp != nil {
+			out = append(out, dp)
 		}
-		out = append(out, dp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
 	}
 	return out, nil
 }

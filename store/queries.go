@@ -12,9 +12,7 @@ import (
 var sqlFiles embed.FS
 
 // queries maps a query name to its SQL, read from the named blocks in sql/.
-// A block starts with a line "-- name: Name" and runs to the next one. A
-// line "-- include: Name" in a block stands for the SQL of block Name, so
-// that queries sharing a long select list or joins state them once.
+// A block starts with a line "-- name: Name" and runs to the next one.
 var queries = mustLoadQueries(sqlFiles)
 
 // q returns the named query; a missing name is a programmer error.
@@ -61,32 +59,5 @@ func mustLoadQueries(fsys fs.FS) map[string]string {
 		}
 		flush()
 	}
-	for name, sql := range out {
-		out[name] = expandIncludes(out, name, sql, 0)
-	}
 	return out
-}
-
-// expandIncludes replaces the "-- include: Name" lines of sql by the named
-// blocks, themselves expanded.
-func expandIncludes(blocks map[string]string, name, sql string, depth int) string {
-	if !strings.Contains(sql, "-- include:") {
-		return sql
-	}
-	if depth > 5 {
-		panic(fmt.Sprintf("store: includes nested too deep in query %q", name))
-	}
-	lines := strings.Split(sql, "\n")
-	for i, line := range lines {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "-- include:")
-		if !ok {
-			continue
-		}
-		inc, ok := blocks[strings.TrimSpace(rest)]
-		if !ok {
-			panic(fmt.Sprintf("store: query %q includes unknown block %q", name, strings.TrimSpace(rest)))
-		}
-		lines[i] = expandIncludes(blocks, strings.TrimSpace(rest), inc, depth+1)
-	}
-	return strings.Join(lines, "\n")
 }

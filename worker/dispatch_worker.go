@@ -119,6 +119,82 @@ type dispatcher struct {
 	logger *slog.Logger
 
 	locations sync.Map // time zone name → *time.Location
+
+	// Single-delivery jobs running at the same moment read, claim and
+	// record their deliveries together (a batch job does so on its own).
+	reads  *coalescer[store.DeliveryRef, *store.Dispatch]
+	claims *coalescer[store.Cap, store.CapClaim]
+	writes *coalescer[finishing, struct{}]
+}
+
+// finishing is one outcome to record.
+type finishing struct {
+	ref store.DeliveryRef
+	out store.Outcome
+}
+
+func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, now Clock, logger *slog.Logger) *dispatcher {
+	st := store.New(pool)
+	return &dispatcher{cfg: cfg, pool: pool, rules: rs, now: now, logger: logger,
+		reads: &coalescer[store.DeliveryRef, *store.Dispatch]{max: DispatchBatchSize, timeout: recordTimeout,
+			run: func(ctx context.Context, refs []store.DeliveryRef) ([]*store.Dispatch, error) {
+				dps, err := st.GetDispatches(ctx, refs)
+				if err != nil {
+					return nil, err
+				}
+				byID := make(map[int64]*store.Dispatch, len(dps))
+				for _, dp := range dps {
+					byID[dp.Delivery.ID] = dp
+				}
+				out := make([]*store.Dispatch, len(refs))
+				for i, r := range refs {
+					out[i] = byID[r.ID]
+				}
+				return out, nil
+			}},
+		claims: &coalescer[store.Cap, store.CapClaim]{max: DispatchBatchSize, timeout: recordTimeout, run: st.ClaimUnderCap},
+		writes: &coalescer[finishing, struct{}]{max: DispatchBatchSize, timeout: recordTimeout,
+			run: func(ctx context.Context, fs []finishing) ([]struct{}, error) {
+				refs, outs := make([]store.DeliveryRef, len(fs)), make([]store.Outcome, len(fs))
+				for i, f := range fs {
+					refs[i], outs[i] = f.ref, f.out
+				}
+				return make([]struct{}, len(fs)), st.FinishDeliveries(ctx, refs, outs)
+			}},
+	}
+}
+
+// getDispatches reads refs: a single delivery in the next coalesced round.
+func (w *dispatcher) getDispatches(ctx context.Context, st *store.Store, refs []store.DeliveryRef) ([]*store.Dispatch, error) {
+	if len(refs) != 1 {
+		return st.GetDispatches(ctx, refs)
+	}
+	dp, err := w.reads.do(ctx, refs[0])
+	if err != nil || dp == nil {
+		return nil, err
+	}
+	return []*store.Dispatch{dp}, nil
+}
+
+// claimUnderCapRound claims caps: a single one in the next coalesced round.
+func (w *dispatcher) claimUnderCapRound(ctx context.Context, st *store.Store, caps []store.Cap) ([]store.CapClaim, error) {
+	if len(caps) != 1 {
+		return st.ClaimUnderCap(ctx, caps)
+	}
+	c, err := w.claims.do(ctx, caps[0])
+	if err != nil {
+		return nil, err
+	}
+	return []store.CapClaim{c}, nil
+}
+
+// finishDeliveries records outs: a single one in the next coalesced round.
+func (w *dispatcher) finishDeliveries(ctx context.Context, st *store.Store, refs []store.DeliveryRef, outs []store.Outcome) error {
+	if len(refs) != 1 {
+		return st.FinishDeliveries(ctx, refs, outs)
+	}
+	_, err := w.writes.do(ctx, finishing{ref: refs[0], out: outs[0]})
+	return err
 }
 
 // sending is one delivery on its way through a dispatch job.
@@ -151,7 +227,7 @@ type sending struct {
 // cancelled.
 func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs []store.DeliveryRef) error {
 	st := store.New(w.pool)
-	dps, err := st.GetDispatches(ctx, refs)
+	dps, err := w.getDispatches(ctx, st, refs)
 	if err != nil {
 		return err
 	}
@@ -222,7 +298,7 @@ func (w *dispatcher) claimUnderCap(ctx context.Context, st *store.Store, todo []
 	if len(caps) == 0 {
 		return nil
 	}
-	claims, err := st.ClaimUnderCap(ctx, caps)
+	claims, err := w.claimUnderCapRound(ctx, st, caps)
 	if err != nil {
 		return err
 	}
@@ -320,7 +396,7 @@ func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype
 			fails++
 		}
 	}
-	if err := st.FinishDeliveries(ctx, refs, outs); err != nil {
+	if err := w.finishDeliveries(ctx, st, refs, outs); err != nil {
 		return err
 	}
 	for _, s := range todo {

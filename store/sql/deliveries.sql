@@ -12,35 +12,18 @@ FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 WHERE d.customer_id = $1 AND d.id = $2;
 
--- name: DeliveryOutcomeSet
--- The SET list recording an outcome o on delivery d (included below). A NULL response code,
--- an empty provider id or response keeps the stored one; the frequency-cap claim is cleared.
-SET status        = o.status,
-    attempts      = d.attempts + o.attempts,
-    last_error    = o.last_error,
-    provider_id   = COALESCE(NULLIF(o.provider_id, ''), d.provider_id),
-    response_code = COALESCE(o.response_code, d.response_code),
-    response      = COALESCE(NULLIF(o.response, ''), d.response),
-    sent_at       = CASE WHEN o.status = 'sent' THEN o.at ELSE d.sent_at END,
-    claimed_at    = NULL
-
 -- name: FinishDelivery
--- Records delivery ($1, $2)'s final or latest outcome.
-UPDATE deliveries d
--- include: DeliveryOutcomeSet
-FROM (VALUES ($3::text, $4::int, $5::text, $6::text, $7::int, $8::timestamptz, $9::text))
-     AS o(status, attempts, last_error, provider_id, response_code, at, response)
-WHERE d.customer_id = $1 AND d.id = $2;
-
--- name: FinishDeliveries
--- Records the final or latest outcome of several deliveries at once: element i of each array
--- belongs to delivery ($1[i], $2[i]).
-UPDATE deliveries d
--- include: DeliveryOutcomeSet
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[],
-            $8::timestamptz[], $9::text[])
-     AS o(customer_id, id, status, attempts, last_error, provider_id, response_code, at, response)
-WHERE d.customer_id = o.customer_id AND d.id = o.id;
+-- Records a delivery's final or latest outcome.
+UPDATE deliveries SET
+    status        = $3,
+    attempts      = attempts + $4,
+    last_error    = $5,
+    provider_id   = COALESCE(NULLIF($6, ''), provider_id),
+    response_code = COALESCE($7, response_code),
+    response      = COALESCE(NULLIF($9, ''), response),
+    sent_at       = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END,
+    claimed_at    = NULL
+WHERE customer_id = $1 AND id = $2;
 
 -- name: AsyncCommit
 -- Lets the rest of this (implicit) transaction commit without waiting for the WAL flush.
@@ -74,10 +57,11 @@ WITH n AS (
 )
 SELECT (SELECT sent FROM n), EXISTS (SELECT 1 FROM claimed);
 
--- name: DispatchColumns
--- The select list of GetDispatch and GetDispatches (included there): the delivery and its
--- firing, the customer, the address's suppression reason, the firing's event and its coupon,
--- and when the event was received (the delivery created, for scheduled firings).
+-- name: GetDispatch
+-- Reads what dispatching a delivery needs in one round trip: the delivery and its firing,
+-- the customer, the address's suppression reason, the firing's event and its coupon, and when
+-- the event was received (the delivery created, for scheduled firings). GetDispatches
+-- pipelines it for several deliveries.
 SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,
        d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version,
        c.id, c.email, c.name, c.timezone, c.stage, c.stage_entered_at, c.created_at, c.last_seen_at,
@@ -87,9 +71,7 @@ SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, 
        e.type, e.properties, e.occurred_at,
        cp.code, cp.kind, cp.value::float8, cp.expires_at,
        COALESCE(e.received_at, d.created_at)
-
--- name: DispatchJoins
--- The joins of GetDispatch and GetDispatches (included there), after deliveries d.
+FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 JOIN customers c ON c.id = d.customer_id
 LEFT JOIN suppressions s ON c.email <> '' AND s.email = lower(c.email)
@@ -104,24 +86,7 @@ LEFT JOIN LATERAL (
     ORDER BY firing_id = d.firing_id DESC, expires_at NULLS LAST, id
     LIMIT 1
 ) cp ON true
-
--- name: GetDispatch
--- Reads what dispatching delivery ($1, $2) needs in one round trip.
--- include: DispatchColumns
-FROM deliveries d
--- include: DispatchJoins
 WHERE d.customer_id = $1 AND d.id = $2;
-
--- name: GetDispatches
--- Reads what dispatching deliveries ($1[i], $2[i]) needs in one round trip, in the order
--- asked; deliveries that do not exist are left out. Postgres plans it afresh each time (its
--- generic plan guesses ten elements), which a batch of deliveries amortizes: a single
--- delivery goes through GetDispatch.
--- include: DispatchColumns
-FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(customer_id, id, n)
-JOIN deliveries d ON d.customer_id = r.customer_id AND d.id = r.id
--- include: DispatchJoins
-ORDER BY r.n;
 
 -- name: DeliveryOutcome
 -- Reads a delivery's status and, once sent, when it was sent and when its event was received, for metrics.
