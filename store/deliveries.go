@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,6 +72,9 @@ type Outcome struct {
 	ResponseCode int    // 0: none
 	Response     string // excerpt of the reply; "" keeps the stored one
 	At           time.Time
+	// Bounce, when set, is an address to suppress as bounced together with
+	// the outcome: its server refused the recipient.
+	Bounce string
 }
 
 // DeliveryRef names one delivery.
@@ -85,8 +89,8 @@ func (s *Store) FinishDelivery(ctx context.Context, customerID string, id int64,
 }
 
 // FinishDeliveries records the outcomes of attempts, outs[i] on delivery
-// refs[i], in one round trip: the statements are pipelined in one implicit
-// transaction. Outside a transaction it commits without waiting for the WAL
+// refs[i], and their bounce suppressions in one round trip: the statements
+// are pipelined in one implicit transaction (or run in the store's). Outside a transaction it commits without waiting for the WAL
 // flush: a crash can at worst lose the last outcomes, and those deliveries
 // are then sent again, which a crash between sending and recording can
 // cause anyway.
@@ -116,7 +120,11 @@ func (s *Store) FinishDeliveries(ctx context.Context, refs []DeliveryRef, outs [
 		if o.ResponseCode != 0 {
 			code = &o.ResponseCode
 		}
-		b.Queue(q("FinishDelivery"), refs[i].CustomerID, refs[i].ID, o.Status, attempts, o.Error, o.ProviderID, code, o.At, o.Response)
+		b.Queue(q("FinishDelivery"), refs[i].CustomerID, refs[i].ID, o.Status, attempts, pgText(o.Error),
+			pgText(o.ProviderID), code, o.At, pgText(o.Response))
+		if o.Bounce != "" {
+			b.Queue(q("AddSuppression"), o.Bounce, SuppressBounced, pgText(o.Error), o.At)
+		}
 	}
 	if err := db.SendBatch(ctx, &b).Close(); err != nil {
 		if len(refs) == 1 {
@@ -161,8 +169,8 @@ type CapClaim struct {
 // earlier ones committed, as does each decision the earlier ones in caps.
 // The locks are released at commit, before the emails are sent, so no lock
 // or connection is held across an SMTP exchange. All statements go in one
-// pipelined batch, an implicit transaction: one round trip. FinishDelivery
-// clears the claim.
+// pipelined batch, an implicit transaction: one round trip. Recording the
+// delivery's outcome (FinishDeliveries) clears the claim.
 func (s *Store) ClaimUnderCap(ctx context.Context, caps []Cap) ([]CapClaim, error) {
 	out := make([]CapClaim, len(caps))
 	if len(caps) == 0 {
@@ -301,4 +309,13 @@ func (s *Store) FirstDelivery(ctx context.Context, customerID string) (*Delivery
 		return nil, fmt.Errorf("first delivery of %q: %w", customerID, wrapNoRows(err, ErrDeliveryNotFound))
 	}
 	return s.GetDelivery(ctx, customerID, id)
+}
+
+// pgText makes s storable as Postgres text: a server's reply may hold NUL
+// bytes or invalid UTF-8, which would fail the whole write of a batch.
+func pgText(s string) string {
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -322,6 +322,34 @@ func TestStore(t *testing.T) {
 		require.Error(t, st.ApplySweepEffects(ctx, "v2", at, eff, func() string { return "TAKEN" }, 2))
 	})
 
+	t.Run("FinishDeliveriesStoresOddRepliesAndBounces", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		for _, id := range []string{"o1", "o2"} {
+			_, err := st.IngestEvent(ctx, order(id, "", 1, at), "retention", "v1")
+			require.NoError(t, err)
+		}
+		eff := &store.SweepEffects{Deliveries: []*store.Delivery{
+			{CustomerID: "o1", FiringID: 20, Rule: "r", Channel: "webhook", Action: []byte(`{}`)},
+			{CustomerID: "o2", FiringID: 21, Rule: "r", Channel: "email", Action: []byte(`{}`)},
+		}}
+		require.NoError(t, st.ApplySweepEffects(ctx, "v1", at, eff, func() string { return "X" }, 1))
+		refs := []store.DeliveryRef{{CustomerID: "o1", ID: eff.Deliveries[0].ID}, {CustomerID: "o2", ID: eff.Deliveries[1].ID}}
+		outs := []store.Outcome{
+			// A receiver's reply with a NUL byte and invalid UTF-8 must not fail the batch.
+			{Status: store.DeliverySent, Attempted: true, ResponseCode: 200, Response: "ok\x00\xff", At: at},
+			{Status: store.DeliveryFailed, Attempted: true, ResponseCode: 550, Error: "550 no such user", At: at, Bounce: "o2@example.com"},
+		}
+		require.NoError(t, st.FinishDeliveries(ctx, refs, outs))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'o1' AND status = 'sent' AND attempts = 1 AND response = 'ok\uFFFD' AND response_code = 200"))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'o2' AND status = 'failed' AND last_error = '550 no such user'"))
+		reason, err := st.Suppressed(ctx, "o2@example.com")
+		require.NoError(t, err)
+		require.Equal(t, store.SuppressBounced, reason, "the bounce is recorded with the outcome")
+		require.NoError(t, st.FinishDeliveries(ctx, nil, nil))
+		require.Error(t, st.FinishDeliveries(ctx, refs, outs[:1]))
+	})
+
 	t.Run("NotFoundSentinels", func(t *testing.T) {
 		t.Parallel()
 		st, _ := setup(t, db)

@@ -134,7 +134,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 		if err := river.AddWorkerSafely(workers, &EvaluateWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
 			return nil, fmt.Errorf("add evaluate worker: %w", err)
 		}
-		dp := newDispatcher(d, pool, cfg.Rules, cfg.Now, cfg.Logger)
+		dp := newDispatcher(d, pool, cfg.Rules, cfg.Now, cfg.Logger, cfg.RetryPolicy)
 		if err := river.AddWorkerSafely(workers, &DispatchWorker{dispatcher: dp}); err != nil {
 			return nil, fmt.Errorf("add dispatch worker: %w", err)
 		}

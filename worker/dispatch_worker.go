@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ciclohq/ciclo/channels"
@@ -28,8 +30,9 @@ const DispatchMaxAttempts = 10
 
 // capClaimTTL is how long a delivery claimed under the frequency cap counts
 // as in flight. It only matters when a worker dies mid-send: the claim of a
-// finished attempt is cleared when its outcome is recorded.
-const capClaimTTL = 10 * time.Minute
+// finished attempt is cleared when its outcome is recorded. It outlasts a
+// batch job, whose claims are taken before its first send.
+const capClaimTTL = dispatchBatchTimeout + 5*time.Minute
 
 // undeliverableError means a delivery can never be sent as stored (unknown
 // template, no address, no webhook secret): it is recorded as failed and its
@@ -70,14 +73,23 @@ const recordTimeout = 10 * time.Second
 // of up to DispatchBatchSize: one job, one read and one write then cover
 // many deliveries, which is what lets a campaign go out at SMTP speed
 // rather than at the speed of one job and two statements per email.
+//
+// A batch job tries each delivery once. In the transaction that records the
+// outcomes and completes the job, every delivery it leaves queued (a
+// transient failure, quiet hours, not tried before the job's time ran out)
+// gets a DispatchArgs job of its own, scheduled for its retry or for the
+// end of its quiet hours, with what is left of its attempts. Retries,
+// snoozes and the attempt budget are thus per delivery, as for a lone one.
 const (
 	// DispatchBatchSize is the most deliveries one batch job carries.
 	DispatchBatchSize = 50
-	// dispatchBatchSends is how many of a batch job's deliveries are sent at
-	// once; the channel's own connection pool bounds it further.
-	dispatchBatchSends = 8
+	// dispatchBatchEmails is how many of a batch job's emails are sent at
+	// once; the SMTP connection pool bounds it further. A batch job's
+	// webhooks go one at a time, so --webhook-workers bounds the calls to
+	// receivers as it does for lone webhooks.
+	dispatchBatchEmails = 8
 	// dispatchBatchTimeout bounds a batch job: DispatchBatchSize sends over
-	// a slow server. A batch cut short is retried; sent deliveries are skipped.
+	// a slow server. Deliveries not tried by then get jobs of their own.
 	dispatchBatchTimeout = 10 * time.Minute
 )
 
@@ -90,7 +102,7 @@ type DispatchWorker struct {
 
 // Work sends a queued delivery; see dispatcher.dispatch.
 func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
-	return w.dispatch(ctx, job.JobRow, []store.DeliveryRef{{CustomerID: job.Args.CustomerID, ID: job.Args.DeliveryID}})
+	return w.dispatch(ctx, job.JobRow, []store.DeliveryRef{{CustomerID: job.Args.CustomerID, ID: job.Args.DeliveryID}}, nil)
 }
 
 // DispatchBatchWorker sends several deliveries of one channel and records
@@ -102,7 +114,10 @@ type DispatchBatchWorker struct {
 
 // Work sends a batch's queued deliveries; see dispatcher.dispatch.
 func (w *DispatchBatchWorker) Work(ctx context.Context, job *river.Job[DispatchBatchArgs]) error {
-	return w.dispatch(ctx, job.JobRow, job.Args.refs())
+	return w.dispatch(ctx, job.JobRow, job.Args.refs(), func(ctx context.Context, tx pgx.Tx) error {
+		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+		return err
+	})
 }
 
 // Timeout gives a batch time for all its sends.
@@ -118,7 +133,8 @@ type dispatcher struct {
 	now    Clock
 	logger *slog.Logger
 
-	locations sync.Map // time zone name → *time.Location
+	retry     river.ClientRetryPolicy // schedules the retries of a batch's deliveries
+	locations sync.Map                // time zone name → *time.Location
 
 	// Single-delivery jobs running at the same moment read, claim and
 	// record their deliveries together (a batch job does so on its own).
@@ -133,9 +149,14 @@ type finishing struct {
 	out store.Outcome
 }
 
-func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, now Clock, logger *slog.Logger) *dispatcher {
+func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, now Clock, logger *slog.Logger,
+	retry river.ClientRetryPolicy,
+) *dispatcher {
+	if retry == nil {
+		retry = &river.DefaultClientRetryPolicy{}
+	}
 	st := store.New(pool)
-	return &dispatcher{cfg: cfg, pool: pool, rules: rs, now: now, logger: logger,
+	return &dispatcher{cfg: cfg, pool: pool, rules: rs, now: now, logger: logger, retry: retry,
 		reads: &coalescer[store.DeliveryRef, *store.Dispatch]{max: DispatchBatchSize, timeout: recordTimeout,
 			run: func(ctx context.Context, refs []store.DeliveryRef) ([]*store.Dispatch, error) {
 				dps, err := st.GetDispatches(ctx, refs)
@@ -210,28 +231,33 @@ type sending struct {
 	out *store.Outcome
 	// err is why it was not sent: undeliverable, a send error, or the job's end.
 	err error
-	// bounce adds the address to the suppressions: its server refused the recipient.
-	bounce bool
 }
 
 // dispatch sends the deliveries refs names that are still queued, and
 // records each outcome. A delivery no longer queued is done already (a
 // retry after a crash between send and job completion) and is skipped.
 //
-// One job, one read of the deliveries, one frequency-cap round trip and one
-// write of the outcomes cover all of refs; the sends run in parallel. The
-// job's result covers them too: a transient failure of any delivery retries
-// the job with backoff until its last attempt (when it is recorded as
-// failed); otherwise a delivery in quiet hours snoozes the job until the
-// earliest window opens; a job whose deliveries all failed for good is
-// cancelled.
-func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs []store.DeliveryRef) error {
+// One read of the deliveries, one frequency-cap round trip and one write of
+// the outcomes cover all of refs (for a single delivery, those of the
+// single-delivery jobs running at the same moment); the sends run in
+// parallel. With complete nil (a single delivery's job) River decides what
+// happens next from the result: a transient failure retries the job with
+// backoff until its last attempt, when it is recorded as failed; quiet
+// hours snooze it; a permanent failure cancels it. A batch job instead
+// passes complete, which completes the job in the transaction that records
+// the outcomes and gives each delivery still queued a job of its own.
+func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs []store.DeliveryRef,
+	complete func(context.Context, pgx.Tx) error,
+) error {
 	st := store.New(w.pool)
 	dps, err := w.getDispatches(ctx, st, refs)
 	if err != nil {
 		return err
 	}
 	if len(dps) == 0 {
+		if len(refs) == 1 {
+			return river.JobCancel(fmt.Errorf("dispatch delivery %d: %w", refs[0].ID, store.ErrDeliveryNotFound))
+		}
 		return river.JobCancel(fmt.Errorf("dispatch %d deliveries: %w", len(refs), store.ErrDeliveryNotFound))
 	}
 	rs, now := w.rules.Load(), w.now()
@@ -253,6 +279,9 @@ func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs [
 	// (shutdown, timeout): a sent email left "queued" would be sent again.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
+	if complete != nil {
+		return w.recordBatch(rctx, todo, complete)
+	}
 	return w.record(rctx, st, job, todo)
 }
 
@@ -313,10 +342,15 @@ func (w *dispatcher) claimUnderCap(ctx context.Context, st *store.Store, todo []
 	return nil
 }
 
-// send sends the messages of todo, several at a time, and sets each outcome.
-// Messages not yet started when ctx ends are left for the job's retry.
+// send sends the messages of todo, several emails at a time, and sets each
+// outcome. Messages not yet started when ctx ends are left queued, with no
+// attempt counted.
 func (w *dispatcher) send(ctx context.Context, job *rivertype.JobRow, todo []*sending) {
-	sem := make(chan struct{}, dispatchBatchSends)
+	parallel := dispatchBatchEmails
+	if len(todo) > 0 && todo[0].dp.Delivery.Channel != "email" {
+		parallel = 1
+	}
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for _, s := range todo {
 		if s.msg == nil {
@@ -327,9 +361,10 @@ func (w *dispatcher) send(ctx context.Context, job *rivertype.JobRow, todo []*se
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			// Not tried: clear its frequency-cap claim, count no attempt.
-			s.err = fmt.Errorf("not sent: %w", ctx.Err())
-			s.out = &store.Outcome{Status: store.DeliveryQueued, Error: s.err.Error(), At: w.now()}
+			// Not tried: clear its frequency-cap claim, count no attempt,
+			// keep the last attempt's error.
+			s.err = fmt.Errorf("not sent before the job's time ran out: %w", ctx.Err())
+			s.out = &store.Outcome{Status: store.DeliveryQueued, Error: s.dp.Delivery.LastError, At: w.now()}
 			continue
 		}
 		wg.Add(1)
@@ -356,7 +391,9 @@ func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result
 		out.ResponseCode = se.Code
 	}
 	permanent := channels.IsPermanent(sendErr)
-	if !permanent && job.Attempt < job.MaxAttempts {
+	// The last try: the job's (a lone delivery's) or the delivery's own.
+	last := job.Attempt >= job.MaxAttempts || s.dp.Delivery.Attempts+1 >= DispatchMaxAttempts
+	if !permanent && !last {
 		out.Status = store.DeliveryQueued
 		return
 	}
@@ -364,16 +401,21 @@ func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result
 	// Only a refused recipient is a hard bounce: a 5xx to MAIL FROM or DATA
 	// (bad credentials, sender policy, content) would otherwise suppress
 	// every customer the misconfigured relay turned away.
-	s.bounce = permanent && s.dp.Delivery.Channel == "email" && se != nil && se.Recipient && s.dp.Customer.Email != ""
+	if permanent && s.dp.Delivery.Channel == "email" && se != nil && se.Recipient {
+		out.Bounce = s.dp.Customer.Email
+	}
 }
 
-// record writes the outcomes of todo in one statement, adds bounce
-// suppressions, and tells River what to do next with the job.
+// record writes the outcomes of a single delivery's job (with those of the
+// jobs running at the same moment) and tells River what to do next.
 func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype.JobRow, todo []*sending) error {
+	refs, outs := outcomes(todo)
+	if err := w.finishDeliveries(ctx, st, refs, outs); err != nil {
+		return err
+	}
+	w.noted(ctx, todo)
 	var (
-		refs  []store.DeliveryRef
-		outs  []store.Outcome
-		retry error
+		retry []error
 		wait  time.Duration
 		fails int
 	)
@@ -381,50 +423,109 @@ func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype
 		if s.snooze > 0 && (wait == 0 || s.snooze < wait) {
 			wait = s.snooze
 		}
-		if s.out == nil {
-			continue
-		}
-		d := s.dp.Delivery
-		refs = append(refs, store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID})
-		outs = append(outs, *s.out)
-		switch s.out.Status {
-		case store.DeliveryQueued:
-			if retry == nil {
-				retry = fmt.Errorf("send %s delivery %d: %w", d.Channel, d.ID, s.err)
-			}
-		case store.DeliveryFailed:
+		switch {
+		case s.out == nil:
+		case s.out.Status == store.DeliveryQueued:
+			d := s.dp.Delivery
+			retry = append(retry, fmt.Errorf("send %s delivery %d: %w", d.Channel, d.ID, s.err))
+		case s.out.Status == store.DeliveryFailed:
 			fails++
 		}
 	}
-	if err := w.finishDeliveries(ctx, st, refs, outs); err != nil {
-		return err
-	}
-	for _, s := range todo {
-		if s.bounce {
-			if err := st.AddSuppression(ctx, s.dp.Customer.Email, store.SuppressBounced, s.out.Error, s.out.At); err != nil {
-				return err
-			}
-		}
-		if s.out != nil {
-			noteOutcome(ctx, &store.DeliveryOutcome{Status: s.out.Status, SentAt: s.out.At, OriginAt: s.dp.OriginAt})
-		}
-		if s.out != nil && s.out.Status == store.DeliveryFailed {
-			d := s.dp.Delivery
-			w.logger.WarnContext(ctx, "dispatch: delivery failed", slog.Int64("delivery_id", d.ID),
-				slog.String("channel", d.Channel), slog.String("rule", d.Rule),
-				slog.Bool("permanent", channels.IsPermanent(s.err) || isUndeliverable(s.err)),
-				slog.Int("attempt", job.Attempt), slog.String("error", s.out.Error))
-		}
-	}
 	switch {
-	case retry != nil:
-		return retry
+	case len(retry) > 0:
+		return errors.Join(retry...)
 	case wait > 0:
 		return river.JobSnooze(wait)
 	case fails == len(todo):
 		return river.JobCancel(todo[0].err)
 	}
 	return nil
+}
+
+// recordBatch writes the outcomes of a batch job's deliveries, queues a job
+// of its own for each delivery left queued, and completes the batch job,
+// all in one transaction.
+func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete func(context.Context, pgx.Tx) error) error {
+	refs, outs := outcomes(todo)
+	var later []river.InsertManyParams
+	now := time.Now()
+	for _, s := range todo {
+		d := s.dp.Delivery
+		if s.out != nil && s.out.Status != store.DeliveryQueued {
+			continue
+		}
+		attempts := d.Attempts
+		if s.out != nil && s.out.Attempted {
+			attempts++
+		}
+		opts := &river.InsertOpts{MaxAttempts: max(DispatchMaxAttempts-attempts, 1)}
+		switch {
+		case s.snooze > 0:
+			opts.ScheduledAt = now.Add(s.snooze)
+		case s.out != nil && s.out.Attempted:
+			opts.ScheduledAt = w.retry.NextRetry(&rivertype.JobRow{Attempt: attempts, AttemptedAt: &now,
+				Errors: make([]rivertype.AttemptError, attempts-1)})
+		}
+		later = append(later, river.InsertManyParams{
+			Args:       DispatchArgs{CustomerID: d.CustomerID, DeliveryID: d.ID, Channel: d.Channel},
+			InsertOpts: opts,
+		})
+	}
+	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		if err := store.New(tx).FinishDeliveries(ctx, refs, outs); err != nil {
+			return err
+		}
+		if len(later) > 0 {
+			client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := client.InsertManyTx(ctx, tx, later); err != nil {
+				return fmt.Errorf("queue %d deliveries of the batch on their own: %w", len(later), err)
+			}
+		}
+		return complete(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("record the outcomes of a batch of %d deliveries: %w", len(todo), err)
+	}
+	w.noted(ctx, todo)
+	return nil
+}
+
+// outcomes lists the outcomes todo has to record.
+func outcomes(todo []*sending) ([]store.DeliveryRef, []store.Outcome) {
+	var (
+		refs []store.DeliveryRef
+		outs []store.Outcome
+	)
+	for _, s := range todo {
+		if s.out != nil {
+			d := s.dp.Delivery
+			refs = append(refs, store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID})
+			outs = append(outs, *s.out)
+		}
+	}
+	return refs, outs
+}
+
+// noted tells the metrics middleware the recorded outcomes and logs the
+// failures.
+func (w *dispatcher) noted(ctx context.Context, todo []*sending) {
+	for _, s := range todo {
+		if s.out == nil {
+			continue
+		}
+		noteOutcome(ctx, &store.DeliveryOutcome{Status: s.out.Status, SentAt: s.out.At, OriginAt: s.dp.OriginAt})
+		if s.out.Status == store.DeliveryFailed {
+			d := s.dp.Delivery
+			w.logger.WarnContext(ctx, "dispatch: delivery failed", slog.Int64("delivery_id", d.ID),
+				slog.String("customer_id", d.CustomerID), slog.String("channel", d.Channel), slog.String("rule", d.Rule),
+				slog.Bool("permanent", channels.IsPermanent(s.err) || isUndeliverable(s.err)),
+				slog.Int("attempts", d.Attempts+1), slog.String("error", s.out.Error))
+		}
+	}
 }
 
 // isUndeliverable says err means a delivery can never be sent as stored.

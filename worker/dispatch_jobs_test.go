@@ -1,0 +1,30 @@
+package worker
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ciclohq/ciclo/store"
+)
+
+func TestDispatchJobs(t *testing.T) {
+	var ds []*store.Delivery
+	for i := range DispatchBatchSize + 1 {
+		ds = append(ds, &store.Delivery{CustomerID: "c", ID: int64(i + 1), Channel: "email"})
+	}
+	ds = append(ds, &store.Delivery{CustomerID: "w", ID: 100, Channel: "webhook"})
+
+	jobs := dispatchJobs(ds)
+	require.Len(t, jobs, 3)
+	batch, ok := jobs[0].Args.(DispatchBatchArgs)
+	require.True(t, ok, "the first 50 emails share a batch job")
+	require.Equal(t, "email", batch.Channel)
+	require.Len(t, batch.Deliveries, DispatchBatchSize)
+	require.Equal(t, DeliveryRef{CustomerID: "c", ID: 1}, batch.Deliveries[0])
+	require.Equal(t, QueueEmail, batch.InsertOpts().Queue)
+	require.Equal(t, DispatchArgs{CustomerID: "c", DeliveryID: 51, Channel: "email"}, jobs[1].Args, "the 51st goes on its own")
+	require.Equal(t, DispatchArgs{CustomerID: "w", DeliveryID: 100, Channel: "webhook"}, jobs[2].Args)
+	require.Equal(t, QueueWebhook, jobs[2].Args.(DispatchArgs).InsertOpts().Queue)
+	require.Empty(t, dispatchJobs(nil))
+}
