@@ -70,7 +70,7 @@ func BenchmarkSweep(b *testing.B) {
 	// those in flight and meets its deadline on a busy machine.
 	b.Cleanup(func() {
 		_ = client.QueuePause(ctx, worker.QueueEmail, nil)
-		_, _ = bench.db.Pool.Exec(ctx, "DELETE FROM river_job WHERE kind = 'ciclo.dispatch' AND state = 'available'")
+		_, _ = bench.db.Pool.Exec(ctx, "DELETE FROM river_job WHERE kind IN ('ciclo.dispatch', 'ciclo.dispatch_batch') AND state = 'available'")
 	})
 	sweeps := 0
 
@@ -118,7 +118,7 @@ func BenchmarkSweep(b *testing.B) {
 				selfCPU, dbCPU := sampleCPU().since(cpu0)
 				rate := float64(n) / elapsed.Seconds()
 				fired := bench.db.Count(b, "rule_firings", "") - firedBefore
-				dispatched := bench.db.Count(b, "river_job", "kind = 'ciclo.dispatch' AND state = 'completed'")
+				dispatched := bench.db.Count(b, "deliveries", "status = 'sent'")
 				b.ReportMetric(rate, "customers/s")
 				b.ReportMetric(copyRate, "copy_rows/s")
 				b.ReportMetric(rate/copyRate, "ratio")
@@ -170,7 +170,7 @@ func resetFirings(b *testing.B, bench *sweepBundle) {
 	ctx := context.Background()
 	for _, sql := range []string{
 		"TRUNCATE rule_firings, stage_transitions, coupons, deliveries",
-		"DELETE FROM river_job WHERE kind = 'ciclo.dispatch'",
+		"DELETE FROM river_job WHERE kind IN ('ciclo.dispatch', 'ciclo.dispatch_batch')",
 		"UPDATE customers SET stage = 'retention', coupon_expires_at = NULL WHERE stage <> 'retention' OR coupon_expires_at IS NOT NULL",
 		"VACUUM ANALYZE customers",
 		"VACUUM ANALYZE river_job",
