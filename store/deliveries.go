@@ -65,6 +65,7 @@ func (s *Store) GetDelivery(ctx context.Context, customerID string, id int64) (*
 
 // Outcome is the result of one delivery attempt.
 type Outcome struct {
+	Delivery     DeliveryRef // the delivery it is recorded on
 	Status       string
 	Attempted    bool // an attempt was made (counts toward attempts)
 	Error        string
@@ -83,35 +84,25 @@ type DeliveryRef struct {
 	ID         int64
 }
 
-// FinishDelivery records an attempt's outcome on the delivery.
-func (s *Store) FinishDelivery(ctx context.Context, customerID string, id int64, o Outcome) error {
-	return s.FinishDeliveries(ctx, []DeliveryRef{{customerID, id}}, []Outcome{o})
-}
-
-// FinishDeliveries records the outcomes of attempts, outs[i] on delivery
-// refs[i], and their bounce suppressions in one round trip: the statements
-// are pipelined in one implicit transaction (or run in the store's). Outside a transaction it commits without waiting for the WAL
-// flush: a crash can at worst lose the last outcomes, and those deliveries
-// are then sent again, which a crash between sending and recording can
-// cause anyway.
-func (s *Store) FinishDeliveries(ctx context.Context, refs []DeliveryRef, outs []Outcome) error {
-	if len(refs) != len(outs) {
-		return fmt.Errorf("record delivery outcomes: %d deliveries but %d outcomes", len(refs), len(outs))
-	}
-	if len(refs) == 0 {
+// FinishDeliveries records attempts' outcomes, each on its delivery, and
+// their bounce suppressions in one round trip: the statements are pipelined
+// in one implicit transaction (or run in the store's). Outside a transaction
+// it commits without waiting for the WAL flush: a crash can at worst lose
+// the last outcomes, and those deliveries are then sent again, which a crash
+// between sending and recording can cause anyway.
+func (s *Store) FinishDeliveries(ctx context.Context, outs []Outcome) error {
+	if len(outs) == 0 {
 		return nil
 	}
-	db, ok := s.db.(interface {
-		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	})
+	db, ok := s.db.(batcher)
 	if !ok {
-		return fmt.Errorf("record outcomes of %d deliveries: store cannot send a batch", len(refs))
+		return fmt.Errorf("record outcomes of %d deliveries: store cannot send a batch", len(outs))
 	}
 	var b pgx.Batch
 	if _, inTx := s.db.(pgx.Tx); !inTx {
 		b.Queue(q("AsyncCommit"))
 	}
-	for i, o := range outs {
+	for _, o := range outs {
 		attempts := 0
 		if o.Attempted {
 			attempts = 1
@@ -120,17 +111,17 @@ func (s *Store) FinishDeliveries(ctx context.Context, refs []DeliveryRef, outs [
 		if o.ResponseCode != 0 {
 			code = &o.ResponseCode
 		}
-		b.Queue(q("FinishDelivery"), refs[i].CustomerID, refs[i].ID, o.Status, attempts, pgText(o.Error),
+		b.Queue(q("FinishDelivery"), o.Delivery.CustomerID, o.Delivery.ID, o.Status, attempts, pgText(o.Error),
 			pgText(o.ProviderID), code, o.At, pgText(o.Response))
 		if o.Bounce != "" {
 			b.Queue(q("AddSuppression"), o.Bounce, SuppressBounced, pgText(o.Error), o.At)
 		}
 	}
 	if err := db.SendBatch(ctx, &b).Close(); err != nil {
-		if len(refs) == 1 {
-			return fmt.Errorf("record delivery %d outcome: %w", refs[0].ID, err)
+		if len(outs) == 1 {
+			return fmt.Errorf("record delivery %d outcome: %w", outs[0].Delivery.ID, err)
 		}
-		return fmt.Errorf("record outcomes of %d deliveries: %w", len(refs), err)
+		return fmt.Errorf("record outcomes of %d deliveries: %w", len(outs), err)
 	}
 	return nil
 }
@@ -176,9 +167,7 @@ func (s *Store) ClaimUnderCap(ctx context.Context, caps []Cap) ([]CapClaim, erro
 	if len(caps) == 0 {
 		return out, nil
 	}
-	db, ok := s.db.(interface {
-		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	})
+	db, ok := s.db.(batcher)
 	if !ok {
 		return nil, fmt.Errorf("claim %d deliveries: store cannot send a batch", len(caps))
 	}
@@ -214,32 +203,17 @@ type Dispatch struct {
 	OriginAt time.Time
 }
 
-// GetDispatch reads a delivery with its customer, suppression, event and
-// coupon in one query. It returns ErrDeliveryNotFound if there is none.
-func (s *Store) GetDispatch(ctx context.Context, customerID string, id int64) (*Dispatch, error) {
-	dps, err := s.GetDispatches(ctx, []DeliveryRef{{customerID, id}})
-	if err != nil {
-		return nil, err
-	}
-	if len(dps) == 0 {
-		return nil, fmt.Errorf("get delivery %d: %w", id, ErrDeliveryNotFound)
-	}
-	return dps[0], nil
-}
-
 // GetDispatches reads deliveries with their customers, suppressions, events
 // and coupons in one round trip (one pipelined query per delivery: each
-// keeps its cached plan, which a query over arrays of ids would not), in the
-// order of refs. Deliveries that do not exist are left out.
+// keeps its cached plan, which a query over arrays of ids would not):
+// element i is the delivery refs[i] names, nil if there is none.
 func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef) ([]*Dispatch, error) {
-	db, ok := s.db.(interface {
-		SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	})
+	db, ok := s.db.(batcher)
 	if !ok {
 		return nil, fmt.Errorf("get %d deliveries: store cannot send a batch", len(refs))
 	}
 	var b pgx.Batch
-	found := make([]*Dispatch, len(refs))
+	out := make([]*Dispatch, len(refs))
 	for i, r := range refs {
 		b.Queue(q("GetDispatch"), r.CustomerID, r.ID).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
@@ -247,19 +221,13 @@ func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef) ([]*Dispa
 				if err != nil {
 					return err
 				}
-				found[i] = dp
+				out[i] = dp
 			}
 			return rows.Err()
 		})
 	}
 	if err := db.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
-	}
-	out := make([]*Dispatch, 0, len(refs))
-	for _, dp := range found {
-		if dp != nil {
-			out = append(out, dp)
-		}
 	}
 	return out, nil
 }

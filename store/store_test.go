@@ -334,20 +334,20 @@ func TestStore(t *testing.T) {
 			{CustomerID: "o2", FiringID: 21, Rule: "r", Channel: "email", Action: []byte(`{}`)},
 		}}
 		require.NoError(t, st.ApplySweepEffects(ctx, "v1", at, eff, func() string { return "X" }, 1))
-		refs := []store.DeliveryRef{{CustomerID: "o1", ID: eff.Deliveries[0].ID}, {CustomerID: "o2", ID: eff.Deliveries[1].ID}}
 		outs := []store.Outcome{
 			// A receiver's reply with a NUL byte and invalid UTF-8 must not fail the batch.
-			{Status: store.DeliverySent, Attempted: true, ResponseCode: 200, Response: "ok\x00\xff", At: at},
-			{Status: store.DeliveryFailed, Attempted: true, ResponseCode: 550, Error: "550 no such user", At: at, Bounce: "o2@example.com"},
+			{Delivery: store.DeliveryRef{CustomerID: "o1", ID: eff.Deliveries[0].ID},
+				Status: store.DeliverySent, Attempted: true, ResponseCode: 200, Response: "ok\x00\xff", At: at},
+			{Delivery: store.DeliveryRef{CustomerID: "o2", ID: eff.Deliveries[1].ID},
+				Status: store.DeliveryFailed, Attempted: true, ResponseCode: 550, Error: "550 no such user", At: at, Bounce: "o2@example.com"},
 		}
-		require.NoError(t, st.FinishDeliveries(ctx, refs, outs))
+		require.NoError(t, st.FinishDeliveries(ctx, outs))
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'o1' AND status = 'sent' AND attempts = 1 AND response = 'ok\uFFFD' AND response_code = 200"))
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'o2' AND status = 'failed' AND last_error = '550 no such user'"))
 		reason, err := st.Suppressed(ctx, "o2@example.com")
 		require.NoError(t, err)
 		require.Equal(t, store.SuppressBounced, reason, "the bounce is recorded with the outcome")
-		require.NoError(t, st.FinishDeliveries(ctx, nil, nil))
-		require.Error(t, st.FinishDeliveries(ctx, refs, outs[:1]))
+		require.NoError(t, st.FinishDeliveries(ctx, nil))
 	})
 
 	t.Run("NotFoundSentinels", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -140,13 +141,7 @@ type dispatcher struct {
 	// record their deliveries together (a batch job does so on its own).
 	reads  *coalescer[store.DeliveryRef, *store.Dispatch]
 	claims *coalescer[store.Cap, store.CapClaim]
-	writes *coalescer[finishing, struct{}]
-}
-
-// finishing is one outcome to record.
-type finishing struct {
-	ref store.DeliveryRef
-	out store.Outcome
+	writes *coalescer[store.Outcome, struct{}]
 }
 
 func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, now Clock, logger *slog.Logger,
@@ -157,44 +152,23 @@ func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, n
 	}
 	st := store.New(pool)
 	return &dispatcher{cfg: cfg, pool: pool, rules: rs, now: now, logger: logger, retry: retry,
-		reads: &coalescer[store.DeliveryRef, *store.Dispatch]{max: DispatchBatchSize, timeout: recordTimeout,
-			run: func(ctx context.Context, refs []store.DeliveryRef) ([]*store.Dispatch, error) {
-				dps, err := st.GetDispatches(ctx, refs)
-				if err != nil {
-					return nil, err
-				}
-				byID := make(map[int64]*store.Dispatch, len(dps))
-				for _, dp := range dps {
-					byID[dp.Delivery.ID] = dp
-				}
-				out := make([]*store.Dispatch, len(refs))
-				for i, r := range refs {
-					out[i] = byID[r.ID]
-				}
-				return out, nil
-			}},
+		reads:  &coalescer[store.DeliveryRef, *store.Dispatch]{max: DispatchBatchSize, timeout: recordTimeout, run: st.GetDispatches},
 		claims: &coalescer[store.Cap, store.CapClaim]{max: DispatchBatchSize, timeout: recordTimeout, run: st.ClaimUnderCap},
-		writes: &coalescer[finishing, struct{}]{max: DispatchBatchSize, timeout: recordTimeout,
-			run: func(ctx context.Context, fs []finishing) ([]struct{}, error) {
-				refs, outs := make([]store.DeliveryRef, len(fs)), make([]store.Outcome, len(fs))
-				for i, f := range fs {
-					refs[i], outs[i] = f.ref, f.out
-				}
-				return make([]struct{}, len(fs)), st.FinishDeliveries(ctx, refs, outs)
+		writes: &coalescer[store.Outcome, struct{}]{max: DispatchBatchSize, timeout: recordTimeout,
+			run: func(ctx context.Context, outs []store.Outcome) ([]struct{}, error) {
+				return make([]struct{}, len(outs)), st.FinishDeliveries(ctx, outs)
 			}},
 	}
 }
 
-// getDispatches reads refs: a single delivery in the next coalesced round.
+// getDispatches reads refs (see store.GetDispatches): a single delivery in
+// the next coalesced round.
 func (w *dispatcher) getDispatches(ctx context.Context, st *store.Store, refs []store.DeliveryRef) ([]*store.Dispatch, error) {
 	if len(refs) != 1 {
 		return st.GetDispatches(ctx, refs)
 	}
 	dp, err := w.reads.do(ctx, refs[0])
-	if err != nil || dp == nil {
-		return nil, err
-	}
-	return []*store.Dispatch{dp}, nil
+	return []*store.Dispatch{dp}, err
 }
 
 // claimUnderCapRound claims caps: a single one in the next coalesced round.
@@ -210,11 +184,11 @@ func (w *dispatcher) claimUnderCapRound(ctx context.Context, st *store.Store, ca
 }
 
 // finishDeliveries records outs: a single one in the next coalesced round.
-func (w *dispatcher) finishDeliveries(ctx context.Context, st *store.Store, refs []store.DeliveryRef, outs []store.Outcome) error {
-	if len(refs) != 1 {
-		return st.FinishDeliveries(ctx, refs, outs)
+func (w *dispatcher) finishDeliveries(ctx context.Context, st *store.Store, outs []store.Outcome) error {
+	if len(outs) != 1 {
+		return st.FinishDeliveries(ctx, outs)
 	}
-	_, err := w.writes.do(ctx, finishing{ref: refs[0], out: outs[0]})
+	_, err := w.writes.do(ctx, outs[0])
 	return err
 }
 
@@ -254,7 +228,7 @@ func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs [
 	if err != nil {
 		return err
 	}
-	if len(dps) == 0 {
+	if !slices.ContainsFunc(dps, func(dp *store.Dispatch) bool { return dp != nil }) {
 		if len(refs) == 1 {
 			return river.JobCancel(fmt.Errorf("dispatch delivery %d: %w", refs[0].ID, store.ErrDeliveryNotFound))
 		}
@@ -263,7 +237,7 @@ func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs [
 	rs, now := w.rules.Load(), w.now()
 	todo := make([]*sending, 0, len(dps))
 	for _, dp := range dps {
-		if dp.Delivery.Status == store.DeliveryQueued {
+		if dp != nil && dp.Delivery.Status == store.DeliveryQueued {
 			todo = append(todo, w.prepare(ctx, rs, dp, now))
 		}
 	}
@@ -409,8 +383,7 @@ func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result
 // record writes the outcomes of a single delivery's job (with those of the
 // jobs running at the same moment) and tells River what to do next.
 func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype.JobRow, todo []*sending) error {
-	refs, outs := outcomes(todo)
-	if err := w.finishDeliveries(ctx, st, refs, outs); err != nil {
+	if err := w.finishDeliveries(ctx, st, outcomes(todo)); err != nil {
 		return err
 	}
 	w.noted(ctx, todo)
@@ -447,7 +420,6 @@ func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype
 // of its own for each delivery left queued, and completes the batch job,
 // all in one transaction.
 func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete func(context.Context, pgx.Tx) error) error {
-	refs, outs := outcomes(todo)
 	var later []river.InsertManyParams
 	now := time.Now()
 	for _, s := range todo {
@@ -473,7 +445,7 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 		})
 	}
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if err := store.New(tx).FinishDeliveries(ctx, refs, outs); err != nil {
+		if err := store.New(tx).FinishDeliveries(ctx, outcomes(todo)); err != nil {
 			return err
 		}
 		if len(later) > 0 {
@@ -494,20 +466,17 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 	return nil
 }
 
-// outcomes lists the outcomes todo has to record.
-func outcomes(todo []*sending) ([]store.DeliveryRef, []store.Outcome) {
-	var (
-		refs []store.DeliveryRef
-		outs []store.Outcome
-	)
+// outcomes lists the outcomes todo has to record, each naming its delivery.
+func outcomes(todo []*sending) []store.Outcome {
+	var outs []store.Outcome
 	for _, s := range todo {
 		if s.out != nil {
-			d := s.dp.Delivery
-			refs = append(refs, store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID})
-			outs = append(outs, *s.out)
+			o := *s.out
+			o.Delivery = store.DeliveryRef{CustomerID: s.dp.Delivery.CustomerID, ID: s.dp.Delivery.ID}
+			outs = append(outs, o)
 		}
 	}
-	return refs, outs
+	return outs
 }
 
 // noted tells the metrics middleware the recorded outcomes and logs the
