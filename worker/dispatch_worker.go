@@ -486,7 +486,7 @@ func (w *dispatcher) noted(ctx context.Context, todo []*sending) {
 		if s.out == nil {
 			continue
 		}
-		noteOutcome(ctx, &store.DeliveryOutcome{Status: s.out.Status, SentAt: s.out.At, OriginAt: s.dp.OriginAt})
+		noteOutcome(ctx, s.dp.Delivery.Channel, &store.DeliveryOutcome{Status: s.out.Status, SentAt: s.out.At, OriginAt: s.dp.OriginAt})
 		if s.out.Status == store.DeliveryFailed {
 			d := s.dp.Delivery
 			w.logger.WarnContext(ctx, "dispatch: delivery failed", slog.Int64("delivery_id", d.ID),

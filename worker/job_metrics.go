@@ -67,35 +67,31 @@ func (mw *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner f
 type notedOutcomeKey struct{}
 
 // notedOutcome is the outcomes a dispatch attempt recorded, if any.
-type notedOutcome struct{ outs []*store.DeliveryOutcome }
+type notedOutcome struct{ outs []channelOutcome }
+
+// channelOutcome is a delivery's outcome and its channel.
+type channelOutcome struct {
+	channel string
+	out     *store.DeliveryOutcome
+}
 
 // noteOutcome tells the metrics middleware, if any, an outcome a dispatch
 // attempt recorded. Not safe for concurrent use within one job.
-func noteOutcome(ctx context.Context, out *store.DeliveryOutcome) {
+func noteOutcome(ctx context.Context, channel string, out *store.DeliveryOutcome) {
 	if n, ok := ctx.Value(notedOutcomeKey{}).(*notedOutcome); ok {
-		n.outs = append(n.outs, out)
+		n.outs = append(n.outs, channelOutcome{channel, out})
 	}
 }
 
 // recordDeliveries counts the outcomes a dispatch attempt noted. A single
 // delivery's job that noted none (it found the delivery done already,
 // snoozed, or failed before recording) has its outcome read back.
-func (mw *jobMetrics) recordDeliveries(ctx context.Context, job *rivertype.JobRow, outs []*store.DeliveryOutcome) {
-	if job.Kind == (DispatchBatchArgs{}).Kind() {
-		var args DispatchBatchArgs
+func (mw *jobMetrics) recordDeliveries(ctx context.Context, job *rivertype.JobRow, outs []channelOutcome) {
+	if len(outs) == 0 && job.Kind == (DispatchArgs{}).Kind() {
+		var args DispatchArgs
 		if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 			return
 		}
-		for _, out := range outs {
-			mw.recordDelivery(ctx, job, args.Channel, out)
-		}
-		return
-	}
-	var args DispatchArgs
-	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
-		return
-	}
-	if len(outs) == 0 {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
 		defer cancel()
 		out, err := store.New(mw.pool).GetDeliveryOutcome(ctx, args.CustomerID, args.DeliveryID)
@@ -103,17 +99,17 @@ func (mw *jobMetrics) recordDeliveries(ctx context.Context, job *rivertype.JobRo
 			mw.logger.DebugContext(ctx, "metrics: read delivery outcome failed", slog.Int64("delivery_id", args.DeliveryID), slog.String("error", err.Error()))
 			return
 		}
-		outs = append(outs, out)
+		outs = append(outs, channelOutcome{args.Channel, out})
 	}
-	for _, out := range outs {
-		mw.recordDelivery(ctx, job, args.Channel, out)
+	for _, o := range outs {
+		mw.recordDelivery(job, o.channel, o.out)
 	}
 }
 
 // recordDelivery counts a delivery by the status a dispatch attempt left it
 // in ("retry" when it stays queued for another attempt) and, when it was
 // sent, observes the latency from the event's arrival.
-func (mw *jobMetrics) recordDelivery(ctx context.Context, job *rivertype.JobRow, channel string, out *store.DeliveryOutcome) {
+func (mw *jobMetrics) recordDelivery(job *rivertype.JobRow, channel string, out *store.DeliveryOutcome) {
 	// A delivery sent by an earlier attempt (a retry after a crash) was
 	// counted then. The slack covers clock differences between this process
 	// (sent_at) and Postgres (attempted_at).
