@@ -1,0 +1,393 @@
+// Package csvimport backfills a store's customer or order history from CSV
+// (`ciclo import`). Reader streams a file and checks every row: good rows
+// come out typed, bad rows as errors naming their line and what is wrong,
+// and the import goes on. Run writes the good rows in batches through the
+// store's staging-table upserts.
+package csvimport
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ciclohq/ciclo/money"
+)
+
+// Kinds of file.
+const (
+	KindCustomers = "customers"
+	KindOrders    = "orders"
+)
+
+// Field bounds, the same as the events API's.
+const (
+	maxIDLen    = 255
+	maxEmailLen = 254
+	maxNameLen  = 200
+)
+
+// Order statuses that do not count as a purchase in the facts.
+var (
+	cancelledStatuses = []string{"cancelled", "canceled", "voided", "failed"}
+	refundedStatuses  = []string{"refunded"}
+)
+
+// Columns each kind requires and knows; other customer columns become
+// attributes.
+var (
+	customerRequired = []string{"id"}
+	customerKnown    = []string{"id", "email", "name", "timezone", "created_at", "stage", "accepts_marketing"}
+	orderRequired    = []string{"customer_id", "order_id", "total", "currency", "ordered_at"}
+	orderKnown       = []string{"customer_id", "order_id", "total", "currency", "ordered_at", "status"}
+)
+
+// ErrHeader is returned by NewReader when the header line is unusable.
+var ErrHeader = errors.New("csv header")
+
+// Customer is one good row of a customers file.
+type Customer struct {
+	Line      int
+	ID        string
+	Email     string
+	Name      string
+	Timezone  string
+	CreatedAt time.Time // zero: not given
+	Stage     string
+	// AcceptsMarketing is nil when the file does not say.
+	AcceptsMarketing *bool
+	Attributes       map[string]any
+}
+
+// Order is one good row of an orders file.
+type Order struct {
+	Line       int
+	CustomerID string
+	OrderID    string
+	// TotalMinor is the total in minor units of Currency.
+	TotalMinor int64
+	Currency   string
+	OrderedAt  time.Time
+	Status     string
+}
+
+// Counted reports whether the order counts as a purchase (orders_count,
+// total spent): not cancelled, voided, failed or refunded.
+func (o *Order) Counted() bool {
+	return !slices.Contains(cancelledStatuses, o.Status) && !slices.Contains(refundedStatuses, o.Status)
+}
+
+// EventType is the type of the event the order is stored as.
+func (o *Order) EventType() string {
+	switch {
+	case slices.Contains(cancelledStatuses, o.Status):
+		return "order_cancelled"
+	case slices.Contains(refundedStatuses, o.Status):
+		return "order_refunded"
+	}
+	return "order_placed"
+}
+
+// RowError is a bad row: its line (1-based, the header is line 1) and why.
+type RowError struct {
+	Line   int
+	Column string // "" when the row as a whole is bad
+	Reason string
+}
+
+func (e *RowError) Error() string {
+	if e.Column == "" {
+		return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+	}
+	return fmt.Sprintf("line %d: %s: %s", e.Line, e.Column, e.Reason)
+}
+
+// Options configures a Reader.
+type Options struct {
+	// Stages are the rule set's stages, which a customer's stage column
+	// must name; nil accepts any.
+	Stages []string
+	// Now bounds times: none may be later than Now plus a day.
+	Now time.Time
+}
+
+// Reader streams the rows of one file.
+type Reader struct {
+	kind  string
+	opts  Options
+	csv   *csv.Reader
+	cols  map[string]int
+	extra []string // attribute columns of a customers file, in order
+	names []string
+	zones map[string]bool // time zones checked so far: LoadLocation parses tzdata on every call
+}
+
+// NewReader reads the header line of a kind's file and returns a Reader
+// for its rows. A header that lacks a required column, repeats one or is
+// not valid CSV is an error wrapping ErrHeader.
+func NewReader(kind string, r io.Reader, opts Options) (*Reader, error) {
+	if kind != KindCustomers && kind != KindOrders {
+		return nil, fmt.Errorf("unknown import kind %q: use customers or orders", kind)
+	}
+	c := csv.NewReader(r)
+	c.FieldsPerRecord = -1
+	c.ReuseRecord = true
+	header, err := c.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: the file is empty; its first line must name the columns", ErrHeader)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrHeader, err)
+	}
+	rd := &Reader{kind: kind, opts: opts, csv: c, cols: map[string]int{}, zones: map[string]bool{}}
+	required, known := customerRequired, customerKnown
+	if kind == KindOrders {
+		required, known = orderRequired, orderKnown
+	}
+	for i, h := range header {
+		name := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if name == "" {
+			return nil, fmt.Errorf("%w: column %d has no name", ErrHeader, i+1)
+		}
+		if _, dup := rd.cols[name]; dup {
+			return nil, fmt.Errorf("%w: column %q appears twice", ErrHeader, name)
+		}
+		rd.cols[name] = i
+		rd.names = append(rd.names, name)
+		if !slices.Contains(known, name) {
+			if kind == KindOrders {
+				return nil, fmt.Errorf("%w: unknown column %q in an orders file; columns are: %s", ErrHeader, name, strings.Join(known, ", "))
+			}
+			rd.extra = append(rd.extra, name)
+		}
+	}
+	for _, name := range required {
+		if _, ok := rd.cols[name]; !ok {
+			return nil, fmt.Errorf("%w: missing column %q; a %s file needs %s", ErrHeader, name, kind, strings.Join(required, ", "))
+		}
+	}
+	return rd, nil
+}
+
+// Line returns the line of the last row read.
+func (r *Reader) Line() int {
+	line, _ := r.csv.FieldPos(0)
+	return line
+}
+
+// InputOffset returns how many bytes of the input have been read, for a
+// progress bar.
+func (r *Reader) InputOffset() int64 { return r.csv.InputOffset() }
+
+// Next returns the next row: a *Customer or *Order, or a *RowError for a
+// bad row (the caller reports it and calls Next again), or io.EOF at the end.
+// Any other error (the file cannot be read) ends the import.
+func (r *Reader) Next() (any, error) {
+	rec, err := r.csv.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, io.EOF
+	}
+	var perr *csv.ParseError
+	if errors.As(err, &perr) {
+		return nil, &RowError{Line: perr.StartLine, Reason: "malformed CSV: " + perr.Err.Error()}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read csv: %w", err)
+	}
+	line := r.Line()
+	if len(rec) != len(r.names) {
+		return nil, &RowError{Line: line, Reason: fmt.Sprintf("has %d fields, the header has %d", len(rec), len(r.names))}
+	}
+	for i, v := range rec {
+		if reason := badText(v); reason != "" {
+			return nil, &RowError{Line: line, Column: r.names[i], Reason: reason}
+		}
+	}
+	if r.kind == KindCustomers {
+		return r.customer(rec, line)
+	}
+	return r.order(rec, line)
+}
+
+func (r *Reader) get(rec []string, name string) string {
+	if i, ok := r.cols[name]; ok {
+		return strings.TrimSpace(rec[i])
+	}
+	return ""
+}
+
+func (r *Reader) customer(rec []string, line int) (any, error) {
+	bad := func(col, format string, args ...any) (any, error) {
+		return nil, &RowError{Line: line, Column: col, Reason: fmt.Sprintf(format, args...)}
+	}
+	c := &Customer{Line: line, ID: r.get(rec, "id"), Email: r.get(rec, "email"), Name: r.get(rec, "name"),
+		Timezone: r.get(rec, "timezone"), Stage: r.get(rec, "stage")}
+	if reason := checkID(c.ID); reason != "" {
+		return bad("id", "%s", reason)
+	}
+	if c.Email != "" {
+		if reason := checkEmail(c.Email); reason != "" {
+			return bad("email", "%s", reason)
+		}
+	}
+	if utf8.RuneCountInString(c.Name) > maxNameLen {
+		return bad("name", "longer than %d characters", maxNameLen)
+	}
+	if containsControl(c.Name) {
+		return bad("name", "contains a control character (line break, tab…)")
+	}
+	if c.Timezone != "" && !r.validZone(c.Timezone) {
+		return bad("timezone", "%q is not an IANA time zone (e.g. Europe/Madrid)", c.Timezone)
+	}
+	if s := r.get(rec, "created_at"); s != "" {
+		t, reason := r.parseTime(s)
+		if reason != "" {
+			return bad("created_at", "%s", reason)
+		}
+		c.CreatedAt = t
+	}
+	if c.Stage != "" && r.opts.Stages != nil && !slices.Contains(r.opts.Stages, c.Stage) {
+		return bad("stage", "%q is not a stage of the rules file; stages are: %s", c.Stage, strings.Join(r.opts.Stages, ", "))
+	}
+	if s := r.get(rec, "accepts_marketing"); s != "" {
+		b, ok := parseBool(s)
+		if !ok {
+			return bad("accepts_marketing", "%q is not a yes/no value (true, false, yes, no, 1, 0)", s)
+		}
+		c.AcceptsMarketing = &b
+	}
+	if len(r.extra) > 0 {
+		c.Attributes = make(map[string]any, len(r.extra))
+		for _, name := range r.extra {
+			if v := r.get(rec, name); v != "" {
+				c.Attributes[name] = v
+			}
+		}
+	}
+	return c, nil
+}
+
+func (r *Reader) order(rec []string, line int) (any, error) {
+	bad := func(col, format string, args ...any) (any, error) {
+		return nil, &RowError{Line: line, Column: col, Reason: fmt.Sprintf(format, args...)}
+	}
+	o := &Order{Line: line, CustomerID: r.get(rec, "customer_id"), OrderID: r.get(rec, "order_id"),
+		Currency: strings.ToUpper(r.get(rec, "currency")), Status: strings.ToLower(r.get(rec, "status"))}
+	if reason := checkID(o.CustomerID); reason != "" {
+		return bad("customer_id", "%s", reason)
+	}
+	if reason := checkID(o.OrderID); reason != "" {
+		return bad("order_id", "%s", reason)
+	}
+	total, err := money.ParseMinor(r.get(rec, "total"), o.Currency)
+	if err != nil {
+		col := "total"
+		if _, cerr := money.Exponent(o.Currency); cerr != nil {
+			col = "currency"
+		}
+		return bad(col, "%v", err)
+	}
+	if total < 0 {
+		return bad("total", "is negative; import refunds with status refunded")
+	}
+	o.TotalMinor = total
+	t, reason := r.parseTime(r.get(rec, "ordered_at"))
+	if reason != "" {
+		return bad("ordered_at", "%s", reason)
+	}
+	o.OrderedAt = t
+	return o, nil
+}
+
+// validZone reports whether name is an IANA time zone, remembering the
+// answer for the zones a file uses (a handful, over many rows).
+func (r *Reader) validZone(name string) bool {
+	ok, seen := r.zones[name]
+	if !seen {
+		_, err := time.LoadLocation(name)
+		ok = err == nil && !strings.EqualFold(name, "local")
+		if len(r.zones) < 1000 {
+			r.zones[name] = ok
+		}
+	}
+	return ok
+}
+
+// timeLayouts are the layouts a time column may use; those without an
+// offset are read as UTC.
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"}
+
+func (r *Reader) parseTime(s string) (time.Time, string) {
+	if s == "" {
+		return time.Time{}, "required"
+	}
+	for _, layout := range timeLayouts {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			switch {
+			case t.Year() < 1990:
+				return time.Time{}, fmt.Sprintf("%s is before 1990", s)
+			case !r.opts.Now.IsZero() && t.After(r.opts.Now.Add(24*time.Hour)):
+				return time.Time{}, fmt.Sprintf("%s is in the future", s)
+			}
+			return t.UTC(), ""
+		}
+	}
+	return time.Time{}, fmt.Sprintf("%q is not a date (2024-03-01) or time (2024-03-01T10:00:00Z)", s)
+}
+
+func checkID(id string) string {
+	switch {
+	case id == "":
+		return "required"
+	case len(id) > maxIDLen:
+		return fmt.Sprintf("longer than %d bytes", maxIDLen)
+	case containsControl(id):
+		return "contains a control character"
+	}
+	return ""
+}
+
+func checkEmail(s string) string {
+	if len(s) > maxEmailLen {
+		return fmt.Sprintf("longer than %d bytes", maxEmailLen)
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s {
+		return fmt.Sprintf("%q is not a valid email address", s)
+	}
+	return ""
+}
+
+// badText says why a field cannot be stored: invalid UTF-8 or a NUL byte,
+// which Postgres refuses; "" when it can.
+func badText(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8 (save the file as UTF-8)"
+	case strings.ContainsRune(s, 0):
+		return "contains a NUL byte"
+	}
+	return ""
+}
+
+func containsControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
+}
+
+func parseBool(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "1", "true", "yes", "y", "t":
+		return true, true
+	case "0", "false", "no", "n", "f":
+		return false, true
+	}
+	b, err := strconv.ParseBool(s)
+	return b, err == nil
+}

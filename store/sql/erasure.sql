@@ -1,0 +1,60 @@
+-- name: LockCustomerForErasure
+-- Locks the customer being erased and reads its address.
+SELECT email FROM customers WHERE id = $1 FOR UPDATE;
+
+-- name: SuppressErasedAddress
+-- Keeps an erased address only as its hash, suppressed for good, and drops its plain suppression.
+WITH h AS (
+    SELECT 'sha256:' || encode(sha256(convert_to(lower($1), 'UTF8')), 'hex') AS email
+), d AS (
+    DELETE FROM suppressions WHERE email = lower($1)
+)
+INSERT INTO suppressions (email, reason, detail, created_at)
+SELECT email, 'erased', '', $2 FROM h
+ON CONFLICT (email) DO UPDATE SET reason = 'erased', detail = '';
+
+-- name: CreateErasedCustomer
+-- Creates the anonymous customer ($2) an erased one's history moves to: its stage and facts,
+-- none of its contact details or attributes.
+INSERT INTO customers (id, stage, stage_entered_at, created_at, last_seen_at, first_order_at, last_order_at,
+                       orders_count, total_spent_cents, unsubscribed_at, erased_at)
+SELECT $2, stage, stage_entered_at, created_at, last_seen_at, first_order_at, last_order_at,
+       orders_count, total_spent_cents, COALESCE(unsubscribed_at, $3), $3
+FROM customers WHERE id = $1;
+
+-- name: MoveErasedEvents
+-- Moves an erased customer's events to the anonymous id, without contact details in their
+-- properties or facts.
+UPDATE events SET
+    customer_id = $2,
+    properties  = properties - ARRAY['email', 'name', 'first_name', 'last_name', 'phone', 'address',
+                                     'billing', 'shipping', 'customer'],
+    facts       = CASE WHEN facts IS NULL THEN NULL
+                       ELSE (facts - ARRAY['id', 'email', 'name', 'attributes']) || jsonb_build_object('id', $2::text) END
+WHERE customer_id = $1;
+
+-- name: MoveErasedDeliveries
+-- Moves an erased customer's deliveries, dropping the servers' replies (they can quote the
+-- address); returns the outbox files its emails were written to, for the caller to delete.
+WITH old AS (
+    SELECT id, response FROM deliveries WHERE customer_id = $1 AND channel = 'email' AND response LIKE '%.eml'
+), upd AS (
+    UPDATE deliveries SET customer_id = $2, response = '', last_error = '' WHERE customer_id = $1
+)
+SELECT response FROM old;
+
+-- name: CustomerKeyedTables
+-- Lists the tables whose customer_id references customers, so that an erasure moves the rows of
+-- every one of them, including tables added after this query was written.
+SELECT DISTINCT conrelid::regclass::text
+FROM pg_constraint
+WHERE contype = 'f' AND confrelid = 'customers'::regclass
+ORDER BY 1;
+
+-- name: DeleteErasedJobs
+-- Drops River jobs whose args name the erased customer: finished ones are history, pending ones
+-- would act for a person who asked to be forgotten.
+DELETE FROM river_job WHERE args->>'customer_id' = $1;
+
+-- name: DeleteErasedCustomer
+DELETE FROM customers WHERE id = $1;

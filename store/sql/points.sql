@@ -1,0 +1,158 @@
+-- name: GrantPoints
+-- Grants lots given as arrays (customer, amount, reason, rule, firing, order, granted, available,
+-- expires, key), each with its grant entry, skipping keys already granted; returns every lot's id
+-- in input order with whether this call created it.
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                         $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[])
+        WITH ORDINALITY AS i (customer_id, amount, reason, rule, firing_id, order_id,
+                              granted_at, available_at, expires_at, idempotency_key, ord)
+), lot AS (
+    INSERT INTO points_lots (customer_id, amount, remaining, reason, rule, firing_id, order_id,
+                             granted_at, available_at, expires_at, idempotency_key)
+    SELECT customer_id, amount, amount, reason, rule, firing_id, order_id,
+           granted_at, available_at, expires_at, idempotency_key
+    FROM input ORDER BY ord
+    ON CONFLICT (customer_id, idempotency_key) DO NOTHING
+    RETURNING id, customer_id, amount, granted_at, idempotency_key
+), entry AS (
+    INSERT INTO points_entries (customer_id, lot_id, kind, amount, created_at)
+    SELECT customer_id, id, 'grant', amount, granted_at FROM lot
+)
+SELECT input.ord, COALESCE(lot.id, old.id), lot.id IS NOT NULL
+FROM input
+LEFT JOIN lot ON lot.customer_id = input.customer_id AND lot.idempotency_key = input.idempotency_key
+LEFT JOIN points_lots old ON old.customer_id = input.customer_id AND old.idempotency_key = input.idempotency_key
+ORDER BY input.ord;
+
+-- name: LockPointsCustomer
+-- Locks a customer's row so that its points operations run one at a time.
+SELECT id FROM customers WHERE id = $1 FOR UPDATE;
+
+-- name: GetPointsOperation
+-- Reads the operation an idempotency key was first used for.
+SELECT id, kind, points, order_id, reason, created_at
+FROM points_operations
+WHERE customer_id = $1 AND idempotency_key = $2;
+
+-- name: InsertPointsOperation
+-- Records a spending operation; run after LockPointsCustomer and GetPointsOperation.
+INSERT INTO points_operations (customer_id, kind, points, order_id, reason, idempotency_key, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id;
+
+-- name: GetSpendable
+-- Sums what a customer can spend at $2: what is left of its available, unexpired lots, less its
+-- debts (reversals of points already spent).
+SELECT
+    COALESCE((SELECT sum(remaining) FROM points_lots
+              WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
+                AND available_at <= $2 AND (expires_at IS NULL OR expires_at > $2)), 0)
+  + COALESCE((SELECT sum(amount) FROM points_entries WHERE customer_id = $1 AND kind = 'debt'), 0);
+
+-- name: TakeAvailablePoints
+-- Takes up to $2 points from a customer's available, unexpired lots, those expiring soonest
+-- first, recording an entry of kind $5 for operation $4 per lot touched; returns the total taken.
+WITH avail AS (
+    SELECT id, remaining,
+           sum(remaining) OVER (ORDER BY expires_at NULLS LAST, id) AS upto
+    FROM points_lots
+    WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
+      AND available_at <= $3 AND (expires_at IS NULL OR expires_at > $3)
+), take AS (
+    SELECT id, LEAST(remaining, $2 - (upto - remaining)) AS n FROM avail WHERE upto - remaining < $2
+), upd AS (
+    UPDATE points_lots l SET remaining = l.remaining - take.n
+    FROM take
+    WHERE l.customer_id = $1 AND l.id = take.id
+    RETURNING l.id, take.n
+), entry AS (
+    INSERT INTO points_entries (customer_id, lot_id, operation_id, kind, amount, created_at)
+    SELECT $1, id, $4, $5, -n, $3 FROM upd
+)
+SELECT COALESCE(sum(n), 0)::bigint FROM upd;
+
+-- name: TakeOrderPoints
+-- Takes up to $2 points from what is left of the lots order $6 earned, pending or not, recording a
+-- reverse entry for operation $4 per lot touched; returns the total taken.
+WITH avail AS (
+    SELECT id, remaining,
+           sum(remaining) OVER (ORDER BY expires_at NULLS LAST, id) AS upto
+    FROM points_lots
+    WHERE customer_id = $1 AND order_id = $6 AND remaining > 0 AND expired_at IS NULL
+), take AS (
+    SELECT id, LEAST(remaining, $2 - (upto - remaining)) AS n FROM avail WHERE upto - remaining < $2
+), upd AS (
+    UPDATE points_lots l SET remaining = l.remaining - take.n
+    FROM take
+    WHERE l.customer_id = $1 AND l.id = take.id
+    RETURNING l.id, take.n
+), entry AS (
+    INSERT INTO points_entries (customer_id, lot_id, operation_id, kind, amount, created_at)
+    SELECT $1, id, $4, $5, -n, $3 FROM upd
+)
+SELECT COALESCE(sum(n), 0)::bigint FROM upd;
+
+-- name: GetOrderPointsEarned
+-- Sums the points order $2 earned that have not expired: what a reversal takes back.
+SELECT COALESCE(sum(l.amount), 0)::bigint
+     + COALESCE((SELECT sum(e.amount) FROM points_entries e
+                 JOIN points_lots x ON x.customer_id = e.customer_id AND x.id = e.lot_id
+                 WHERE e.customer_id = $1 AND x.order_id = $2 AND e.kind = 'expire'), 0)::bigint
+FROM points_lots l
+WHERE l.customer_id = $1 AND l.order_id = $2;
+
+-- name: InsertPointsEntry
+-- Records an entry on no lot (a debt) or on a lot (an adjustment).
+INSERT INTO points_entries (customer_id, lot_id, operation_id, kind, amount, created_at)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: ExpirePoints
+-- Expires up to $2 lots whose expiry is at or before $1 and that have something left, turning
+-- the remainder into an expiry entry; returns each expired lot with the points it lost. Lots a
+-- concurrent spend holds are skipped and expire in the next batch.
+WITH due AS (
+    SELECT customer_id, id, remaining FROM points_lots
+    WHERE expires_at <= $1 AND remaining > 0 AND expired_at IS NULL AND expires_at IS NOT NULL
+    ORDER BY expires_at, customer_id, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE points_lots l SET remaining = 0, expired_at = $1
+    FROM due
+    WHERE l.customer_id = due.customer_id AND l.id = due.id
+    RETURNING l.customer_id, l.id, due.remaining, l.expires_at
+), entry AS (
+    INSERT INTO points_entries (customer_id, lot_id, kind, amount, created_at)
+    SELECT customer_id, id, 'expire', -remaining, $1 FROM upd
+)
+SELECT customer_id, id, remaining, expires_at FROM upd;
+
+-- name: GetPointsSummary
+-- Reads a customer's points at $2: balance (the ledger's sum), spendable, pending, and the
+-- earliest expiry of what is left.
+SELECT
+    COALESCE((SELECT sum(amount) FROM points_entries WHERE customer_id = $1), 0)::bigint,
+    COALESCE((SELECT sum(remaining) FROM points_lots
+              WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
+                AND available_at > $2 AND (expires_at IS NULL OR expires_at > $2)), 0)::bigint,
+    (SELECT min(expires_at) FROM points_lots
+     WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
+       AND available_at <= $2 AND expires_at > $2);
+
+-- name: ListPointsLots
+-- Lists a customer's lots with something left, soonest expiry first.
+SELECT id, amount, remaining, reason, rule, order_id, granted_at, available_at, expires_at
+FROM points_lots
+WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
+ORDER BY expires_at NULLS LAST, id;
+
+-- name: ListPointsEntries
+-- Lists a customer's latest entries, newest first.
+SELECT e.id, e.lot_id, e.kind, e.amount, e.created_at, COALESCE(o.reason, l.reason, ''), COALESCE(o.order_id, l.order_id, '')
+FROM points_entries e
+LEFT JOIN points_operations o ON o.customer_id = e.customer_id AND o.id = e.operation_id
+LEFT JOIN points_lots l ON l.customer_id = e.customer_id AND l.id = e.lot_id
+WHERE e.customer_id = $1
+ORDER BY e.id DESC
+LIMIT $2;
