@@ -671,7 +671,8 @@ type fieldVisitor struct {
 func (v *fieldVisitor) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
-		if n.Value == "customer" {
+		// $env.customer.F reads customer too, past the member count below.
+		if n.Value == "customer" || n.Value == "$env" {
 			v.customerIdents++
 		}
 	case *ast.MemberNode:

@@ -1,12 +1,20 @@
 package rules
 
 import (
+	"math"
 	"reflect"
 	"slices"
 	"time"
 
 	"github.com/expr-lang/expr/ast"
 )
+
+// maxPrefilterOffset bounds the time offsets a prefilter pushes down. Go
+// durations saturate at about 292 years, so days_since and friends stop
+// growing there; a bound well inside that range keeps "t Cmp now+Offset"
+// exactly equivalent to the expression, and the arithmetic free of overflow.
+// Comparisons with larger numbers are left to the expression.
+const maxPrefilterOffset = 100 * 365 * 24 * time.Hour
 
 // Prefilter operators (Prefilter.Op).
 const (
@@ -22,10 +30,15 @@ const (
 // means "any customer".
 //
 // Only simple shapes are understood: days_since, hours_since and days_until
-// of a customer time compared with a number, has(t), comparisons of
-// customer.stage (==, !=, in) and customer.orders_count with literals,
+// of a customer time compared (<, <=, >, >=) with a number of at most about
+// a century, has(t), comparisons of customer.stage (==, !=, in) and
+// customer.orders_count (==, !=, <, <=, >, >=) with literals,
 // customer.unsubscribed, joined with && and ||. Anything else is "any
 // customer", which is always correct.
+//
+// Comparisons have the expression's meaning, not SQL's: "==" is equality,
+// and "null" means the time reads as zero ("never happened"), which the
+// store renders to match whatever its sweeps read as a zero time.
 type Prefilter struct {
 	// Op is PrefilterAnd, PrefilterOr (over Args) or PrefilterCmp.
 	Op string
@@ -34,7 +47,7 @@ type Prefilter struct {
 	// Field is the customer field (expr name) a comparison reads.
 	Field string
 	// Cmp is the comparison: "<", "<=", ">", ">=", "==", "!=", "in",
-	// "null" or "not null".
+	// "null" (the time is zero: never happened) or "not null".
 	Cmp string
 	// FromNow, for time fields, makes the comparison "Field Cmp now+Offset".
 	FromNow bool
@@ -138,7 +151,7 @@ func comparison(subject ast.Node, op string, lit ast.Node) *Prefilter {
 		return nil
 	}
 	num, ok := number(lit)
-	if !ok {
+	if !ok || math.IsNaN(num) {
 		return nil
 	}
 	var unit time.Duration
@@ -148,6 +161,9 @@ func comparison(subject ast.Node, op string, lit ast.Node) *Prefilter {
 	case "hours_since":
 		unit = time.Hour
 	default:
+		return nil
+	}
+	if math.Abs(num*float64(unit)) > float64(maxPrefilterOffset) {
 		return nil
 	}
 	off := time.Duration(num * float64(unit))

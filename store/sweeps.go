@@ -54,7 +54,7 @@ type SweepQuery struct {
 	filter    *rules.Prefilter
 	pageSQL   [2]string // without, with an upper key bound
 	lockSQL   string
-	PushedSQL string // the WHERE the prefilters became ("" when none), for logs
+	PushedSQL string // the WHERE the prefilters became ("" when none; parameters numbered as in a bounded page), for logs
 }
 
 // NewSweepQuery prepares the reads of a sweep over customers for the given
@@ -77,6 +77,11 @@ func NewSweepQuery(fields []string, filter *rules.Prefilter) *SweepQuery {
 	sq.lockSQL = strings.ReplaceAll(q("LockSweepCustomers"), "{columns}", strings.ReplaceAll(sq.columns, "$NOW", "$2"))
 	sq.pageSQL[0] = strings.ReplaceAll(page, "{upper}", "")
 	sq.pageSQL[1] = strings.ReplaceAll(page, "{upper}", " AND id <= $4")
+	if filter != nil {
+		// The text does not depend on the time, only its parameters do.
+		args := make([]any, 4)
+		sq.PushedSQL = prefilterSQL(filter, time.Time{}, &args)
+	}
 	return sq
 }
 
@@ -205,8 +210,18 @@ func scanSweepRows(rows pgx.Rows, fields []string, dst []Customer) ([]Customer, 
 	return dst, rows.Err()
 }
 
+// sqlCmp maps a prefilter comparison (expression operators) to SQL.
+var sqlCmp = map[string]string{"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "=", "!=": "<>"}
+
+// zeroTimes are the stored times a sweep reads as a zero time, i.e. as
+// "never happened" (see tsOrZero): besides NULL, the infinities (pgx scans
+// them with a zero Time) and the instant of Go's zero time itself. A prefilter
+// asking for an unset time must let all of them through.
+const zeroTimes = "'-infinity', 'infinity', '0001-01-01 00:00:00+00'"
+
 // prefilterSQL renders p as a boolean SQL expression over customers,
-// appending its parameters to args.
+// appending its parameters to args. It holds for every row whose facts, as
+// the sweep reads them, satisfy p; a shape it does not know becomes TRUE.
 func prefilterSQL(p *rules.Prefilter, now time.Time, args *[]any) string {
 	param := func(v any) string {
 		*args = append(*args, v)
@@ -225,19 +240,18 @@ func prefilterSQL(p *rules.Prefilter, now time.Time, args *[]any) string {
 		if b, _ := p.Value.(bool); b == (p.Cmp == "==") {
 			return "unsubscribed_at IS NOT NULL"
 		}
-		return "unsubscribed_at IS NULL"
-	case "stage":
+		return "(unsubscribed_at IS NULL OR unsubscribed_at IN (" + zeroTimes + "))"
+	case "stage": // NOT NULL
 		switch p.Cmp {
-		case "==":
-			return "stage = " + param(p.Value)
-		case "!=":
-			return "stage <> " + param(p.Value)
+		case "==", "!=":
+			return "stage " + sqlCmp[p.Cmp] + " " + param(p.Value)
 		case "in":
 			return "stage = ANY(" + param(p.Value) + "::text[])"
 		}
-	case "orders_count":
-		if v, ok := p.Value.(int); ok && v >= math.MinInt32 && v <= math.MaxInt32 {
-			return "orders_count " + p.Cmp + " " + param(v)
+	case "orders_count": // NOT NULL
+		op, ok := sqlCmp[p.Cmp]
+		if v, isInt := p.Value.(int); ok && isInt && v >= math.MinInt32 && v <= math.MaxInt32 {
+			return "orders_count " + op + " " + param(v)
 		}
 	default:
 		col := p.Field
@@ -247,12 +261,13 @@ func prefilterSQL(p *rules.Prefilter, now time.Time, args *[]any) string {
 		switch {
 		case p.Cmp == "null" && col == "coupon_expires_at":
 			// Rules see a coupon expiry already past as unset (the expiry job
-			// clears it only every few minutes): keep those rows too.
-			return "(coupon_expires_at IS NULL OR coupon_expires_at <= " + param(now) + ")"
+			// clears it only every few minutes): keep those rows too, and
+			// the other zero times (the earlier ones are past).
+			return "(coupon_expires_at IS NULL OR coupon_expires_at <= " + param(now) + " OR coupon_expires_at = 'infinity')"
 		case p.Cmp == "not null" && col == "coupon_expires_at":
 			return "coupon_expires_at > " + param(now)
 		case p.Cmp == "null":
-			return col + " IS NULL"
+			return "(" + col + " IS NULL OR " + col + " IN (" + zeroTimes + "))"
 		case p.Cmp == "not null":
 			return col + " IS NOT NULL"
 		case !p.FromNow:

@@ -20,9 +20,14 @@ func TestPrefilterSQL(t *testing.T) {
 		{"Stage", `customer.stage == "churned"`, "stage = $1"},
 		{"StageIn", `customer.stage in ["a", "b"]`, "stage = ANY($1::text[])"},
 		{"OrdersCount", `customer.orders_count >= 5`, "orders_count >= $1"},
-		{"NoCoupon", `!has(customer.coupon_expires_at)`, "(coupon_expires_at IS NULL OR coupon_expires_at <= $1)"},
+		{"OrdersCountEqual", `customer.orders_count == 1`, "orders_count = $1"},
+		{"OrdersCountNotEqual", `1 != customer.orders_count`, "orders_count <> $1"},
+		{"StageNotEqual", `customer.stage != "churned"`, "stage <> $1"},
+		{"NoCoupon", `!has(customer.coupon_expires_at)`, "(coupon_expires_at IS NULL OR coupon_expires_at <= $1 OR coupon_expires_at = 'infinity')"},
 		{"HasCoupon", `has(customer.coupon_expires_at)`, "coupon_expires_at > $1"},
-		{"NeverOrdered", `!has(customer.last_order_at)`, "last_order_at IS NULL"},
+		{"NeverOrdered", `!has(customer.last_order_at)`, "(last_order_at IS NULL OR last_order_at IN ('-infinity', 'infinity', '0001-01-01 00:00:00+00'))"},
+		{"Subscribed", `!customer.unsubscribed`, "(unsubscribed_at IS NULL OR unsubscribed_at IN ('-infinity', 'infinity', '0001-01-01 00:00:00+00'))"},
+		{"HugeDays", `days_since(customer.last_order_at) < 1e6`, ""},
 		{"Untranslatable", `customer.name == "Ana"`, ""},
 	}
 	for _, tt := range tests {

@@ -28,6 +28,20 @@ const (
 	// JobRetentionDefault keeps finished jobs briefly so tables stay small;
 	// the durable record is ciclo's own tables.
 	JobRetentionDefault = 24 * time.Hour
+	// JobTimeoutDefault is how long a job without a timeout of its own
+	// (evaluate, single dispatch) may run: River's default, set explicitly.
+	JobTimeoutDefault = time.Minute
+	// LongestJobTimeout is the longest a job that sends may run: a dispatch
+	// batch. Sweep shards may run longer (SweepShardTimeout), but River
+	// never rescues a job before its own timeout has passed, and a shard run
+	// twice fires nobody twice (unique occurrences).
+	LongestJobTimeout = dispatchBatchTimeout
+	// RescueAfterDefault is how long a job may stay running before River
+	// presumes its worker dead and runs it again: a minute above
+	// LongestJobTimeout, so that a job cancelled at its timeout has time to
+	// record what it sent before anyone may retry it. River's own default is
+	// an hour, which leaves a crashed worker's emails waiting that long.
+	RescueAfterDefault = LongestJobTimeout + time.Minute
 )
 
 // Config configures the River client that runs ciclo's jobs.
@@ -52,6 +66,14 @@ type Config struct {
 	// JobRetention is how long completed, cancelled and discarded jobs are
 	// kept. Default: JobRetentionDefault.
 	JobRetention time.Duration
+	// RescueAfter is how long a job may stay running before River rescues
+	// it (a crashed worker's jobs are run again elsewhere after it); River
+	// waits for a job's own timeout too, if longer. It must exceed
+	// JobTimeout. Default: RescueAfterDefault.
+	RescueAfter time.Duration
+	// JobTimeout is how long a job without a timeout of its own may run
+	// (tests shorten it with RescueAfter). Default: JobTimeoutDefault.
+	JobTimeout time.Duration
 	// RetryPolicy overrides River's backoff (tests use a short one). Default: River's.
 	RetryPolicy river.ClientRetryPolicy
 	// Schema is the Postgres schema of River's tables. Default: the search path.
@@ -92,6 +114,8 @@ func (c *Config) withDefaults() *Config {
 	out.FetchCooldown = valOrDefault(out.FetchCooldown, FetchCooldownDefault)
 	out.FetchPollInterval = valOrDefault(out.FetchPollInterval, FetchPollIntervalDefault)
 	out.JobRetention = valOrDefault(out.JobRetention, JobRetentionDefault)
+	out.RescueAfter = valOrDefault(out.RescueAfter, RescueAfterDefault)
+	out.JobTimeout = valOrDefault(out.JobTimeout, JobTimeoutDefault)
 	out.SweepWorkers = valOrDefault(out.SweepWorkers, SweepWorkersDefault)
 	out.SweepShardSize = valOrDefault(out.SweepShardSize, SweepShardSizeDefault)
 	out.SweepPageSize = valOrDefault(out.SweepPageSize, SweepPageSizeDefault)
@@ -110,10 +134,27 @@ func valOrDefault[T comparable](v, def T) T {
 
 // NewClient builds the River client with ciclo's queues and workers.
 func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
+	rc, err := riverConfig(pool, cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
+}
+
+// riverConfig is the River client configuration NewClient uses.
+func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 	if cfg == nil || cfg.Rules == nil {
 		return nil, errors.New("worker config: Rules is required")
 	}
 	cfg = cfg.withDefaults()
+	if cfg.RescueAfter <= cfg.JobTimeout {
+		return nil, fmt.Errorf("worker config: RescueAfter %s must be longer than JobTimeout %s, or running jobs would be rescued",
+			cfg.RescueAfter, cfg.JobTimeout)
+	}
 	rc := &river.Config{
 		ID:                          cfg.ID,
 		Logger:                      cfg.Logger,
@@ -124,6 +165,8 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 		CancelledJobRetentionPeriod: cfg.JobRetention,
 		DiscardedJobRetentionPeriod: cfg.JobRetention,
 		RetryPolicy:                 cfg.RetryPolicy,
+		JobTimeout:                  cfg.JobTimeout,
+		RescueStuckJobsAfter:        cfg.RescueAfter,
 	}
 	if !cfg.InsertOnly {
 		d := cfg.Dispatch
@@ -156,9 +199,5 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*river.Client[pgx.Tx], error) {
 		}
 		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg))
 	}
-	client, err := river.NewClient(riverpgxv5.New(pool), rc)
-	if err != nil {
-		return nil, fmt.Errorf("river client: %w", err)
-	}
-	return client, nil
+	return rc, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/rules"
@@ -28,4 +29,9 @@ func FireManyTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ve
 	}
 	_, err := client.InsertManyFastTx(ctx, tx, dispatchJobs(ds))
 	return err
+}
+
+// RiverConfig is the River configuration NewClient builds from cfg.
+func RiverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
+	return riverConfig(pool, cfg)
 }

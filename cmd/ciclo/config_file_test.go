@@ -8,6 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/worker"
 )
 
 func TestApplyConfigFile(t *testing.T) {
@@ -38,6 +41,7 @@ email-workers: 3
 evaluate-workers: 4
 job-retention: 2h
 shutdown-timeout: 45s
+rescue-after: 20m
 webhook-allow-host: [a.example, b.example:8443]
 webhook-allow-private: true
 `)
@@ -50,6 +54,7 @@ webhook-allow-private: true
 		require.Equal(t, 10, f.ops.webhookWorkers)        // default
 		require.Equal(t, 2*time.Hour, f.ops.jobRetention) // file
 		require.Equal(t, 45*time.Second, f.ops.shutdownTimeout)
+		require.Equal(t, 20*time.Minute, f.ops.rescueAfter) // file
 		require.Equal(t, []string{"a.example", "b.example:8443"}, f.webhookAllowHosts)
 		require.True(t, f.webhookAllowPrivate)
 	})
@@ -62,6 +67,31 @@ webhook-allow-private: true
 	t.Run("BadValueNamesTheKey", func(t *testing.T) {
 		_, err := parse(t, write(t, "job-retention: soon\n"))
 		require.ErrorContains(t, err, `key "job-retention"`)
+	})
+
+	t.Run("RescueAfter", func(t *testing.T) {
+		f, err := parse(t, "")
+		require.NoError(t, err)
+		require.Equal(t, worker.RescueAfterDefault, f.ops.rescueAfter)
+		require.Equal(t, 11*time.Minute, f.ops.rescueAfter, "just above the longest job timeout, not River's hour")
+
+		t.Setenv("CICLO_RESCUE_AFTER", "15m")
+		f, err = parse(t, write(t, "rescue-after: 30m\n"))
+		require.NoError(t, err)
+		require.NoError(t, f.ops.validate())
+		var cfg app.Config
+		f.ops.apply(&cfg)
+		require.Equal(t, 15*time.Minute, cfg.Worker.RescueAfter, "the environment beats the file and reaches the worker config")
+
+		f, err = parse(t, "", "--rescue-after", "12m")
+		require.NoError(t, err)
+		f.ops.apply(&cfg)
+		require.Equal(t, 12*time.Minute, cfg.Worker.RescueAfter)
+
+		f, err = parse(t, "", "--rescue-after", "2m")
+		require.NoError(t, err)
+		err = f.ops.validate()
+		require.ErrorContains(t, err, "--rescue-after 2m0s (CICLO_RESCUE_AFTER): must be longer than 10m0s, the longest a job that sends may run")
 	})
 
 	t.Run("BadEnvironmentValueIsAnError", func(t *testing.T) {

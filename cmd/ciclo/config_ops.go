@@ -14,13 +14,13 @@ import (
 )
 
 // opsFlags are the settings for running ciclo in production: role, workers
-// per queue, retention, shutdown and the credentials of /metrics and the
-// River UI.
+// per queue, retention, rescue of stuck jobs, shutdown and the credentials
+// of /metrics and the River UI.
 type opsFlags struct {
 	role                                                        string
 	metricsToken, uiUser, uiPassword                            string
 	evaluateWorkers, sweepWorkers, emailWorkers, webhookWorkers int
-	jobRetention, shutdownTimeout                               time.Duration
+	jobRetention, shutdownTimeout, rescueAfter                  time.Duration
 	envErrs                                                     []error // malformed environment values
 }
 
@@ -34,6 +34,7 @@ func (o *opsFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.emailWorkers, "email-workers", o.envInt("CICLO_EMAIL_WORKERS", worker.EmailWorkersDefault), "concurrent jobs of the email queue in this process (env CICLO_EMAIL_WORKERS)")
 	fs.IntVar(&o.webhookWorkers, "webhook-workers", o.envInt("CICLO_WEBHOOK_WORKERS", worker.WebhookWorkersDefault), "concurrent jobs of the webhook queue in this process (env CICLO_WEBHOOK_WORKERS)")
 	fs.DurationVar(&o.jobRetention, "job-retention", o.envDuration("CICLO_JOB_RETENTION", worker.JobRetentionDefault), "how long completed, cancelled and discarded jobs stay in river_job (env CICLO_JOB_RETENTION)")
+	fs.DurationVar(&o.rescueAfter, "rescue-after", o.envDuration("CICLO_RESCUE_AFTER", worker.RescueAfterDefault), "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails (env CICLO_RESCUE_AFTER); must be longer than "+worker.LongestJobTimeout.String()+", the longest a job that sends may run")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", o.envDuration("CICLO_SHUTDOWN_TIMEOUT", app.ShutdownTimeoutDefault), "on SIGTERM, how long running jobs and requests get to finish before they are cancelled (env CICLO_SHUTDOWN_TIMEOUT)")
 }
 
@@ -56,6 +57,11 @@ func (o *opsFlags) validate() error {
 	if o.jobRetention <= 0 || o.shutdownTimeout <= 0 {
 		return fmt.Errorf("--job-retention and --shutdown-timeout must be positive durations such as 24h or 30s")
 	}
+	if o.rescueAfter <= worker.LongestJobTimeout {
+		return fmt.Errorf("--rescue-after %s (CICLO_RESCUE_AFTER): must be longer than %s, the longest a job that sends may run (a dispatch batch), "+
+			"or a job still sending would be run a second time and its emails sent twice; the default is %s",
+			o.rescueAfter, worker.LongestJobTimeout, worker.RescueAfterDefault)
+	}
 	if (o.uiUser == "") != (o.uiPassword == "") {
 		return fmt.Errorf("set both CICLO_UI_USER and CICLO_UI_PASSWORD, or neither")
 	}
@@ -69,6 +75,7 @@ func (o *opsFlags) apply(cfg *app.Config) {
 	cfg.Worker.EvaluateWorkers, cfg.Worker.SweepWorkers = o.evaluateWorkers, o.sweepWorkers
 	cfg.Worker.EmailWorkers, cfg.Worker.WebhookWorkers = o.emailWorkers, o.webhookWorkers
 	cfg.Worker.JobRetention = o.jobRetention
+	cfg.Worker.RescueAfter = o.rescueAfter
 }
 
 // envInt is env for integers; validate reports a malformed value.
