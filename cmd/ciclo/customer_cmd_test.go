@@ -106,6 +106,58 @@ func TestTemplatesPreview(t *testing.T) {
 		require.Contains(t, string(eml), "multipart/alternative")
 	})
 
+	// RULE: what the rule would send, not the template's defaults and the
+	// customer's latest coupon.
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(rulesFile, []byte(`version: 1
+stages: [reach, conversion]
+rules:
+  - name: first-order-bonus
+    on: order_placed
+    when: customer.orders_count == 1
+    actions:
+      - stage: conversion
+      - coupon: { amount: 5, expires_in: 30d }
+      - email: { template: first_order_bonus, subject: "A gift for {{.Customer.Name}}" }
+  - name: welcome
+    on: signed_up
+    actions:
+      - email: { template: welcome, subject: "Welcome aboard" }
+  - name: stage-only
+    on: signed_up
+    actions:
+      - stage: conversion
+`), 0o644))
+	var latestCode string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT code FROM coupons WHERE customer_id = 'c-1'`).Scan(&latestCode))
+
+	t.Run("Rule", func(t *testing.T) {
+		stdout, stderr, code := runCLI(t, "templates", "preview", "first-order-bonus", "--rules", rulesFile,
+			"--customer", "c-1", "--database-url", db.URL, "--at", "2025-04-01")
+		require.Equal(t, 0, code, stderr)
+		require.True(t, strings.HasPrefix(stdout, "To: Ana <ana@example.com>\nSubject: A gift for Ana\n\n"), stdout)
+		require.Contains(t, stdout, "here is a code for 5.00 off")
+		require.Contains(t, stdout, "Use it at checkout before May 1, 2025.")
+		require.Regexp(t, `Your code: [A-Z0-9-]+\n`, stdout)
+		require.NotContains(t, stdout, latestCode, "the rule issues a new coupon; the customer's latest is not it")
+		require.NotContains(t, stdout, "PREVIEW-CODE")
+	})
+
+	t.Run("RuleNameSharedWithTemplate", func(t *testing.T) {
+		stdout, _, code := runCLI(t, "templates", "preview", "welcome", "--rules", rulesFile, "--customer", "c-1", "--database-url", db.URL)
+		require.Equal(t, 0, code)
+		require.Contains(t, stdout, "Subject: Welcome aboard\n", "the rule's subject")
+		stdout, _, code = runCLI(t, "templates", "preview", "welcome", "--template", "--rules", rulesFile, "--customer", "c-1", "--database-url", db.URL)
+		require.Equal(t, 0, code)
+		require.NotContains(t, stdout, "Subject: Welcome aboard\n", "--template: the template's own subject")
+	})
+
+	t.Run("RuleWithoutEmail", func(t *testing.T) {
+		_, stderr, code := runCLI(t, "templates", "preview", "stage-only", "--rules", rulesFile, "--customer", "c-1", "--database-url", db.URL)
+		require.Equal(t, 1, code)
+		require.Contains(t, stderr, `rule "stage-only" sends no email`)
+	})
+
 	t.Run("UnknownTemplate", func(t *testing.T) {
 		_, stderr, code := runCLI(t, "templates", "preview", "nope", "--customer", "c-1", "--database-url", db.URL)
 		require.Equal(t, 1, code)
