@@ -224,6 +224,7 @@ func metricLabels(rs *rules.RuleSet) metrics.Labels {
 		Queues:    []string{worker.QueueEvaluate, worker.QueueEmail, worker.QueueWebhook, worker.QueueSweep},
 		JobStates: []string{"available", "cancelled", "discarded", "pending", "retryable", "running", "scheduled"},
 	}
+	l.EventTypes = []string{"other"} // the API's label for types no rule reacts to
 	if rs == nil {
 		return l
 	}
@@ -232,7 +233,7 @@ func metricLabels(rs *rules.RuleSet) metrics.Labels {
 		l.Rules = append(l.Rules, r.Name)
 		if r.On != "" {
 			l.EventRules = append(l.EventRules, r.Name)
-			if !slices.Contains(l.EventTypes, r.On) {
+			if !slices.Contains(l.EventTypes, r.On) && r.On != "other" {
 				l.EventTypes = append(l.EventTypes, r.On)
 			}
 		} else {
