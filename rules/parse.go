@@ -55,9 +55,31 @@ func Parse(filename string, data []byte, opts ParseOptions) (*RuleSet, error) {
 	}
 	sortLoadErrors(p.warns)
 	rs.Warnings = p.warns
-	sum := sha256.Sum256(data)
-	rs.Version = hex.EncodeToString(sum[:])[:12]
+	rs.Version = version(data)
 	return rs, nil
+}
+
+// Check parses a rules file like Parse but does not stop at errors, for
+// tools that report problems (`ciclo rules check`): it returns the rule set
+// as far as it could be built (rules and actions with errors left out; nil
+// when the YAML itself is broken) and every error and warning, in file
+// order. The rule set must not be run when any finding is an error.
+func Check(filename string, data []byte, opts ParseOptions) (*RuleSet, []*LoadError) {
+	p := &parser{file: filename, data: data, opts: opts}
+	rs := p.parse()
+	all := append(p.errs, p.warns...)
+	sortLoadErrors(all)
+	if rs != nil {
+		rs.Warnings = p.warns
+		rs.Version = version(data)
+	}
+	return rs, all
+}
+
+// version is the rule-set version of a file's content.
+func version(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:12]
 }
 
 // parser holds the state of one Parse call.
@@ -143,8 +165,10 @@ func (p *parser) parse() *RuleSet {
 
 	// A stage nothing moves customers into is probably a typo or a gap in
 	// the lifecycle; the first stage is where customers start, so it is fine.
+	// Not said of a file with errors: a broken stage action would make its
+	// stage look unreachable too.
 	for i, s := range rs.Stages {
-		if i == 0 || reached[s] {
+		if i == 0 || reached[s] || len(p.errs) > 0 {
 			continue
 		}
 		at := root
@@ -556,6 +580,13 @@ func (p *parser) when(n *yaml.Node, r *Rule) {
 	}
 	r.program = prog
 	r.Fields = readFields(prog.Node())
+	for _, u := range unguardedReads(src) {
+		e := &LoadError{File: p.file, Rule: r.Name, Warning: true,
+			Message: fmt.Sprintf("when: %s is used as a number (%s) without a guard: when it is missing or not a number the condition fails at run time and the rule is skipped", u.path, u.op),
+			Hint:    fmt.Sprintf(`write (%s ?? 0), or test type(%s) in ["int", "float"] && … first`, u.path, u.path)}
+		e.Line, e.Column = p.exprPos(n, u.from)
+		p.warns = append(p.warns, e)
+	}
 }
 
 // exprMessage rewrites an expr compile message in rules-file terms and
@@ -881,7 +912,7 @@ func (p *parser) webhook(n *yaml.Node, rule string) *WebhookAction {
 	w := &WebhookAction{}
 	if v, ok := m["url"]; ok {
 		if raw, ok := p.str(v, rule, "webhook url"); ok {
-			if s, ok := p.expand(v, rule, raw); ok {
+			if s, ok := p.expand(v, rule, "webhook url", raw); ok && !envRefRe.MatchString(s) {
 				// Report the raw value: the expanded one may hold a token.
 				u, err := url.Parse(s)
 				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -895,7 +926,7 @@ func (p *parser) webhook(n *yaml.Node, rule string) *WebhookAction {
 	}
 	if v, ok := m["secret"]; ok {
 		if raw, ok := p.str(v, rule, "webhook secret"); ok {
-			w.Secret, _ = p.expand(v, rule, raw)
+			w.Secret, _ = p.expand(v, rule, "webhook secret", raw)
 		}
 	}
 	if len(p.errs) > errsBefore {
@@ -904,14 +935,16 @@ func (p *parser) webhook(n *yaml.Node, rule string) *WebhookAction {
 	return w
 }
 
-// expand replaces ${NAME} references in s through opts.LookupEnv, reporting
-// each reference it cannot resolve.
-func (p *parser) expand(n *yaml.Node, rule, s string) (string, bool) {
+// expand replaces ${NAME} references in s (the value of what) through
+// opts.LookupEnv, reporting each reference it cannot resolve: an error, or
+// with opts.AllowMissingEnv a warning, the reference then staying in the
+// value. A malformed reference is always an error.
+func (p *parser) expand(n *yaml.Node, rule, what, s string) (string, bool) {
 	ok := true
 	out := envRefRe.ReplaceAllStringFunc(s, func(ref string) string {
 		name := ref[2 : len(ref)-1]
 		if !envNameRe.MatchString(name) {
-			p.errorf(n, rule, "names are letters, digits and _", "invalid reference %s", ref)
+			p.errorf(n, rule, "names are letters, digits and _", "%s: invalid reference %s", what, ref)
 			ok = false
 			return ref
 		}
@@ -920,7 +953,13 @@ func (p *parser) expand(n *yaml.Node, rule, s string) (string, bool) {
 				return v
 			}
 		}
-		p.errorf(n, rule, "set the environment variable "+name, "missing secret %s", ref)
+		if p.opts.AllowMissingEnv {
+			p.warnf(n, rule, "set it where ciclo runs; ciclo serve refuses the file without it",
+				"%s: environment variable %s is not set here, so the value is not checked", what, name)
+			return ref
+		}
+		p.errorf(n, rule, "set the environment variable "+name+", or check the file with --allow-missing-env",
+			"%s: environment variable %s is not set", what, name)
 		ok = false
 		return ref
 	})

@@ -186,13 +186,13 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "MissingSecret",
 			yaml: head + "  - name: a\n    on: signed_up\n    actions:\n      - stage: acquisition\n      - webhook: { url: \"${CRM_URL}\" }\n",
-			want: []string{`r.yaml:7:25: rule "a": missing secret ${CRM_URL} (set the environment variable CRM_URL)`},
+			want: []string{`r.yaml:7:25: rule "a": webhook url: environment variable CRM_URL is not set (set the environment variable CRM_URL, or check the file with --allow-missing-env)`},
 		},
 		{
 			name: "NoLookupEnv",
 			yaml: head + "  - name: a\n    on: signed_up\n    actions:\n      - stage: acquisition\n      - webhook: { url: \"${CRM_WEBHOOK_URL}\" }\n",
 			opts: &ParseOptions{},
-			want: []string{`r.yaml:7:25: rule "a": missing secret ${CRM_WEBHOOK_URL} (set the environment variable CRM_WEBHOOK_URL)`},
+			want: []string{`r.yaml:7:25: rule "a": webhook url: environment variable CRM_WEBHOOK_URL is not set (set the environment variable CRM_WEBHOOK_URL, or check the file with --allow-missing-env)`},
 		},
 		{
 			name: "WebhookNotHTTP",
@@ -442,5 +442,60 @@ func FuzzParse(f *testing.F) {
 		for _, r := range rs.Rules {
 			_, _ = r.Match(Input{Event: &Event{Type: r.On}})
 		}
+	})
+}
+
+// TestCheck covers Check: every error and warning of a file in one list,
+// and ${NAME} references that need not be set.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ErrorsAndWarningsTogether", func(t *testing.T) {
+		t.Parallel()
+		rs, all := Check("r.yaml", []byte(`version: 1
+stages: [reach]
+rules:
+  - name: a
+    on: signed_up
+    actions:
+      - stage: nowhere
+  - name: b
+    schedule: "@daily"
+    actions:
+      - email: { template: welcome }
+`), testOpts())
+		require.NotNil(t, rs)
+		require.Len(t, rs.Rules, 2, "the rules are kept as far as they parse")
+		var got []string
+		for _, e := range all {
+			got = append(got, e.Error())
+		}
+		require.Equal(t, []string{
+			`r.yaml:7:16: rule "a": unknown stage "nowhere" (stages are: reach)`,
+			`r.yaml:8:5: warning: rule "b": scheduled rule has no cooldown: it would fire on every tick for every matching customer (add e.g. "cooldown: 30d")`,
+		}, got)
+	})
+
+	t.Run("AllowMissingEnv", func(t *testing.T) {
+		t.Parallel()
+		data := []byte(`version: 1
+stages: [reach]
+rules:
+  - name: crm
+    on: order_placed
+    actions:
+      - webhook: { url: "${UNSET_URL}", secret: "${BAD NAME}" }
+`)
+		opts := testOpts()
+		opts.AllowMissingEnv = true
+		_, all := Check("r.yaml", data, opts)
+		var got []string
+		for _, e := range all {
+			got = append(got, e.Error())
+		}
+		require.Equal(t, []string{
+			`r.yaml:7:25: warning: rule "crm": webhook url: environment variable UNSET_URL is not set here, so the value is not checked (set it where ciclo runs; ciclo serve refuses the file without it)`,
+			`r.yaml:7:49: rule "crm": webhook secret: invalid reference ${BAD NAME} (names are letters, digits and _)`,
+		}, got)
 	})
 }

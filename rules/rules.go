@@ -39,12 +39,16 @@ const (
 var DefaultStages = []string{"reach", "acquisition", "conversion", "retention", "loyalty", "at_risk", "churned"}
 
 // ParseOptions configures Parse. The zero value expands no ${NAME} references
-// (each one is then a "missing secret" error) and does not check template
-// names.
+// (each one is then a "not set" error) and does not check template names.
 type ParseOptions struct {
 	// LookupEnv resolves ${NAME} in webhook url and secret values, typically
 	// os.LookupEnv. Nil means no expansion: any ${NAME} is an error.
 	LookupEnv func(string) (string, bool)
+	// AllowMissingEnv makes a ${NAME} that LookupEnv cannot resolve a
+	// warning instead of an error; the reference stays in the value, which
+	// is then not validated. For checking a file away from its secrets
+	// (`rules check --allow-missing-env`); never for running it.
+	AllowMissingEnv bool
 	// Templates lists the known email template names. Nil means template
 	// names are not checked; non-nil (even empty) means they must be listed.
 	Templates []string

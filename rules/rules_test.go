@@ -32,7 +32,9 @@ func TestRuleSet(t *testing.T) {
 		t.Parallel()
 
 		rs, _ := setup(t)
-		require.Empty(t, rs.Warnings)
+		// loyal-promoter reads score unguarded on purpose (EvaluateRuntimeError).
+		require.Len(t, rs.Warnings, 1)
+		require.Contains(t, rs.Warnings[0].Error(), `rule "loyal-promoter": when: event.properties.score is used as a number (>=) without a guard`)
 		require.Equal(t, DefaultStages, rs.Stages)
 		require.Equal(t, "templates", rs.TemplateDir)
 		require.Equal(t, &FrequencyCap{Max: 3, Per: 7 * 24 * time.Hour}, rs.Defaults.FrequencyCap)

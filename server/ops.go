@@ -42,6 +42,10 @@ type OpsConfig struct {
 	// API, optional, serves every other path (the events API, unsubscribe
 	// pages). Nil in a worker-only process: other paths answer 404.
 	API http.Handler
+	// RulesReloadError, optional, returns the error of the last rules
+	// reload and when it happened, or "" when that reload succeeded. /readyz
+	// shows it: the process stays ready on its last good rule set.
+	RulesReloadError func() (string, time.Time)
 	// ReadyTimeout bounds /readyz's database checks. Default ReadyTimeoutDefault.
 	ReadyTimeout time.Duration
 	// Logger, default slog.Default().
@@ -101,12 +105,23 @@ type readiness struct {
 	Status       string            `json:"status"` // ready or unready
 	RulesVersion string            `json:"rules_version,omitempty"`
 	Checks       map[string]string `json:"checks"` // check → ok or what is wrong
+	// RulesReload is the last rules reload's rejection, if it was rejected.
+	RulesReload *reloadError `json:"rules_reload,omitempty"`
+}
+
+// reloadError is a rejected rules reload in /readyz.
+type reloadError struct {
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
 }
 
 // readyz answers 200 when this process can do its work: Postgres answers
 // within ReadyTimeout, the schema is current and a rule set is loaded;
 // otherwise 503 naming the failed checks. Details are logged, not shown,
-// since the endpoint is public.
+// since the endpoint is public; except a rejected rules reload, which
+// leaves the process ready on its last good rule set and is shown with its
+// errors (positions and messages about the rules file), so that whoever
+// edited the file sees why it is not in force.
 func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), o.cfg.ReadyTimeout)
 	defer cancel()
@@ -137,6 +152,12 @@ func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		res.Checks["rules"] = "ok"
 		res.RulesVersion = rs.Version
+		if o.cfg.RulesReloadError != nil {
+			if msg, at := o.cfg.RulesReloadError(); msg != "" {
+				res.Checks["rules"] = "ok, but the last reload was rejected: the previous rule set keeps running"
+				res.RulesReload = &reloadError{Error: msg, At: at.UTC()}
+			}
+		}
 	}
 	status := http.StatusOK
 	if res.Status != "ready" {

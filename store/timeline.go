@@ -14,6 +14,19 @@ const (
 	TimelineTransition = "transition"
 	TimelineCoupon     = "coupon"
 	TimelineDelivery   = "delivery"
+	// TimelineSkip is a rule skipped for an event because its condition
+	// failed at run time (Detail: event_id, error).
+	TimelineSkip = "skipped"
+	// TimelineHold is a queued delivery whose dispatch waits (Detail:
+	// until, reason HoldQuietHours or HoldRetry, channel, timezone,
+	// last_error); ID is the delivery's.
+	TimelineHold = "held"
+)
+
+// Reasons a delivery is held (TimelineHold).
+const (
+	HoldQuietHours = "quiet_hours"
+	HoldRetry      = "retry"
 )
 
 // TimelineEntry is one thing that happened to a customer.
@@ -30,8 +43,8 @@ type TimelineEntry struct {
 }
 
 // Timeline returns the latest limit entries of a customer's history,
-// oldest first: events, firings, transitions, coupons and deliveries, in
-// time order (for one instant, in that order).
+// oldest first: events, firings, transitions, coupons, deliveries and rule
+// skips, in time order (for one instant, in that order).
 func (s *Store) Timeline(ctx context.Context, customerID string, limit int) ([]*TimelineEntry, error) {
 	rows, err := s.db.Query(ctx, q("CustomerTimeline"), customerID, limit)
 	if err != nil {

@@ -36,8 +36,9 @@ type EvaluateWorker struct {
 }
 
 // Work evaluates the customer's pending events up to job.Args.EventID. A
-// rule whose `when` fails at run time is logged and skipped so that the
-// other rules still run; everything else commits or retries as one.
+// rule whose `when` fails at run time is logged, recorded in rule_skips and
+// skipped so that the other rules still run; everything else commits or
+// retries as one.
 func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs]) error {
 	rs := w.rules.Load()
 	client := river.ClientFromContext[pgx.Tx](ctx)
@@ -95,6 +96,11 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, rs *rules.Rule
 		if err != nil {
 			w.logger.WarnContext(ctx, "evaluate: rule failed at run time; skipped",
 				slog.String("rule", r.Name), slog.String("customer_id", cust.ID), slog.String("error", err.Error()))
+			// Recorded with the evaluation, so `ciclo customer` shows it.
+			if err := store.New(tx).InsertRuleSkip(ctx, &store.RuleSkip{CustomerID: cust.ID, Rule: r.Name,
+				RuleSetVersion: rs.Version, EventID: ev.ID, Error: err.Error(), SkippedAt: now}); err != nil {
+				return "", nil, err
+			}
 			continue
 		}
 		if !ok {

@@ -23,8 +23,12 @@ func newCustomerCmd() *cobra.Command {
 		Short: "Print a customer's timeline: why did this customer get this",
 		Long: `customer prints one customer's facts and history in time order: the
 events ciclo received, the rules that fired (with the rule-set version in
-force), the stage transitions, the coupons issued and the deliveries
-(email, webhook) with their status. The database is only read.`,
+force), the stage transitions, the coupons issued, the deliveries (email,
+webhook) with their status, and the rules skipped because their condition
+failed at run time (say, a property sent as a string compared with a
+number), with the error. A queued delivery whose dispatch waits says until
+when and why: quiet hours in the customer's time zone, or a retry after a
+failed attempt. The database is only read.`,
 		Example: "  ciclo customer c-42\n  ciclo customer c-42 --limit 1000",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -121,6 +125,30 @@ func describeEntry(e *store.TimelineEntry) string {
 		}
 		if red := timeStr("redeemed_at"); red != "" {
 			s += ", redeemed " + red
+		}
+		return s + by
+	case store.TimelineSkip:
+		// expr errors end with a snippet of the condition; the first line says it.
+		msg, _, _ := strings.Cut(strings.TrimPrefix(str("error"), fmt.Sprintf("rule %q: ", e.Rule)), "\n")
+		s := fmt.Sprintf("rule %q skipped (rules %s)", e.Rule, e.RuleSetVersion)
+		if ev := str("event_id"); ev != "" {
+			s += ", on event #" + ev
+		}
+		return s + ": condition failed: " + msg
+	case store.TimelineHold:
+		s := fmt.Sprintf("#%d %s held until %s", e.ID, str("channel"), timeStr("until"))
+		switch str("reason") {
+		case store.HoldQuietHours:
+			tz := str("timezone")
+			if tz == "" {
+				tz = "UTC"
+			}
+			s += ": quiet hours in the customer's time zone (" + tz + ")"
+		default:
+			s += ": retry after a failed attempt"
+			if le := str("last_error"); le != "" {
+				s += " (" + strings.TrimSpace(le) + ")"
+			}
 		}
 		return s + by
 	case store.TimelineDelivery:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,11 +106,109 @@ func TestTemplatesPreview(t *testing.T) {
 		require.Contains(t, string(eml), "multipart/alternative")
 	})
 
+	// RULE: what the rule would send, not the template's defaults and the
+	// customer's latest coupon.
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(rulesFile, []byte(`version: 1
+stages: [reach, conversion]
+rules:
+  - name: first-order-bonus
+    on: order_placed
+    when: customer.orders_count == 1
+    actions:
+      - stage: conversion
+      - coupon: { amount: 5, expires_in: 30d }
+      - email: { template: first_order_bonus, subject: "A gift for {{.Customer.Name}}" }
+  - name: welcome
+    on: signed_up
+    actions:
+      - email: { template: welcome, subject: "Welcome aboard" }
+  - name: stage-only
+    on: signed_up
+    actions:
+      - stage: conversion
+`), 0o644))
+	var latestCode string
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT code FROM coupons WHERE customer_id = 'c-1'`).Scan(&latestCode))
+
+	t.Run("Rule", func(t *testing.T) {
+		stdout, stderr, code := runCLI(t, "templates", "preview", "first-order-bonus", "--rules", rulesFile,
+			"--customer", "c-1", "--database-url", db.URL, "--at", "2025-04-01")
+		require.Equal(t, 0, code, stderr)
+		require.True(t, strings.HasPrefix(stdout, "To: Ana <ana@example.com>\nSubject: A gift for Ana\n\n"), stdout)
+		require.Contains(t, stdout, "here is a code for 5.00 off")
+		require.Contains(t, stdout, "Use it at checkout before May 1, 2025.")
+		require.Regexp(t, `Your code: [A-Z0-9-]+\n`, stdout)
+		require.NotContains(t, stdout, latestCode, "the rule issues a new coupon; the customer's latest is not it")
+		require.NotContains(t, stdout, "PREVIEW-CODE")
+	})
+
+	t.Run("RuleNameSharedWithTemplate", func(t *testing.T) {
+		stdout, _, code := runCLI(t, "templates", "preview", "welcome", "--rules", rulesFile, "--customer", "c-1", "--database-url", db.URL)
+		require.Equal(t, 0, code)
+		require.Contains(t, stdout, "Subject: Welcome aboard\n", "the rule's subject")
+		stdout, _, code = runCLI(t, "templates", "preview", "welcome", "--template", "--rules", rulesFile, "--customer", "c-1", "--database-url", db.URL)
+		require.Equal(t, 0, code)
+		require.NotContains(t, stdout, "Subject: Welcome aboard\n", "--template: the template's own subject")
+	})
+
+	t.Run("RuleWithoutEmail", func(t *testing.T) {
+		_, stderr, code := runCLI(t, "templates", "preview", "stage-only", "--rules", rulesFile, "--customer", "c-1", "--database-url", db.URL)
+		require.Equal(t, 1, code)
+		require.Contains(t, stderr, `rule "stage-only" sends no email`)
+	})
+
 	t.Run("UnknownTemplate", func(t *testing.T) {
 		_, stderr, code := runCLI(t, "templates", "preview", "nope", "--customer", "c-1", "--database-url", db.URL)
 		require.Equal(t, 1, code)
 		require.Contains(t, stderr, "unknown template")
 	})
 
+	require.Equal(t, before, rowCounts(t, db))
+}
+
+// TestCustomerSkipsAndHolds shows what did not happen (yet): a rule skipped
+// because its condition failed at run time, and deliveries whose dispatch
+// job waits for the end of quiet hours or for a retry.
+func TestCustomerSkipsAndHolds(t *testing.T) {
+	t.Parallel()
+
+	db := testdb.New(t)
+	ctx := context.Background()
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	seedCustomer(t, db, "c-2", "bo@example.com", at)
+	_, err := db.Pool.Exec(ctx, `UPDATE customers SET timezone = 'America/New_York' WHERE id = 'c-2'`)
+	require.NoError(t, err)
+	st := store.New(db.Pool)
+	require.NoError(t, st.InsertRuleSkip(ctx, &store.RuleSkip{CustomerID: "c-2", Rule: "promoter", RuleSetVersion: "abc123",
+		EventID: 1, Error: "rule \"promoter\": invalid operation: string >= int (1:24)\n | event.properties.score >= 9\n | .......................^",
+		SkippedAt: at.Add(time.Second)}))
+	action, _ := json.Marshal(worker.EmailDelivery{Template: "welcome"})
+	var ids []int64
+	for i, lastError := range []string{"", "451 try again later"} {
+		d := &store.Delivery{CustomerID: "c-2", Rule: "welcome", Channel: "email", Action: action,
+			Status: store.DeliveryQueued, CreatedAt: at.Add(2 * time.Second)}
+		require.NoError(t, st.InsertDelivery(ctx, d))
+		_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET attempts = $2, last_error = $3 WHERE id = $1`, d.ID, i, lastError)
+		require.NoError(t, err)
+		ids = append(ids, d.ID)
+	}
+	// The dispatch jobs as River leaves them: the first snoozed until 08:00
+	// New York time, the second retryable after a failed attempt.
+	_, err = db.Pool.Exec(ctx, `INSERT INTO river_job (kind, queue, max_attempts, args, state, created_at, attempted_at, scheduled_at, metadata, attempt)
+		VALUES ('ciclo.dispatch', 'email', 25, jsonb_build_object('customer_id', 'c-2', 'delivery_id', $1::bigint, 'channel', 'email'),
+		        'scheduled', $3, $3, $4, '{"snoozes": 1}', 0),
+		       ('ciclo.dispatch', 'email', 25, jsonb_build_object('customer_id', 'c-2', 'delivery_id', $2::bigint, 'channel', 'email'),
+		        'retryable', $3, $3, $5, '{}', 1)`,
+		ids[0], ids[1], at.Add(3*time.Second), time.Date(2025, 3, 1, 13, 0, 0, 0, time.UTC), at.Add(time.Minute))
+	require.NoError(t, err)
+	before := rowCounts(t, db)
+
+	stdout, stderr, code := runCLI(t, "customer", "c-2", "--database-url", db.URL)
+	require.Equal(t, 0, code, stderr)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	require.Contains(t, lines, `2025-03-01T10:00:01Z  skipped     rule "promoter" skipped (rules abc123), on event #1: condition failed: invalid operation: string >= int (1:24)`, stdout)
+	require.Contains(t, lines, fmt.Sprintf(`2025-03-01T10:00:03Z  held        #%d email held until 2025-03-01T13:00:00Z: quiet hours in the customer's time zone (America/New_York) by rule "welcome"`, ids[0]), stdout)
+	require.Contains(t, lines, fmt.Sprintf(`2025-03-01T10:00:03Z  held        #%d email held until 2025-03-01T10:01:00Z: retry after a failed attempt (451 try again later) by rule "welcome"`, ids[1]), stdout)
 	require.Equal(t, before, rowCounts(t, db))
 }

@@ -117,6 +117,17 @@ testdata/check/warnings_only.yaml:4:5: warning: rule "at-risk": scheduled rule h
 		}}, got)
 	})
 
+	t.Run("AllowMissingEnv", func(t *testing.T) {
+		t.Parallel()
+		stdout, _, code := runCLI(t, "rules", "check", "--allow-missing-env", "testdata/check/webhook_env.yaml")
+		require.Equal(t, 0, code)
+		require.Equal(t, `testdata/check/webhook_env.yaml:8:16: warning: rule "crm": webhook url: environment variable CICLO_TEST_UNSET_WEBHOOK_URL is not set here, so the value is not checked (set it where ciclo runs; ciclo serve refuses the file without it)
+testdata/check/webhook_env.yaml:9:19: warning: rule "crm": webhook secret: environment variable CICLO_TEST_UNSET_SECRET is not set here, so the value is not checked (set it where ciclo runs; ciclo serve refuses the file without it)
+ok: 1 file(s), 2 warning(s)
+`, stdout)
+		require.NotContains(t, stdout, "secret ${", "a URL is not called a secret")
+	})
+
 	t.Run("MissingFile", func(t *testing.T) {
 		t.Parallel()
 		stdout, _, code := runCLI(t, "rules", "check", "testdata/check/nope.yaml")

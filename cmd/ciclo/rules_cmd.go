@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -33,21 +32,31 @@ type checkFinding struct {
 }
 
 func newRulesCheckCmd() *cobra.Command {
-	var format string
+	var (
+		format          string
+		allowMissingEnv bool
+	)
 	cmd := &cobra.Command{
 		Use:   "check FILE...",
 		Short: "Validate rules files without touching a database",
 		Long: `check parses and compiles each rules file, and renders every email
 template a rule names with sample data. It prints every problem found as
 file:line:col: rule "name": message (hint), and exits 1 if any is an error.
-Warnings (such as a scheduled rule without a cooldown) do not fail the check.`,
-		Example: "  ciclo rules check rules.example.yaml\n  ciclo rules check --format json rules/*.yaml",
+Every problem is reported in one run: an error in one rule does not hide
+the others, nor the template problems of other rules. Warnings (such as a
+scheduled rule without a cooldown, or an event property compared as a
+number without a guard) do not fail the check.
+
+A ${NAME} reference (webhook url and secret) must be set in the
+environment, as serve needs it; with --allow-missing-env an unset one is a
+warning instead and its value is not checked (for CI without the secrets).`,
+		Example: "  ciclo rules check rules.example.yaml\n  ciclo rules check --format json rules/*.yaml\n  ciclo rules check --allow-missing-env rules.yaml",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format %q: use text or json", format)
 			}
-			findings, failed := checkFiles(args)
+			findings, failed := checkFiles(args, allowMissingEnv)
 			if err := printFindings(cmd.OutOrStdout(), format, findings, len(args)); err != nil {
 				return err
 			}
@@ -58,27 +67,21 @@ Warnings (such as a scheduled rule without a cooldown) do not fail the check.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&allowMissingEnv, "allow-missing-env", false, "report an unset ${NAME} as a warning, not an error")
 	return cmd
 }
 
-// checkFiles loads each file and collects its errors and warnings.
-func checkFiles(paths []string) (findings []checkFinding, failed bool) {
+// checkFiles checks each file and collects its errors and warnings.
+func checkFiles(paths []string, allowMissingEnv bool) (findings []checkFinding, failed bool) {
 	for _, path := range paths {
-		rs, _, err := app.LoadRules(path)
-		var les *rules.LoadErrors
-		switch {
-		case errors.As(err, &les):
-			for _, e := range *les {
-				findings = append(findings, finding(e))
-				failed = failed || !e.Warning
-			}
-		case err != nil:
+		all, err := app.CheckRules(path, allowMissingEnv)
+		for _, e := range all {
+			findings = append(findings, finding(e))
+			failed = failed || !e.Warning
+		}
+		if err != nil {
 			findings = append(findings, checkFinding{File: path, Severity: "error", Message: err.Error()})
 			failed = true
-		default:
-			for _, w := range rs.Warnings {
-				findings = append(findings, finding(w))
-			}
 		}
 	}
 	return findings, failed

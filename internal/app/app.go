@@ -298,6 +298,7 @@ func (a *App) build() error {
 	if a.Metrics = a.cfg.Metrics; a.Metrics == nil {
 		a.Metrics = a.newMetrics()
 	}
+	a.Metrics.Known(metricLabels(a.Rules.Load())) // every series from the first scrape
 	if !a.cfg.runsWorkers() {
 		// An API process only enqueues; it sends nothing.
 	} else if a.cfg.SMTPURL != "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
 
@@ -474,10 +475,20 @@ func TestChannels(t *testing.T) {
 		require.WithinDuration(t, time.Now().Add(10*time.Hour), scheduledAt, time.Minute)
 		require.Equal(t, 1, b.db.Count(t, "deliveries", "customer_id = 'c-ny' AND status = 'queued' AND attempts = 0"))
 		require.Len(t, b.smtp.Messages(), 1)
+		// ciclo customer shows the hold, its reason and its end.
+		entries, err := store.New(b.db.Pool).Timeline(context.Background(), "c-ny", 50)
+		require.NoError(t, err)
+		held := entries[len(entries)-1]
+		require.Equal(t, store.TimelineHold, held.Kind)
+		require.Equal(t, store.HoldQuietHours, held.Detail["reason"])
+		require.Equal(t, "America/New_York", held.Detail["timezone"])
+		until, err := time.Parse(time.RFC3339Nano, held.Detail["until"].(string))
+		require.NoError(t, err)
+		require.WithinDuration(t, scheduledAt, until, time.Millisecond)
 
 		// The clock moves to 08:05 New York; the job runs again and sends.
 		b.clock.Set(time.Date(2026, 1, 15, 13, 5, 0, 0, time.UTC))
-		_, err := b.app.River.JobRetry(context.Background(), jobID)
+		_, err = b.app.River.JobRetry(context.Background(), jobID)
 		require.NoError(t, err)
 		require.Equal(t, "sent", b.waitDeliveries(t, "c-ny", "promo", 1)[0].Status)
 		require.Len(t, b.smtp.Messages(), 2)

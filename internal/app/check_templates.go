@@ -1,8 +1,10 @@
 package app
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,4 +123,44 @@ func withTemplateNameErrors(path string, data []byte, err error) error {
 		return all
 	}
 	return err
+}
+
+// CheckRules checks a rules file for `ciclo rules check`: unlike LoadRules
+// it does not stop at the first kind of problem, so one run reports every
+// error and warning (of the YAML, the rules, their expressions and the
+// templates they render), in file order. With allowMissingEnv a ${NAME}
+// that is not set is a warning instead of an error. The error is for a
+// file or templates directory that cannot be read.
+func CheckRules(path string, allowMissingEnv bool) ([]*rules.LoadError, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("rules file %q not found: %w", path, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("read rules file: %w", err)
+	}
+	opts := rules.ParseOptions{LookupEnv: os.LookupEnv, AllowMissingEnv: allowMissingEnv}
+	// A first pass without template checks finds templates_dir.
+	rs, all := rules.Check(path, data, opts)
+	if rs == nil {
+		return all, nil
+	}
+	dir := rs.TemplateDir
+	if dir != "" && !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(path), dir)
+	}
+	tset, err := templates.New(dir)
+	if err != nil {
+		return all, fmt.Errorf("load templates: %w", err)
+	}
+	opts.Templates = tset.Names()
+	rs, all = rules.Check(path, data, opts)
+	var les *rules.LoadErrors
+	if err := checkTemplates(path, rs, tset); errors.As(err, &les) {
+		all = append(all, *les...)
+	}
+	slices.SortStableFunc(all, func(a, b *rules.LoadError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	return all, nil
 }

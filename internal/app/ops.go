@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"riverqueue.com/riverui"
 
@@ -66,6 +67,12 @@ func (a *App) buildOps() error {
 	cfg := &server.OpsConfig{
 		Pool: a.Pool, Rules: a.Rules, APIToken: a.cfg.APIToken, MetricsToken: a.cfg.MetricsToken,
 		UIUser: a.cfg.UIUser, UIPassword: a.cfg.UIPassword, Metrics: a.Metrics, Logger: a.cfg.Logger,
+		RulesReloadError: func() (string, time.Time) {
+			if f := a.LastReloadFailure(); f != nil {
+				return f.Error, f.At
+			}
+			return "", time.Time{}
+		},
 	}
 	if a.cfg.runsAPI() {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{

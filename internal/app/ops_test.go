@@ -81,7 +81,7 @@ func TestOps(t *testing.T) {
 		require.Contains(t, hdr.Get("WWW-Authenticate"), "Bearer")
 		status, _, before := get(t, b.url+"/metrics", "Authorization", "Bearer "+token)
 		require.Equal(t, http.StatusOK, status)
-		require.Equal(t, -1.0, metricValue(t, before, `ciclo_events_ingested_total{type="order_placed"}`))
+		require.Equal(t, 0.0, metricValue(t, before, `ciclo_events_ingested_total{type="order_placed"}`))
 
 		status, body := post(t, b.url, token, `{"customer_id":"m-1","type":"order_placed","email":"m1@example.com","properties":{"total":10}}`)
 		require.Equal(t, http.StatusAccepted, status, body)
@@ -118,6 +118,36 @@ func TestOps(t *testing.T) {
 		b.app.Metrics.ObserveSweep("win-back", 1500*time.Millisecond)
 		_, _, after = get(t, b.url+"/metrics", "Authorization", "Bearer "+token)
 		require.Equal(t, 1.0, metricValue(t, after, `ciclo_sweep_duration_seconds_count{rule="win-back"}`))
+	})
+
+	t.Run("MetricsExportedFromStart", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		// Scraped right after start, before any event: every series a
+		// dashboard or rate() needs is there, at zero.
+		status, _, body := get(t, b.url+"/metrics", "Authorization", "Bearer "+token)
+		require.Equal(t, http.StatusOK, status)
+		for series, want := range map[string]float64{
+			`ciclo_events_ingested_total{type="order_placed"}`:                      0,
+			`ciclo_events_ingested_total{type="nps_answered"}`:                      0,
+			`ciclo_rule_evaluations_total{result="match",rule="first-order-bonus"}`: 0,
+			`ciclo_rule_evaluations_total{result="error",rule="loyalty-promoter"}`:  0,
+			`ciclo_rule_errors_total{rule="loyalty-promoter"}`:                      0,
+			`ciclo_rule_firings_total{rule="win-back"}`:                             0,
+			`ciclo_stage_transitions_total{from="reach",to="conversion"}`:           0,
+			`ciclo_stage_transitions_total{from="at_risk",to="churned"}`:            0,
+			`ciclo_deliveries_total{channel="email",status="sent"}`:                 0,
+			`ciclo_deliveries_total{channel="webhook",status="failed"}`:             0,
+			`ciclo_delivery_latency_seconds_count{channel="email"}`:                 0,
+			`ciclo_sweep_duration_seconds_count{rule="win-back"}`:                   0,
+			`ciclo_job_errors_total{kind="ciclo.dispatch"}`:                         0,
+			`ciclo_river_jobs{queue="email",state="available"}`:                     0,
+			`ciclo_river_jobs{queue="evaluate",state="retryable"}`:                  0,
+			`ciclo_rules_reload_errors_total`:                                       0,
+			`ciclo_rules_last_reload_ok`:                                            1,
+		} {
+			require.Equal(t, want, metricValue(t, body, series), series)
+		}
 	})
 
 	t.Run("RiverUINeedsAuth", func(t *testing.T) {

@@ -7,12 +7,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/rules"
+	"github.com/ciclohq/ciclo/store"
+	"github.com/ciclohq/ciclo/worker"
 )
 
 // ReloadDebounceDefault is how long the rules watcher waits after the last
@@ -24,9 +29,23 @@ const ReloadDebounceDefault = 100 * time.Millisecond
 type reloader struct {
 	mu    sync.Mutex // serialises reloads and guards hooks
 	hooks []func(context.Context, *rules.RuleSet)
+	// failed is the last reload's rejection; nil once a reload succeeds.
+	failed atomic.Pointer[ReloadFailure]
 
 	watcher *fsnotify.Watcher
 	done    chan struct{} // closed when the watch loop has exited
+}
+
+// ReloadFailure is a rejected rules reload: when, and why.
+type ReloadFailure struct {
+	At    time.Time
+	Error string
+}
+
+// LastReloadFailure returns the last reload's rejection, or nil when the
+// last reload (or the start) put its file in force. /readyz shows it.
+func (a *App) LastReloadFailure() *ReloadFailure {
+	return a.reload.failed.Load()
 }
 
 // OnReload registers fn to run after every successful reload, with the
@@ -55,14 +74,20 @@ func (a *App) Reload(ctx context.Context) error {
 		err = checkTemplates(a.cfg.RulesPath, rs, a.Templates)
 	}
 	if err != nil {
-		return fmt.Errorf("reload rules %q: %w", a.cfg.RulesPath, err)
+		err = fmt.Errorf("reload rules %q: %w", a.cfg.RulesPath, err)
+		a.reload.failed.Store(&ReloadFailure{At: a.cfg.Now(), Error: err.Error()})
+		a.Metrics.RulesLoaded(false)
+		return err
 	}
+	a.reload.failed.Store(nil)
+	a.Metrics.RulesLoaded(true)
 	old := a.Rules.Load()
 	if old != nil && old.Version == rs.Version {
 		a.cfg.Logger.DebugContext(ctx, "app: rules file unchanged", slog.String("rules_version", rs.Version))
 		return nil
 	}
 	a.Rules.Store(rs)
+	a.Metrics.Known(metricLabels(rs))
 	prev := ""
 	if old != nil {
 		prev = old.Version
@@ -185,4 +210,47 @@ func (a *App) syncSweeps(ctx context.Context, rs *rules.RuleSet) {
 	if len(added)+len(removed) > 0 {
 		a.cfg.Logger.InfoContext(ctx, "app: scheduled sweeps updated", slog.Any("added", added), slog.Any("removed", removed))
 	}
+}
+
+// metricLabels lists the label values rs and ciclo's fixed vocabulary
+// give the metrics, for Metrics.Known.
+func metricLabels(rs *rules.RuleSet) metrics.Labels {
+	l := metrics.Labels{
+		Channels: []string{"email", "webhook"},
+		DeliveryStatuses: []string{store.DeliverySent, store.DeliverySuppressed, store.DeliverySkippedCap,
+			store.DeliveryFailed, "retry"},
+		JobKinds: []string{worker.EvaluateArgs{}.Kind(), worker.DispatchArgs{}.Kind(), worker.DispatchBatchArgs{}.Kind(),
+			worker.SweepArgs{}.Kind(), worker.SweepShardArgs{}.Kind(), worker.CouponExpiryArgs{}.Kind()},
+		Queues:    []string{worker.QueueEvaluate, worker.QueueEmail, worker.QueueWebhook, worker.QueueSweep},
+		JobStates: []string{"available", "cancelled", "discarded", "pending", "retryable", "running", "scheduled"},
+	}
+	l.EventTypes = []string{"other"} // the API's label for types no rule reacts to
+	if rs == nil {
+		return l
+	}
+	targets := map[string]bool{}
+	for _, r := range rs.Rules {
+		l.Rules = append(l.Rules, r.Name)
+		if r.On != "" {
+			l.EventRules = append(l.EventRules, r.Name)
+			if !slices.Contains(l.EventTypes, r.On) && r.On != "other" {
+				l.EventTypes = append(l.EventTypes, r.On)
+			}
+		} else {
+			l.ScheduledRules = append(l.ScheduledRules, r.Name)
+		}
+		for _, a := range r.Actions {
+			if a.Stage != "" {
+				targets[a.Stage] = true
+			}
+		}
+	}
+	for _, from := range rs.Stages {
+		for _, to := range rs.Stages {
+			if from != to && targets[to] {
+				l.Transitions = append(l.Transitions, [2]string{from, to})
+			}
+		}
+	}
+	return l
 }

@@ -181,6 +181,26 @@ func waitFiring(t *testing.T, db *testdb.DB, customerID, rule string) string {
 	return version
 }
 
+// readyzBody is the body of /readyz.
+type readyzBody struct {
+	Status       string            `json:"status"`
+	RulesVersion string            `json:"rules_version"`
+	Checks       map[string]string `json:"checks"`
+	RulesReload  *struct {
+		Error string    `json:"error"`
+		At    time.Time `json:"at"`
+	} `json:"rules_reload"`
+}
+
+func readyz(t *testing.T, url string) readyzBody {
+	t.Helper()
+	status, _, body := get(t, url+"/readyz")
+	require.Equal(t, http.StatusOK, status, body)
+	var r readyzBody
+	require.NoError(t, json.Unmarshal([]byte(body), &r))
+	return r
+}
+
 func TestReload(t *testing.T) {
 	t.Parallel()
 
@@ -211,6 +231,29 @@ func TestReload(t *testing.T) {
 		require.Equal(t, v2, waitFiring(t, b.db, "c-2", "greet-v2"))
 		require.Equal(t, 0, b.db.Count(t, "rule_firings", "rule = 'greet-v3'"))
 		require.Empty(t, b.reloaded, "a rejected file runs no hooks")
+
+		// /readyz stays ready and says why the file is not in force; the
+		// metrics count the rejection.
+		ready := readyz(t, b.url)
+		require.Equal(t, "ready", ready.Status)
+		require.Equal(t, v2, ready.RulesVersion)
+		require.Contains(t, ready.Checks["rules"], "last reload was rejected")
+		require.NotNil(t, ready.RulesReload)
+		require.Contains(t, ready.RulesReload.Error, `rule "greet-v3": when: customer has no field "stag"`)
+		require.WithinDuration(t, time.Now(), ready.RulesReload.At, time.Minute)
+		_, _, metrics := get(t, b.url+"/metrics", "Authorization", "Bearer "+token)
+		require.Equal(t, 1.0, metricValue(t, metrics, "ciclo_rules_reload_errors_total"))
+		require.Equal(t, 0.0, metricValue(t, metrics, "ciclo_rules_last_reload_ok"))
+
+		// A good file again clears both.
+		replaceFile(t, b.path, reloadRulesV1)
+		waitReload(t, b.reloaded)
+		ready = readyz(t, b.url)
+		require.Nil(t, ready.RulesReload)
+		require.Equal(t, "ok", ready.Checks["rules"])
+		_, _, metrics = get(t, b.url+"/metrics", "Authorization", "Bearer "+token)
+		require.Equal(t, 1.0, metricValue(t, metrics, "ciclo_rules_reload_errors_total"))
+		require.Equal(t, 1.0, metricValue(t, metrics, "ciclo_rules_last_reload_ok"))
 	})
 
 	t.Run("ReloadOnSignal", func(t *testing.T) {

@@ -46,7 +46,7 @@ func FromContext(ctx context.Context) *Job {
 }
 
 // RuleEvaluated records one evaluation of rule's condition: matched, or
-// failed with err.
+// failed with err (also counted in ciclo_rule_errors_total).
 func (j *Job) RuleEvaluated(rule string, matched bool, err error) {
 	if j == nil {
 		return
@@ -58,7 +58,12 @@ func (j *Job) RuleEvaluated(rule string, matched bool, err error) {
 	case matched:
 		result = "match"
 	}
-	j.later(func() { j.m.ruleEvaluations.WithLabelValues(rule, result).Inc() })
+	j.later(func() {
+		j.m.ruleEvaluations.WithLabelValues(rule, result).Inc()
+		if err != nil {
+			j.m.ruleErrors.WithLabelValues(rule).Inc()
+		}
+	})
 }
 
 // RuleFired records a new firing of rule.

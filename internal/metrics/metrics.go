@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +64,30 @@ type Metrics struct {
 	deliveryLatency  *prometheus.HistogramVec
 	sweepDuration    *prometheus.HistogramVec
 	jobErrors        *prometheus.CounterVec
+	ruleErrors       *prometheus.CounterVec
+	reloadErrors     prometheus.Counter
+	lastReloadOK     prometheus.Gauge
+	queueDepth       *queueDepthCollector
+}
+
+// Labels are the label values known before anything happens, so that
+// every series is exported (at zero) from the first scrape and dashboards
+// and rate() work before the first event. See Metrics.Known.
+type Labels struct {
+	// EventTypes are the event types rules are triggered by.
+	EventTypes []string
+	// EventRules are the rules evaluated on events; Rules every rule.
+	EventRules, Rules []string
+	// ScheduledRules are the rules swept on a schedule.
+	ScheduledRules []string
+	// Transitions are the from and to stages rules can move customers between.
+	Transitions [][2]string
+	// Channels and DeliveryStatuses label ciclo_deliveries_total.
+	Channels, DeliveryStatuses []string
+	// JobKinds are the River job kinds ciclo runs.
+	JobKinds []string
+	// Queues are River's queues; with JobStates they label ciclo_river_jobs.
+	Queues, JobStates []string
 }
 
 // New returns Metrics registered on a fresh registry, together with the Go
@@ -107,21 +133,88 @@ func New(cfg *Config) *Metrics {
 			Namespace: Namespace, Name: "job_errors_total",
 			Help: "River jobs whose work returned an error or panicked (cancelled jobs included), by job kind.",
 		}, []string{"kind"}),
+		ruleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "rule_errors_total",
+			Help: "Rules skipped for an event because their condition failed at run time (e.g. a missing or string property compared with a number), by rule. `ciclo customer` shows each.",
+		}, []string{"rule"}),
+		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "rules_reload_errors_total",
+			Help: "Rules reloads rejected (the file had errors); the last good rule set keeps running.",
+		}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "rules_last_reload_ok",
+			Help: "1 when the last rules load or reload succeeded, 0 when it was rejected (see /readyz for the error).",
+		}),
 	}
+	m.lastReloadOK.Set(1) // New is called once the rules loaded
 	if m.logger == nil {
 		m.logger = slog.Default()
 	}
 	m.registry.MustRegister(m.eventsIngested, m.ruleEvaluations, m.ruleFirings, m.stageTransitions,
-		m.deliveries, m.deliveryLatency, m.sweepDuration, m.jobErrors,
+		m.deliveries, m.deliveryLatency, m.sweepDuration, m.jobErrors, m.ruleErrors, m.reloadErrors, m.lastReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.QueueDepth != nil {
 		timeout := cfg.QueueDepthTimeout
 		if timeout <= 0 {
 			timeout = QueueDepthTimeoutDefault
 		}
-		m.registry.MustRegister(&queueDepthCollector{read: cfg.QueueDepth, timeout: timeout, logger: m.logger})
+		m.queueDepth = &queueDepthCollector{read: cfg.QueueDepth, timeout: timeout, logger: m.logger}
+		m.registry.MustRegister(m.queueDepth)
 	}
 	return m
+}
+
+// Known creates the series of every known label value at zero (a counter
+// or histogram series exists only once touched), so /metrics exports them
+// from the start. Call it at start and after each rules reload; series of
+// labels no longer known keep their values.
+func (m *Metrics) Known(l Labels) {
+	if m == nil {
+		return
+	}
+	for _, t := range l.EventTypes {
+		m.eventsIngested.WithLabelValues(t)
+	}
+	for _, r := range l.EventRules {
+		for _, result := range []string{"match", "no_match", "error"} {
+			m.ruleEvaluations.WithLabelValues(r, result)
+		}
+		m.ruleErrors.WithLabelValues(r)
+	}
+	for _, r := range l.Rules {
+		m.ruleFirings.WithLabelValues(r)
+	}
+	for _, r := range l.ScheduledRules {
+		m.sweepDuration.WithLabelValues(r)
+	}
+	for _, t := range l.Transitions {
+		m.stageTransitions.WithLabelValues(t[0], t[1])
+	}
+	for _, c := range l.Channels {
+		m.deliveryLatency.WithLabelValues(c)
+		for _, s := range l.DeliveryStatuses {
+			m.deliveries.WithLabelValues(c, s)
+		}
+	}
+	for _, k := range l.JobKinds {
+		m.jobErrors.WithLabelValues(k)
+	}
+	if m.queueDepth != nil {
+		m.queueDepth.setKnown(l.Queues, l.JobStates)
+	}
+}
+
+// RulesLoaded records the outcome of a rules reload: ok, or rejected.
+func (m *Metrics) RulesLoaded(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.lastReloadOK.Set(1)
+		return
+	}
+	m.reloadErrors.Inc()
+	m.lastReloadOK.Set(0)
 }
 
 // Registry is where the metrics are registered, for tests and for adding
@@ -194,6 +287,15 @@ type queueDepthCollector struct {
 	read    QueueCounter
 	timeout time.Duration
 	logger  *slog.Logger
+
+	mu            sync.Mutex
+	queues, state []string // known labels, exported at 0 when no job has them
+}
+
+func (c *queueDepthCollector) setKnown(queues, states []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queues, c.state = slices.Clone(queues), slices.Clone(states)
 }
 
 var queueDepthDesc = prometheus.NewDesc(Namespace+"_river_jobs",
@@ -212,8 +314,20 @@ func (c *queueDepthCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(queueDepthDesc, err)
 		return
 	}
+	seen := map[[2]string]bool{}
 	for _, qc := range counts {
+		seen[[2]string{qc.Queue, qc.State}] = true
 		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(qc.Count), qc.Queue, qc.State)
+	}
+	c.mu.Lock()
+	queues, states := c.queues, c.state
+	c.mu.Unlock()
+	for _, q := range queues {
+		for _, s := range states {
+			if !seen[[2]string{q, s}] {
+				ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, 0, q, s)
+			}
+		}
 	}
 }
 

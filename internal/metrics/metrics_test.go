@@ -24,6 +24,8 @@ func TestMetrics(t *testing.T) {
 		m.ObserveDeliveryLatency("email", time.Second)
 		m.ObserveSweep("r", time.Second)
 		m.JobError("k")
+		m.Known(metrics.Labels{Rules: []string{"r"}})
+		m.RulesLoaded(false)
 		j := m.NewJob()
 		require.Nil(t, j)
 		ctx := metrics.WithJob(context.Background(), j)
@@ -51,6 +53,39 @@ func TestMetrics(t *testing.T) {
 		require.Equal(t, 1.0, count(t, m, "ciclo_rule_firings_total"))
 		require.Equal(t, 1.0, count(t, m, "ciclo_rule_evaluations_total"))
 		require.Equal(t, 1.0, count(t, m, "ciclo_stage_transitions_total"))
+	})
+
+	t.Run("KnownLabelsExportedAtZero", func(t *testing.T) {
+		t.Parallel()
+		m := metrics.New(&metrics.Config{QueueDepth: func(context.Context) ([]metrics.QueueCount, error) {
+			return []metrics.QueueCount{{Queue: "email", State: "available", Count: 3}}, nil
+		}})
+		m.Known(metrics.Labels{EventTypes: []string{"signed_up"}, EventRules: []string{"welcome"}, Rules: []string{"welcome"},
+			Transitions: [][2]string{{"reach", "acquisition"}}, Channels: []string{"email"}, DeliveryStatuses: []string{"sent"},
+			JobKinds: []string{"ciclo.evaluate"}, Queues: []string{"email"}, JobStates: []string{"available", "retryable"}})
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		for _, line := range []string{
+			`ciclo_events_ingested_total{type="signed_up"} 0`,
+			`ciclo_rule_evaluations_total{result="error",rule="welcome"} 0`,
+			`ciclo_rule_errors_total{rule="welcome"} 0`,
+			`ciclo_rule_firings_total{rule="welcome"} 0`,
+			`ciclo_stage_transitions_total{from="reach",to="acquisition"} 0`,
+			`ciclo_deliveries_total{channel="email",status="sent"} 0`,
+			`ciclo_delivery_latency_seconds_count{channel="email"} 0`,
+			`ciclo_job_errors_total{kind="ciclo.evaluate"} 0`,
+			`ciclo_river_jobs{queue="email",state="available"} 3`,
+			`ciclo_river_jobs{queue="email",state="retryable"} 0`,
+			`ciclo_rules_reload_errors_total 0`,
+			`ciclo_rules_last_reload_ok 1`,
+		} {
+			require.Contains(t, rec.Body.String(), line+"\n")
+		}
+		m.RulesLoaded(false)
+		rec = httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		require.Contains(t, rec.Body.String(), "ciclo_rules_reload_errors_total 1\n")
+		require.Contains(t, rec.Body.String(), "ciclo_rules_last_reload_ok 0\n")
 	})
 
 	t.Run("QueueDepthFailureKeepsOtherSeries", func(t *testing.T) {

@@ -1,6 +1,9 @@
 -- name: CustomerTimeline
 -- Lists the latest $2 things that happened to one customer, newest first: events, rule firings,
--- stage transitions, coupons and deliveries ("why did this customer get this").
+-- stage transitions, coupons, deliveries, rules skipped because their condition failed at run
+-- time, and queued deliveries held back by their dispatch job's schedule ("why did this customer
+-- get this", and why not yet): a job snoozed (River's snoozes) or, for a delivery never tried,
+-- scheduled later is held by quiet hours; a retryable one waits for its retry.
 SELECT at, kind, id, rule, rule_set_version, detail FROM (
     SELECT occurred_at AS at, 'event' AS kind, 1 AS ord, id, '' AS rule, '' AS rule_set_version,
            jsonb_build_object('type', type, 'properties', properties) AS detail
@@ -24,6 +27,21 @@ SELECT at, kind, id, rule, rule_set_version, detail FROM (
                               'last_error', last_error, 'sent_at', sent_at, 'action', action,
                               'firing_id', firing_id)
     FROM deliveries WHERE customer_id = $1
+    UNION ALL
+    SELECT skipped_at, 'skipped', 6, id, rule, rule_set_version,
+           jsonb_build_object('event_id', event_id, 'error', error)
+    FROM rule_skips WHERE customer_id = $1
+    UNION ALL
+    SELECT COALESCE(j.attempted_at, j.created_at), 'held', 7, d.id, d.rule, '',
+           jsonb_build_object('until', j.scheduled_at,
+                              'reason', CASE WHEN j.state = 'scheduled' AND (j.metadata ? 'snoozes' OR d.attempts = 0)
+                                             THEN 'quiet_hours' ELSE 'retry' END,
+                              'channel', d.channel, 'timezone', c.timezone, 'last_error', d.last_error)
+    FROM deliveries d
+    JOIN river_job j ON j.kind = 'ciclo.dispatch' AND j.args @> jsonb_build_object('customer_id', $1::text)
+                    AND (j.args->>'delivery_id')::bigint = d.id AND j.state IN ('scheduled', 'retryable')
+    JOIN customers c ON c.id = d.customer_id
+    WHERE d.customer_id = $1 AND d.status = 'queued'
 ) t
 ORDER BY at DESC, ord DESC, id DESC
 LIMIT $2;
