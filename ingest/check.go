@@ -104,8 +104,15 @@ func CheckJSONText(doc []byte) error {
 type walker struct {
 	doc  []byte
 	pos  int
-	path []string // rendered path segments: ".name", "[3]", `["a b"]`
+	path []segment
 	err  error
+}
+
+// segment is one step of a path: an object key (its raw bytes, with
+// quotes) or an array index. Rendered only for an error.
+type segment struct {
+	key   []byte
+	index int
 }
 
 func (w *walker) ws() {
@@ -120,7 +127,15 @@ func (w *walker) ws() {
 }
 
 func (w *walker) field() string {
-	return strings.TrimPrefix(strings.Join(w.path, ""), ".")
+	var b strings.Builder
+	for _, seg := range w.path {
+		if seg.key != nil {
+			b.WriteString(renderKey(seg.key))
+		} else {
+			b.WriteString("[" + strconv.Itoa(seg.index) + "]")
+		}
+	}
+	return strings.TrimPrefix(b.String(), ".")
 }
 
 func (w *walker) value() {
@@ -141,13 +156,14 @@ func (w *walker) value() {
 				w.pos++
 				continue
 			}
-			key, ok := w.str(true)
-			if !ok {
+			start := w.pos
+			if !w.str(true) {
 				return
 			}
+			key := w.doc[start:w.pos]
 			w.ws()
 			w.pos++ // ':'
-			w.path = append(w.path, key)
+			w.path = append(w.path, segment{key: key})
 			w.value()
 			w.path = w.path[:len(w.path)-1]
 		}
@@ -163,7 +179,7 @@ func (w *walker) value() {
 				w.pos++
 				continue
 			}
-			w.path = append(w.path, "["+strconv.Itoa(i)+"]")
+			w.path = append(w.path, segment{index: i})
 			w.value()
 			w.path = w.path[:len(w.path)-1]
 			i++
@@ -171,39 +187,40 @@ func (w *walker) value() {
 	case '"':
 		w.str(false)
 	default: // number, true, false, null
-		for w.pos < len(w.doc) && !strings.ContainsRune(",]} \t\r\n", rune(w.doc[w.pos])) {
+		for w.pos < len(w.doc) {
+			switch w.doc[w.pos] {
+			case ',', ']', '}', ' ', '\t', '\r', '\n':
+				return
+			}
 			w.pos++
 		}
 	}
 }
 
 // str checks the string starting at w.pos (its opening quote) and moves past
-// it. For an object key it returns the key as a path segment; a bad key is
-// reported under the path of its object, naming the key.
-func (w *walker) str(isKey bool) (segment string, ok bool) {
+// it; it reports false after setting w.err. A bad object key is reported
+// under the path of its object, naming the key.
+func (w *walker) str(isKey bool) bool {
 	start := w.pos
 	w.pos++
-	fail := func(format string, args ...any) (string, bool) {
+	fail := func(format string, args ...any) bool {
 		field, what := w.field(), ""
 		if isKey {
-			field = w.field() + renderKey(w.doc[start:w.endOfString(w.pos)])
+			field = strings.TrimPrefix(field+renderKey(w.doc[start:w.endOfString(w.pos)]), ".")
 			what = "the property name "
 		}
 		if field == "" {
 			field = "(body)"
 		}
 		w.err = malformed(field, what+format, args...)
-		return "", false
+		return false
 	}
 	for w.pos < len(w.doc) {
 		c := w.doc[w.pos]
 		switch {
 		case c == '"':
 			w.pos++
-			if isKey {
-				return renderKey(w.doc[start:w.pos]), true
-			}
-			return "", true
+			return true
 		case c == '\\':
 			if w.pos+1 < len(w.doc) && w.doc[w.pos+1] == 'u' {
 				r, ok := hex4(w.doc, w.pos+2)
@@ -241,7 +258,7 @@ func (w *walker) str(isKey bool) (segment string, ok bool) {
 			w.pos += size
 		}
 	}
-	return "", true
+	return true
 }
 
 // endOfString returns the offset just past the string that contains pos.
@@ -295,11 +312,36 @@ func hex4(b []byte, at int) (rune, bool) {
 	if at+4 > len(b) {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(b[at:at+4]), 16, 16)
-	if err != nil {
-		return 0, false
+	var v rune
+	for _, c := range b[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
 	}
-	return rune(v), true
+	return v, true
+}
+
+// CheckString is CheckJSONText for a string that did not come as JSON (a
+// URL path, a CSV cell): it refuses invalid UTF-8 and NUL.
+func CheckString(field, s string) error {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return malformed(field, "is not valid UTF-8 (byte 0x%02x at byte %d): send text encoded as UTF-8", s[i], i)
+		case r == 0:
+			return malformed(field, "contains a NUL character, which cannot be stored: remove it")
+		}
+		i += size
+	}
+	return nil
 }
 
 // CheckText refuses a contact field that holds a control character (C0,

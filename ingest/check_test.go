@@ -93,6 +93,9 @@ func TestCheckFields(t *testing.T) {
 		{name: "CustomerIDOK", check: ingest.CheckCustomerID, in: strings.Repeat("c", 255)},
 		{name: "CustomerIDOverLimit", check: ingest.CheckCustomerID, in: strings.Repeat("c", 256), wantErr: ingest.ErrMalformed, wantMsg: "limit of 255 bytes"},
 		{name: "CustomerIDTab", check: ingest.CheckCustomerID, in: "c\t1", wantErr: ingest.ErrMalformed, wantMsg: "U+0009"},
+		{name: "StringOK", check: ingest.CheckString, in: "bo@example.com \uFFFD\n"},
+		{name: "StringNul", check: ingest.CheckString, in: "b\x00o", wantErr: ingest.ErrMalformed, wantMsg: "NUL"},
+		{name: "StringInvalid", check: ingest.CheckString, in: "b\xffo", wantErr: ingest.ErrMalformed, wantMsg: "0xff at byte 1"},
 		{name: "KeyOverLimit", check: ingest.CheckIdempotencyKey, in: strings.Repeat("k", 256), wantErr: ingest.ErrMalformed, wantMsg: "limit of 255 bytes"},
 	}
 	for _, tt := range tests {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,7 +120,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		ingested, err := st.IngestEvents(r.Context(), sorted, initial, rs.Version)
 		var conflict *store.IdempotencyConflictError
 		if errors.As(err, &conflict) {
-			return idempotencyConflict(conflict, order[conflict.Index], batch)
+			return idempotencyConflict(conflict, order, batch)
 		}
 		if err != nil {
 			return err
@@ -335,54 +334,41 @@ func (s *Server) validate(e *EventRequest, now time.Time) (*store.NewEvent, erro
 	return ne, nil
 }
 
-// payloadHash is the SHA-256 of the event as sent, in a canonical form: the
-// fields in a fixed order, object keys sorted, numbers as float64 (42.5 and
-// 42.50 are the same), occurred_at in UTC (absent stays absent: the server's
+// payloadHash identifies the event as sent (ingest.PayloadHash): its fields
+// in a fixed order, occurred_at in UTC (absent stays absent: the server's
 // clock is not part of the payload), and an empty properties or attributes
 // object the same as none. A retry with the same idempotency key must have
 // the same hash.
 func (e *EventRequest) payloadHash() []byte {
-	canon := struct {
-		CustomerID string         `json:"customer_id"`
-		Type       string         `json:"type"`
-		Key        string         `json:"idempotency_key"`
-		OccurredAt string         `json:"occurred_at"`
-		Email      string         `json:"email"`
-		Name       string         `json:"name"`
-		Timezone   string         `json:"timezone"`
-		Properties map[string]any `json:"properties"`
-		Attributes map[string]any `json:"attributes"`
-	}{CustomerID: e.CustomerID, Type: e.Type, Key: e.IdempotencyKey, Email: e.Email, Name: e.Name, Timezone: e.Timezone,
-		Properties: e.Properties, Attributes: e.Attributes}
+	occurred := ""
 	if e.OccurredAt != nil {
-		canon.OccurredAt = e.OccurredAt.UTC().Format(time.RFC3339Nano)
+		occurred = e.OccurredAt.UTC().Format(time.RFC3339Nano)
 	}
-	if len(canon.Properties) == 0 {
-		canon.Properties = nil
+	var props, attrs any
+	if len(e.Properties) > 0 {
+		props = e.Properties
 	}
-	if len(canon.Attributes) == 0 {
-		canon.Attributes = nil
+	if len(e.Attributes) > 0 {
+		attrs = e.Attributes
 	}
-	b, err := json.Marshal(canon)
-	if err != nil {
-		// Decoded JSON always encodes again.
-		panic(fmt.Sprintf("server: encode event payload: %v", err))
-	}
-	sum := sha256.Sum256(b)
-	return sum[:]
+	return ingest.PayloadHash(e.CustomerID, e.Type, e.IdempotencyKey, occurred, e.Email, e.Name, e.Timezone, props, attrs)
 }
 
-// idempotencyConflict is the answer to a reused idempotency key: the event
-// at index i of the request (batch or not).
-func idempotencyConflict(c *store.IdempotencyConflictError, i int, batch bool) error {
+// idempotencyConflict is the answer to a reused idempotency key; order maps
+// the positions of the store call to the request's.
+func idempotencyConflict(c *store.IdempotencyConflictError, order []int, batch bool) error {
+	i := order[c.Index]
 	field := "idempotency_key"
 	if batch {
 		field = "[" + strconv.Itoa(i) + "]." + field
 	}
-	return &ingest.FieldError{Field: field, Kind: ingest.ErrInvalid, Message: fmt.Sprintf(
-		"idempotency key %q of customer %q was first used for a different event (id %d); "+
-			"nothing was stored: resend that event unchanged, or use a new key for a new event",
-		c.Key, c.CustomerID, c.EventID)}
+	msg := fmt.Sprintf("idempotency key %q of customer %q was first used for a different event (id %d); "+
+		"nothing was stored: resend that event unchanged, or use a new key for a new event", c.Key, c.CustomerID, c.EventID)
+	if c.FirstIndex >= 0 {
+		msg = fmt.Sprintf("idempotency key %q of customer %q is used by two different events of this batch ([%d] and [%d]); "+
+			"nothing was stored: give each event its own key", c.Key, c.CustomerID, order[c.FirstIndex], i)
+	}
+	return &ingest.FieldError{Field: field, Kind: ingest.ErrInvalid, Message: msg}
 }
 
 // writeFieldError answers a refused field: 400 for text that cannot be taken

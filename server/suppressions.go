@@ -109,6 +109,10 @@ func (s *Server) postSuppression(w http.ResponseWriter, r *http.Request) {
 
 // getSuppression answers whether an address is suppressed: 200 or 404.
 func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
+	if err := ingest.CheckString("email", r.PathValue("email")); err != nil {
+		writeFieldError(w, err)
+		return
+	}
 	sp, err := store.New(s.cfg.Pool).GetSuppression(r.Context(), r.PathValue("email"))
 	switch {
 	case errors.Is(err, store.ErrSuppressionNotFound):
@@ -123,6 +127,10 @@ func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
 // deleteSuppression lifts a suppression (and the unsubscribed mark of the
 // address's customers): 204, or 404 if the address was not suppressed.
 func (s *Server) deleteSuppression(w http.ResponseWriter, r *http.Request) {
+	if err := ingest.CheckString("email", r.PathValue("email")); err != nil {
+		writeFieldError(w, err)
+		return
+	}
 	err := store.New(s.cfg.Pool).RemoveSuppression(r.Context(), r.PathValue("email"))
 	switch {
 	case errors.Is(err, store.ErrSuppressionNotFound):

@@ -86,7 +86,12 @@ func TestCoupons(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrIdempotencyConflict)
 		var ce *store.IdempotencyConflictError
 		require.ErrorAs(t, err, &ce)
-		require.Equal(t, store.IdempotencyConflictError{CustomerID: "d", Key: "k", EventID: first.EventID, Index: 1}, *ce)
+		require.Equal(t, store.IdempotencyConflictError{CustomerID: "d", Key: "k", EventID: first.EventID, Index: 1, FirstIndex: -1}, *ce)
+
+		_, err = st.IngestEvents(ctx, []*store.NewEvent{ev("k3", 1), ev("k4", 1), ev("k3", 2)}, "reach", "v1")
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, 2, ce.Index)
+		require.Equal(t, 0, ce.FirstIndex, "the key's first event is in the same call")
 
 		// No hash on either side (events stored before hashes were kept): a duplicate, as before.
 		noHash := ev("k", 3)

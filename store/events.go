@@ -40,6 +40,10 @@ type IdempotencyConflictError struct {
 	CustomerID, Key string
 	EventID         int64 // the event the key was first used for
 	Index           int   // the event's position in the IngestEvents call
+	// FirstIndex is the position in the same call of the event that first
+	// used the key, or -1 if that event was stored before (a rollback
+	// leaves no event EventID then).
+	FirstIndex int
 }
 
 func (e *IdempotencyConflictError) Error() string {
@@ -112,7 +116,13 @@ func (s *Store) IngestEvents(ctx context.Context, events []*NewEvent, initialSta
 			return nil, fmt.Errorf("find event for idempotency key %q: %w", e.IdempotencyKey, err)
 		}
 		if hash != nil && e.PayloadHash != nil && !bytes.Equal(hash, e.PayloadHash) {
-			return nil, &IdempotencyConflictError{CustomerID: e.CustomerID, Key: e.IdempotencyKey, EventID: out[i].EventID, Index: i}
+			first := -1
+			for j := range i {
+				if !out[j].Duplicate && out[j].EventID == out[i].EventID {
+					first = j
+				}
+			}
+			return nil, &IdempotencyConflictError{CustomerID: e.CustomerID, Key: e.IdempotencyKey, EventID: out[i].EventID, Index: i, FirstIndex: first}
 		}
 	}
 	return out, nil

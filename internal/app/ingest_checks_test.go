@@ -117,6 +117,26 @@ func TestIngestChecks(t *testing.T) {
 		}
 	})
 
+	// Looking a suppression up or lifting it by an address the database
+	// cannot hold answers 400, not 503 (item 7).
+	t.Run("SuppressionPathChecks", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, method := range []string{http.MethodGet, http.MethodDelete} {
+			for _, path := range []string{"/v1/suppressions/bo%00@example.com", "/v1/suppressions/b%FFo@example.com"} {
+				req, err := http.NewRequest(method, b.url+path, nil)
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s %s: %s", method, path, body)
+				require.Contains(t, string(body), `"field":"email"`)
+			}
+		}
+	})
+
 	// Distinct identifiers are never rewritten into one (item 8).
 	t.Run("DistinctIDsNeverMerge", func(t *testing.T) {
 		t.Parallel()
@@ -199,10 +219,19 @@ func TestIngestChecks(t *testing.T) {
 			require.Equal(t, http.StatusUnprocessableEntity, status, "%s: %s", tt.name, body)
 			require.Contains(t, body, `"field":"`+tt.wantField+`"`, tt.name)
 			require.Contains(t, body, `idempotency key \"`, tt.name)
-			require.Contains(t, body, "different", tt.name)
+			require.Contains(t, body, "different event", tt.name)
 			require.Equal(t, before, counts(), "%s stored something", tt.name)
 		}
 		require.Equal(t, 1, b.db.Count(t, "customers", "id = 'c-1' AND name = 'Ana' AND total_spent_cents = 4250"))
+
+		// Two events of one batch with one key: the message names both.
+		status, body = post(t, b.url, token, `[{"customer_id":"c-4","type":"signed_up","idempotency_key":"s-4"},
+			{"customer_id":"c-0","type":"signed_up"},
+			{"customer_id":"c-4","type":"signed_up","idempotency_key":"s-4","name":"Other"}]`)
+		require.Equal(t, http.StatusUnprocessableEntity, status, body)
+		require.Contains(t, body, `"field":"[2].idempotency_key"`)
+		require.Contains(t, body, "two different events of this batch ([0] and [2])")
+		require.Equal(t, before, counts())
 	})
 }
 
