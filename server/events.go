@@ -200,7 +200,8 @@ func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (reqs []*E
 	// encoding/json replaced invalid UTF-8 and lone surrogates with U+FFFD
 	// and kept NULs the database refuses: judge the bytes as sent.
 	if err := ingest.CheckJSONText(body); err != nil {
-		fe := err.(*ingest.FieldError)
+		var fe *ingest.FieldError
+		errors.As(err, &fe)
 		return nil, false, &inputError{field: fe.Field, msg: fe.Error()}
 	}
 	if len(reqs) == 0 {

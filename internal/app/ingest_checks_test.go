@@ -248,9 +248,14 @@ func TestCouponRedeemedTwice(t *testing.T) {
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(), `SELECT code FROM coupons WHERE customer_id = 'c-9'`).Scan(&code))
 
 	typed := " " + strings.ToLower(code) + " " // read aloud and typed
-	status, body = post(t, b.url, token, `{"customer_id":"c-9","type":"coupon_redeemed","occurred_at":"2025-05-01T12:00:00Z","properties":{"code":"`+typed+`"}}`)
+	redemption := `{"customer_id":"c-9","type":"coupon_redeemed","idempotency_key":"redeem-1","occurred_at":"2025-05-01T12:00:00Z","properties":{"code":"` + typed + `"}}`
+	status, body = post(t, b.url, token, redemption)
 	require.Equal(t, http.StatusAccepted, status, body)
 	waitJobs(t, b.db)
+	// A retry of the same redemption (same key, same payload) is a duplicate, not a conflict.
+	status, body = post(t, b.url, token, redemption)
+	require.Equal(t, http.StatusAccepted, status, body)
+	require.Contains(t, body, `"duplicate":true`)
 	var redeemed time.Time
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(), `SELECT redeemed_at FROM coupons WHERE code = $1`, code).Scan(&redeemed))
 	require.True(t, redeemed.Equal(time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)), redeemed)
