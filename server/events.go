@@ -8,22 +8,22 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
 
-// Limits on event fields.
+// Limits on event fields (contact fields are bounded by package ingest).
 const (
-	maxIDLen   = 255
 	maxTypeLen = 100
 	// maxClockSkew is how far in the future occurred_at may be.
 	maxClockSkew = 24 * time.Hour
@@ -88,12 +88,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	for i, e := range reqs {
 		ne, err := s.validate(e, now)
 		if err != nil {
-			ie, _ := asInputError(err)
-			field := ie.field
 			if batch {
-				field = fmt.Sprintf("[%d].%s", i, field)
+				err = ingest.AtIndex(err, i)
 			}
-			writeError(w, http.StatusUnprocessableEntity, field, fmt.Sprintf("%s: %s", field, ie.msg))
+			writeFieldError(w, err)
 			return
 		}
 		events[i] = ne
@@ -120,6 +118,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			sorted[k] = events[i]
 		}
 		ingested, err := st.IngestEvents(r.Context(), sorted, initial, rs.Version)
+		var conflict *store.IdempotencyConflictError
+		if errors.As(err, &conflict) {
+			return idempotencyConflict(conflict, order, batch)
+		}
 		if err != nil {
 			return err
 		}
@@ -146,6 +148,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	if err != nil && errors.As(err, new(*ingest.FieldError)) {
+		writeFieldError(w, err)
+		return
+	}
 	if err != nil && writeCouponError(w, err) {
 		return
 	}
@@ -190,6 +196,13 @@ func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (reqs []*E
 	}
 	if dec.More() {
 		return nil, false, &inputError{msg: "malformed JSON: unexpected data after the first value; send a JSON array for a batch"}
+	}
+	// encoding/json replaced invalid UTF-8 and lone surrogates with U+FFFD
+	// and kept NULs the database refuses: judge the bytes as sent.
+	if err := ingest.CheckJSONText(body); err != nil {
+		var fe *ingest.FieldError
+		errors.As(err, &fe)
+		return nil, false, &inputError{field: fe.Field, msg: fe.Error()}
 	}
 	if len(reqs) == 0 {
 		return nil, false, &inputError{msg: "empty batch: send at least one event"}
@@ -252,41 +265,51 @@ func position(body []byte, offset int64) (line, col int) {
 	return line, col
 }
 
-// validate checks one event and converts it for the store.
+// validate checks one event and converts it for the store. Its errors are
+// *ingest.FieldError: ingest.ErrMalformed for text that cannot be taken as
+// sent (400), ingest.ErrInvalid for the rest (422).
 func (s *Server) validate(e *EventRequest, now time.Time) (*store.NewEvent, error) {
 	bad := func(field, format string, args ...any) error {
-		return &inputError{field: field, msg: fmt.Sprintf(format, args...)}
+		return &ingest.FieldError{Field: field, Message: fmt.Sprintf(format, args...), Kind: ingest.ErrInvalid}
+	}
+	if strings.TrimSpace(e.CustomerID) == "" {
+		return nil, bad("customer_id", "required: the store's id for the customer")
+	}
+	if err := ingest.CheckCustomerID("customer_id", e.CustomerID); err != nil {
+		return nil, err
 	}
 	switch {
-	case strings.TrimSpace(e.CustomerID) == "":
-		return nil, bad("customer_id", "required: the store's id for the customer")
-	case len(e.CustomerID) > maxIDLen:
-		return nil, bad("customer_id", "longer than %d bytes", maxIDLen)
 	case e.Type == "":
 		return nil, bad("type", `required: the event type, e.g. "order_placed"`)
 	case len(e.Type) > maxTypeLen || !eventTypeRE.MatchString(e.Type):
 		return nil, bad("type", "%q is not a valid event type: use lowercase letters, digits, '_', '.' or '-', starting with a letter", e.Type)
-	case len(e.IdempotencyKey) > maxIDLen:
-		return nil, bad("idempotency_key", "longer than %d bytes", maxIDLen)
+	}
+	if err := ingest.CheckIdempotencyKey("idempotency_key", e.IdempotencyKey); err != nil {
+		return nil, err
 	}
 	if e.Email != "" {
-		addr, err := mail.ParseAddress(e.Email)
-		if err != nil || addr.Address != e.Email {
-			return nil, bad("email", "%q is not a valid email address", e.Email)
+		if err := ingest.CheckEmail("email", e.Email); err != nil {
+			return nil, err
+		}
+	}
+	if err := ingest.CheckName("name", e.Name); err != nil {
+		return nil, err
+	}
+	if e.Timezone != "" {
+		if err := ingest.CheckTimezone("timezone", e.Timezone); err != nil {
+			return nil, err
 		}
 	}
 	if err := validateCouponRedeemed(e); err != nil {
 		return nil, err
 	}
-	if e.Timezone != "" {
-		if _, err := time.LoadLocation(e.Timezone); err != nil {
-			return nil, bad("timezone", "%q is not an IANA time zone (e.g. Europe/Madrid)", e.Timezone)
-		}
-	}
 	ne := &store.NewEvent{
 		CustomerID: e.CustomerID, Type: e.Type, IdempotencyKey: e.IdempotencyKey,
 		OccurredAt: now, ReceivedAt: now, Properties: e.Properties,
 		Email: e.Email, Name: e.Name, Timezone: e.Timezone, Attributes: e.Attributes,
+	}
+	if e.IdempotencyKey != "" {
+		ne.PayloadHash = e.payloadHash()
 	}
 	if e.OccurredAt != nil {
 		// Facts keep the latest and earliest times they saw, so one absurd
@@ -310,4 +333,56 @@ func (s *Server) validate(e *EventRequest, now time.Time) (*store.NewEvent, erro
 		}
 	}
 	return ne, nil
+}
+
+// payloadHash identifies the event as sent (ingest.PayloadHash): its fields
+// in a fixed order, occurred_at in UTC (absent stays absent: the server's
+// clock is not part of the payload), and an empty properties or attributes
+// object the same as none. A retry with the same idempotency key must have
+// the same hash.
+func (e *EventRequest) payloadHash() []byte {
+	occurred := ""
+	if e.OccurredAt != nil {
+		occurred = e.OccurredAt.UTC().Format(time.RFC3339Nano)
+	}
+	var props, attrs any
+	if len(e.Properties) > 0 {
+		props = e.Properties
+	}
+	if len(e.Attributes) > 0 {
+		attrs = e.Attributes
+	}
+	return ingest.PayloadHash(e.CustomerID, e.Type, e.IdempotencyKey, occurred, e.Email, e.Name, e.Timezone, props, attrs)
+}
+
+// idempotencyConflict is the answer to a reused idempotency key; order maps
+// the positions of the store call to the request's.
+func idempotencyConflict(c *store.IdempotencyConflictError, order []int, batch bool) error {
+	i := order[c.Index]
+	field := "idempotency_key"
+	if batch {
+		field = "[" + strconv.Itoa(i) + "]." + field
+	}
+	msg := fmt.Sprintf("idempotency key %q of customer %q was first used for a different event (id %d); "+
+		"nothing was stored: resend that event unchanged, or use a new key for a new event", c.Key, c.CustomerID, c.EventID)
+	if c.FirstIndex >= 0 {
+		msg = fmt.Sprintf("idempotency key %q of customer %q is used by two different events of this batch ([%d] and [%d]); "+
+			"nothing was stored: give each event its own key", c.Key, c.CustomerID, order[c.FirstIndex], i)
+	}
+	return &ingest.FieldError{Field: field, Kind: ingest.ErrInvalid, Message: msg}
+}
+
+// writeFieldError answers a refused field: 400 for text that cannot be taken
+// as sent, 422 for the rest.
+func writeFieldError(w http.ResponseWriter, err error) {
+	var fe *ingest.FieldError
+	if !errors.As(err, &fe) {
+		writeError(w, http.StatusUnprocessableEntity, "", err.Error())
+		return
+	}
+	status := http.StatusUnprocessableEntity
+	if errors.Is(fe, ingest.ErrMalformed) {
+		status = http.StatusBadRequest
+	}
+	writeError(w, status, fe.Field, fe.Error())
 }

@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"strings"
 	"time"
 
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/store"
 )
 
@@ -74,8 +74,14 @@ func (s *Server) postSuppression(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "", "unexpected data after the JSON object")
 		return
 	}
-	if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email {
-		writeError(w, http.StatusUnprocessableEntity, "email", fmt.Sprintf("%q is not a valid email address", req.Email))
+	// The same text checks as events: no invalid UTF-8, lone surrogates or
+	// NULs anywhere, and a one-line address within RFC 5321's limits.
+	if err := ingest.CheckJSONText(body); err != nil {
+		writeFieldError(w, err)
+		return
+	}
+	if err := ingest.CheckEmail("email", req.Email); err != nil {
+		writeFieldError(w, err)
 		return
 	}
 	if req.Reason == "" {
@@ -103,6 +109,10 @@ func (s *Server) postSuppression(w http.ResponseWriter, r *http.Request) {
 
 // getSuppression answers whether an address is suppressed: 200 or 404.
 func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
+	if err := ingest.CheckString("email", r.PathValue("email")); err != nil {
+		writeFieldError(w, err)
+		return
+	}
 	sp, err := store.New(s.cfg.Pool).GetSuppression(r.Context(), r.PathValue("email"))
 	switch {
 	case errors.Is(err, store.ErrSuppressionNotFound):
@@ -117,6 +127,10 @@ func (s *Server) getSuppression(w http.ResponseWriter, r *http.Request) {
 // deleteSuppression lifts a suppression (and the unsubscribed mark of the
 // address's customers): 204, or 404 if the address was not suppressed.
 func (s *Server) deleteSuppression(w http.ResponseWriter, r *http.Request) {
+	if err := ingest.CheckString("email", r.PathValue("email")); err != nil {
+		writeFieldError(w, err)
+		return
+	}
 	err := store.New(s.cfg.Pool).RemoveSuppression(r.Context(), r.PathValue("email"))
 	switch {
 	case errors.Is(err, store.ErrSuppressionNotFound):

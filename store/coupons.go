@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +17,24 @@ var (
 	// ErrCouponNotFound is returned by RedeemCoupon when the customer has no
 	// coupon with the code.
 	ErrCouponNotFound = errors.New("coupon not found")
+	// ErrCouponRedeemed is matched (errors.Is) by a *CouponRedeemedError.
+	ErrCouponRedeemed = errors.New("coupon already redeemed")
 )
+
+// CouponRedeemedError is returned by RedeemCoupon for a coupon that was
+// redeemed before.
+type CouponRedeemedError struct {
+	CustomerID string
+	Code       string    // the code as stored (upper case)
+	RedeemedAt time.Time // when it was redeemed
+}
+
+func (e *CouponRedeemedError) Error() string {
+	return fmt.Sprintf("coupon %q of customer %q was already redeemed at %s", e.Code, e.CustomerID, e.RedeemedAt.UTC().Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrCouponRedeemed) hold.
+func (e *CouponRedeemedError) Is(target error) bool { return target == ErrCouponRedeemed }
 
 // Coupon is an issued coupon.
 type Coupon struct {
@@ -32,10 +50,13 @@ type Coupon struct {
 	RedeemedAt time.Time // zero: not redeemed
 }
 
-// InsertCoupon stores c and sets c.ID. A code collision returns
+// InsertCoupon stores c and sets c.ID. Codes are stored in upper case (c.Code
+// is set to the stored code) so that they match whatever the case they are
+// typed in; a code collision, whatever the case, returns
 // ErrCouponCodeTaken and leaves a surrounding transaction usable, so the
 // caller can draw another code.
 func (s *Store) InsertCoupon(ctx context.Context, c *Coupon) error {
+	c.Code = strings.ToUpper(c.Code)
 	err := s.db.QueryRow(ctx, q("InsertCoupon"), c.Code, c.CustomerID, c.Rule, c.FiringID, c.Kind, c.Value,
 		c.CreatedAt, nullTime(c.ExpiresAt)).Scan(&c.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -71,14 +92,22 @@ func (s *Store) CouponsByFiring(ctx context.Context, customerID string, firingID
 }
 
 // RedeemCoupon marks the customer's coupon with this code redeemed at `at`
-// (a second redemption keeps the first time) and refreshes the customer's
-// coupon_expires_at. It returns ErrCouponNotFound when the customer has no
-// such coupon. Run it in the transaction that stores the event.
+// and refreshes the customer's coupon_expires_at. The code matches whatever
+// its case and surrounding spaces. It returns ErrCouponNotFound when the
+// customer has no such coupon, and a *CouponRedeemedError (changing nothing)
+// when it was redeemed before. Run it in the transaction that stores the
+// event.
 func (s *Store) RedeemCoupon(ctx context.Context, customerID, code string, at time.Time) error {
-	var redeemed time.Time
-	err := s.db.QueryRow(ctx, q("RedeemCoupon"), customerID, code, at).Scan(&redeemed)
+	var (
+		stored string
+		before *time.Time
+	)
+	err := s.db.QueryRow(ctx, q("RedeemCoupon"), customerID, strings.TrimSpace(code), at).Scan(&stored, &before)
 	if err != nil {
 		return fmt.Errorf("redeem coupon of %q: %w", customerID, wrapNoRows(err, ErrCouponNotFound))
+	}
+	if before != nil {
+		return &CouponRedeemedError{CustomerID: customerID, Code: stored, RedeemedAt: *before}
 	}
 	return s.RefreshCouponExpiry(ctx, []string{customerID}, at)
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 )
+
+// ErrIdempotencyConflict is matched (errors.Is) by an *IdempotencyConflictError.
+var ErrIdempotencyConflict = errors.New("idempotency key reused with a different payload")
 
 // NewEvent is one event to ingest with the customer details it carries.
 type NewEvent struct {
@@ -23,7 +27,31 @@ type NewEvent struct {
 	Attributes     map[string]any // merged into the customer's attributes
 	IsOrder        bool           // counts as an order: bumps orders_count and order dates
 	OrderTotal     float64        // added to total_spent, in currency units
+	// PayloadHash identifies the payload as sent (the caller chooses the
+	// canonical form). A later event with the same idempotency key and a
+	// different hash is refused with an *IdempotencyConflictError; nil
+	// (here or on the stored event) skips the comparison.
+	PayloadHash []byte
 }
+
+// IdempotencyConflictError says that an idempotency key came again with a
+// payload other than the one it was first used for.
+type IdempotencyConflictError struct {
+	CustomerID, Key string
+	EventID         int64 // the event the key was first used for
+	Index           int   // the event's position in the IngestEvents call
+	// FirstIndex is the position in the same call of the event that first
+	// used the key, or -1 if that event was stored before (a rollback
+	// leaves no event EventID then).
+	FirstIndex int
+}
+
+func (e *IdempotencyConflictError) Error() string {
+	return fmt.Sprintf("idempotency key %q of customer %q was used for a different event (id %d)", e.Key, e.CustomerID, e.EventID)
+}
+
+// Is makes errors.Is(err, ErrIdempotencyConflict) hold.
+func (e *IdempotencyConflictError) Is(target error) bool { return target == ErrIdempotencyConflict }
 
 // Ingested says what IngestEvent did.
 type Ingested struct {
@@ -36,7 +64,9 @@ type Ingested struct {
 // IngestEvent stores an event and folds it into its customer's facts. A new
 // customer is created in initialStage and that entry is logged as a stage
 // transition stamped with version. A duplicate idempotency key changes
-// nothing and returns the first event's id. Run it in a transaction (WithTx)
+// nothing and returns the first event's id, unless its payload differs
+// (NewEvent.PayloadHash): that returns an *IdempotencyConflictError, and the
+// caller must roll back. Run it in a transaction (WithTx)
 // together with the evaluate job insert.
 func (s *Store) IngestEvent(ctx context.Context, e *NewEvent, initialStage, version string) (Ingested, error) {
 	res, err := s.IngestEvents(ctx, []*NewEvent{e}, initialStage, version)
@@ -81,8 +111,18 @@ func (s *Store) IngestEvents(ctx context.Context, events []*NewEvent, initialSta
 		if !out[i].Duplicate {
 			continue
 		}
-		if err := s.db.QueryRow(ctx, q("GetEventIDByKey"), e.CustomerID, e.IdempotencyKey).Scan(&out[i].EventID); err != nil {
+		var hash []byte
+		if err := s.db.QueryRow(ctx, q("GetEventIDByKey"), e.CustomerID, e.IdempotencyKey).Scan(&out[i].EventID, &hash); err != nil {
 			return nil, fmt.Errorf("find event for idempotency key %q: %w", e.IdempotencyKey, err)
+		}
+		if hash != nil && e.PayloadHash != nil && !bytes.Equal(hash, e.PayloadHash) {
+			first := -1
+			for j := range i {
+				if !out[j].Duplicate && out[j].EventID == out[i].EventID {
+					first = j
+				}
+			}
+			return nil, &IdempotencyConflictError{CustomerID: e.CustomerID, Key: e.IdempotencyKey, EventID: out[i].EventID, Index: i, FirstIndex: first}
 		}
 	}
 	return out, nil
@@ -102,7 +142,7 @@ func ingestArgs(e *NewEvent) []any {
 		attrs = map[string]any{}
 	}
 	return []any{e.CustomerID, e.Type, props, e.OccurredAt, e.ReceivedAt, e.IdempotencyKey,
-		e.Email, e.Name, e.Timezone, e.IsOrder, cents(e.OrderTotal), attrs}
+		e.Email, e.Name, e.Timezone, e.IsOrder, cents(e.OrderTotal), attrs, e.PayloadHash}
 }
 
 func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {

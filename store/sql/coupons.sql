@@ -1,9 +1,9 @@
 -- name: InsertCoupon
--- Issues a coupon and lowers the customer's coupon_expires_at; returns no row on a code
--- collision (without aborting the transaction) so the caller can draw another code.
+-- Issues a coupon (its code in upper case) and lowers the customer's coupon_expires_at;
+-- returns no row on a code collision (without aborting the transaction) so the caller can draw another code.
 WITH ins AS (
     INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    VALUES (upper($1), $2, $3, $4, $5, $6, $7, $8)
     ON CONFLICT (code) DO NOTHING
     RETURNING id, customer_id, expires_at
 ), upd AS (
@@ -20,16 +20,19 @@ WHERE customer_id = $1 AND firing_id = $2
 ORDER BY id;
 
 -- name: RedeemCoupon
--- Marks a customer's coupon redeemed (the first redemption is kept); returns when it was
--- redeemed, or no row when the customer has no coupon with this code.
+-- Marks a customer's coupon redeemed at $3 unless it was redeemed already. The code matches
+-- whatever its case (codes are stored in upper case). Returns the
+-- coupon's code and when it had been redeemed before (NULL: redeemed now), or no row when the
+-- customer has no coupon with this code.
 WITH c AS (
-    SELECT id FROM coupons WHERE customer_id = $1 AND code = $2 FOR UPDATE
+    SELECT id, code, redeemed_at FROM coupons
+    WHERE customer_id = $1 AND code = upper($2)
+    FOR UPDATE
 ), u AS (
-    UPDATE coupons SET redeemed_at = COALESCE(redeemed_at, $3)
-    FROM c WHERE coupons.customer_id = $1 AND coupons.id = c.id
-    RETURNING coupons.redeemed_at
+    UPDATE coupons SET redeemed_at = $3
+    FROM c WHERE coupons.customer_id = $1 AND coupons.id = c.id AND c.redeemed_at IS NULL
 )
-SELECT redeemed_at FROM u;
+SELECT code, redeemed_at FROM c;
 
 -- name: RefreshCouponExpiry
 -- Recomputes customers' coupon_expires_at: the earliest expiry of their unredeemed coupons still

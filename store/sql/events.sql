@@ -2,7 +2,7 @@
 -- Stores an event and folds it into the customer's facts (contact details, activity, order totals),
 -- keeping them on the event as the snapshot its rules see, in one statement,
 -- unless its idempotency key ($6) was seen before for the customer: then it writes nothing and
--- returns no row. Run after LockCustomer in the same transaction: the row lock makes the
+-- returns no row. $13 is the hash of the payload as sent, kept with the key. Run after LockCustomer in the same transaction: the row lock makes the
 -- duplicate check exact. Returns the event id (NULL if the insert met a duplicate anyway) and
 -- the customer's facts.
 WITH dup AS (
@@ -22,16 +22,16 @@ WITH dup AS (
     RETURNING id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
               first_order_at, last_order_at, orders_count, total_spent_cents, attributes, unsubscribed_at
 ), e AS (
-    INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key, facts)
-    SELECT $1, $2, $3, $4, $5, NULLIF($6, ''), to_jsonb(c) FROM c
+    INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key, facts, payload_hash)
+    SELECT $1, $2, $3, $4, $5, NULLIF($6, ''), to_jsonb(c), $13 FROM c
     ON CONFLICT (customer_id, idempotency_key) DO NOTHING
     RETURNING id
 )
 SELECT (SELECT id FROM e), c.* FROM c;
 
 -- name: GetEventIDByKey
--- Finds the event an idempotency key was first used for.
-SELECT id FROM events WHERE customer_id = $1 AND idempotency_key = $2;
+-- Finds the event an idempotency key was first used for, and the hash of its payload.
+SELECT id, payload_hash FROM events WHERE customer_id = $1 AND idempotency_key = $2;
 
 -- name: GetEvent
 -- Reads one event.
