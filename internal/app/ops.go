@@ -66,6 +66,9 @@ func (a *App) buildOps() error {
 	cfg := &server.OpsConfig{
 		Pool: a.Pool, Rules: a.Rules, APIToken: a.cfg.APIToken, MetricsToken: a.cfg.MetricsToken,
 		UIUser: a.cfg.UIUser, UIPassword: a.cfg.UIPassword, Metrics: a.Metrics, Logger: a.cfg.Logger,
+		// Sessions are signed with the unsubscribe secret of the settings
+		// table, so that every process accepts every other's logins.
+		SessionSecret: a.cfg.Secret, PublicURL: a.cfg.PublicURL, RequestTimeout: a.cfg.HTTP.RequestTimeout, Now: a.cfg.Now,
 	}
 	if a.cfg.runsAPI() {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
@@ -78,7 +81,7 @@ func (a *App) buildOps() error {
 		}
 		a.riverUI = ui
 		cfg.RiverUI = ui
-		cfg.API = a.Server.Handler()
+		cfg.APIRoutes = a.Server.Routes()
 	}
 	a.handler = server.NewOps(cfg).Handler()
 	return nil
