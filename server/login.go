@@ -29,9 +29,9 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 // posts refuse other origins, so no page can log a browser in or out.
 func (o *Ops) loginRoutes() []Route {
 	return []Route{
-		{Pattern: "GET /login", Auth: AuthPublic, Handler: http.HandlerFunc(o.loginForm)},
-		{Pattern: "POST /login", Auth: AuthPublic, SameOrigin: true, MaxBody: maxFormBody, Handler: http.HandlerFunc(o.login)},
-		{Pattern: "POST /logout", Auth: AuthPublic, SameOrigin: true, MaxBody: maxFormBody, Handler: http.HandlerFunc(o.logout)},
+		{Pattern: "GET /login", Auth: AuthPublic, Timeout: o.cfg.RequestTimeout, Handler: http.HandlerFunc(o.loginForm)},
+		{Pattern: "POST /login", Auth: AuthPublic, SameOrigin: true, MaxBody: maxFormBody, Timeout: o.cfg.RequestTimeout, Handler: http.HandlerFunc(o.login)},
+		{Pattern: "POST /logout", Auth: AuthPublic, SameOrigin: true, MaxBody: maxFormBody, Timeout: o.cfg.RequestTimeout, Handler: http.HandlerFunc(o.logout)},
 	}
 }
 

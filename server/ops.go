@@ -106,7 +106,7 @@ func (o *Ops) Routes() []Route {
 	if o.cfg.RiverUI != nil {
 		routes = append(routes,
 			Route{Pattern: "/riverui/", Auth: AuthUI, SameOrigin: true, MaxBody: maxUIBody, Timeout: t, Handler: o.cfg.RiverUI},
-			Route{Pattern: "GET /riverui", Auth: AuthPublic, Handler: http.RedirectHandler("/riverui/", http.StatusMovedPermanently)},
+			Route{Pattern: "GET /riverui", Auth: AuthPublic, Timeout: t, Handler: http.RedirectHandler("/riverui/", http.StatusMovedPermanently)},
 		)
 	}
 	return append(routes, o.cfg.APIRoutes...)

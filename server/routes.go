@@ -63,8 +63,11 @@ type Route struct {
 	// that a browser sends from another origin, against CSRF. Browser
 	// surfaces (AuthUI, login) set it.
 	SameOrigin bool
-	// MaxBody caps the request body in bytes; 0: the route reads no body.
+	// MaxBody caps the request body in bytes; 0: the route takes no body.
+	// A longer body is answered 413.
 	MaxBody int64
+	// TooLarge, optional, is the advice of the 413 answer.
+	TooLarge string
 	// Timeout is the deadline of the request's context: a request stuck
 	// behind a lock is cancelled and answered 503. 0: none.
 	Timeout time.Duration
@@ -95,16 +98,30 @@ func (g *routeGuards) register(mux *http.ServeMux, rt Route) {
 	if rt.SameOrigin {
 		h = g.auth.sameOrigin(h)
 	}
-	h = withLimits(h, rt.MaxBody, rt.Timeout)
+	h = withLimits(h, rt)
 	mux.Handle(rt.Pattern, h)
 }
 
-// withLimits caps the body and sets the request's deadline.
-func withLimits(next http.Handler, maxBody int64, timeout time.Duration) http.Handler {
+// withLimits caps the body and sets the request's deadline. A body that
+// announces its length over the cap is refused before anything reads it;
+// one sent chunked fails the handler's read at the cap.
+func withLimits(next http.Handler, rt Route) http.Handler {
+	advice := rt.TooLarge
+	if advice == "" {
+		advice = "send a smaller body"
+	}
+	msg := fmt.Sprintf("request body is larger than %d bytes: %s", rt.MaxBody, advice)
+	if rt.MaxBody == 0 {
+		msg = rt.Pattern + " takes no request body"
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if timeout > 0 {
-			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		if r.ContentLength > rt.MaxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, "", msg)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
+		if rt.Timeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
 			defer cancel()
 			r = r.WithContext(ctx)
 		}

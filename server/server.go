@@ -101,7 +101,7 @@ func New(cfg *Config) *Server {
 func (s *Server) Routes() []Route {
 	t := s.cfg.RequestTimeout
 	return []Route{
-		{Pattern: "POST /v1/events", Auth: AuthToken, MaxBody: s.cfg.MaxBodyBytes, Timeout: t, Handler: http.HandlerFunc(s.postEvents)},
+		{Pattern: "POST /v1/events", Auth: AuthToken, MaxBody: s.cfg.MaxBodyBytes, TooLarge: "split the batch", Timeout: t, Handler: http.HandlerFunc(s.postEvents)},
 		{Pattern: "POST /v1/suppressions", Auth: AuthToken, MaxBody: maxSuppressionBody, Timeout: t, Handler: http.HandlerFunc(s.postSuppression)},
 		{Pattern: "GET /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getSuppression)},
 		{Pattern: "DELETE /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.deleteSuppression)},

@@ -140,6 +140,7 @@ type App struct {
 	http      *http.Server
 	listener  net.Listener
 	handler   http.Handler
+	ops       *server.Ops
 	riverUI   *riverui.Handler
 	stopUI    context.CancelFunc
 	reload    reloader

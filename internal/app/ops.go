@@ -83,9 +83,14 @@ func (a *App) buildOps() error {
 		cfg.RiverUI = ui
 		cfg.APIRoutes = a.Server.Routes()
 	}
-	a.handler = server.NewOps(cfg).Handler()
+	a.ops = server.NewOps(cfg)
+	a.handler = a.ops.Handler()
 	return nil
 }
+
+// Routes returns the route table the HTTP server serves: every route with
+// its auth rule, body limit and deadline.
+func (a *App) Routes() []server.Route { return a.ops.Routes() }
 
 // startOps starts the River UI's background services; stopOps ends them.
 func (a *App) startOps() error {
