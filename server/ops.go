@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,14 +31,31 @@ type OpsConfig struct {
 	// a scraper that should not be able to post events.
 	MetricsToken string
 	// UIUser and UIPassword, optional, open /riverui/ with HTTP basic auth
-	// (for browsers, which cannot send a bearer token).
+	// and log in at /login (the API token logs in too).
 	UIUser, UIPassword string
+	// SessionSecret signs the session cookies of /login; processes that
+	// share it accept each other's sessions. Default: a random key of this
+	// process (sessions end when it restarts).
+	SessionSecret string
+	// SessionTTL is how long a login lasts. Default SessionTTLDefault.
+	SessionTTL time.Duration
+	// PublicURL, optional, is where browsers reach ciclo: with https the
+	// session cookie is Secure, and its origin is accepted for
+	// state-changing requests even when a proxy rewrites Host.
+	PublicURL string
+	// RequestTimeout is the deadline of every route's request. Default
+	// RequestTimeoutDefault.
+	RequestTimeout time.Duration
+	// Now is the clock of sessions, default time.Now.
+	Now func() time.Time
 	// Metrics is served at /metrics. Nil: /metrics answers 404.
 	Metrics *metrics.Metrics
 	// RiverUI, optional, is served under /riverui/.
 	RiverUI http.Handler
-	// API, optional, serves every other path (the events API, unsubscribe
-	// pages). Nil in a worker-only process: other paths answer 404.
+	// APIRoutes, optional, are the API's routes (Server.Routes), served
+	// with the ops routes from one table. Nil in a worker-only process.
+	APIRoutes []Route
+	// API, optional, serves every path no route matches. Nil: 404.
 	API http.Handler
 	// RulesReloadError, optional, returns the error of the last rules
 	// reload and when it happened, or "" when that reload succeeded. /readyz
@@ -54,7 +69,8 @@ type OpsConfig struct {
 
 // Ops serves the operational endpoints in front of the API.
 type Ops struct {
-	cfg OpsConfig
+	cfg  OpsConfig
+	auth *authenticator
 }
 
 // NewOps returns an Ops. It panics when a required field is missing.
@@ -69,21 +85,44 @@ func NewOps(cfg *OpsConfig) *Ops {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return &Ops{cfg: c}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = RequestTimeoutDefault
+	}
+	return &Ops{cfg: c, auth: newAuthenticator(authConfig{
+		apiToken: c.APIToken, metricsToken: c.MetricsToken, uiUser: c.UIUser, uiPassword: c.UIPassword,
+		secret: c.SessionSecret, publicURL: c.PublicURL, sessionTTL: c.SessionTTL, now: c.Now,
+	})}
 }
 
-// Handler returns the whole HTTP front. /healthz and /readyz need no
-// authentication (load balancers and orchestrators probe them); /metrics
-// needs the metrics or the API token; /riverui/ the API token or the UI
-// user's basic auth; the rest is the API's, with its own authentication.
+// Routes returns the route table of the whole HTTP front: /healthz and
+// /readyz need no authentication (load balancers and orchestrators probe
+// them); /metrics needs the metrics or the API token; /riverui/ a UI login
+// or the API token, and refuses other origins' state-changing requests;
+// then the API's routes.
+func (o *Ops) Routes() []Route {
+	t := o.cfg.RequestTimeout
+	routes := []Route{
+		{Pattern: "GET /healthz", Auth: AuthPublic, Timeout: t, Handler: http.HandlerFunc(o.healthz)},
+		{Pattern: "GET /readyz", Auth: AuthPublic, Timeout: t, Handler: http.HandlerFunc(o.readyz)},
+		{Pattern: "GET /metrics", Auth: AuthMetrics, Timeout: t, Handler: o.cfg.Metrics.Handler()},
+	}
+	routes = append(routes, o.loginRoutes()...)
+	if o.cfg.RiverUI != nil {
+		routes = append(routes,
+			Route{Pattern: "/riverui/", Auth: AuthUI, SameOrigin: true, MaxBody: maxUIBody, Timeout: t, Handler: o.cfg.RiverUI},
+			Route{Pattern: "GET /riverui", Auth: AuthPublic, Timeout: t, Handler: http.RedirectHandler("/riverui/", http.StatusMovedPermanently)},
+		)
+	}
+	return append(routes, o.cfg.APIRoutes...)
+}
+
+// Handler returns the whole HTTP front: every route of Routes behind its
+// rules, and the request id and access log in front of all.
 func (o *Ops) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", o.healthz)
-	mux.HandleFunc("GET /readyz", o.readyz)
-	mux.Handle("GET /metrics", o.requireBearer(o.cfg.Metrics.Handler(), o.cfg.MetricsToken, o.cfg.APIToken))
-	if o.cfg.RiverUI != nil {
-		mux.Handle("/riverui/", o.requireUIAuth(o.cfg.RiverUI))
-		mux.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
+	g := &routeGuards{auth: o.auth}
+	for _, rt := range o.Routes() {
+		g.register(mux, rt)
 	}
 	if o.cfg.API != nil {
 		mux.Handle("/", o.cfg.API)
@@ -165,55 +204,4 @@ func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, status, res)
-}
-
-// requireBearer lets a request through with one of the non-empty tokens.
-func (o *Ops) requireBearer(next http.Handler, tokens ...string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && anyEqual(got, tokens...) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ciclo"`)
-		writeError(w, http.StatusUnauthorized, "", "missing or wrong bearer token: send `Authorization: Bearer $CICLO_METRICS_TOKEN` (or the API token)")
-	})
-}
-
-// requireUIAuth lets a request through with the API token as a bearer
-// token, or with the UI user's basic auth when one is configured.
-func (o *Ops) requireUIAuth(next http.Handler) http.Handler {
-	basic := o.cfg.UIUser != "" && o.cfg.UIPassword != ""
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && anyEqual(got, o.cfg.APIToken) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if user, pass, ok := r.BasicAuth(); ok && basic {
-			// Compare both, always, so timing does not tell which was wrong.
-			userOK := subtle.ConstantTimeCompare([]byte(user), []byte(o.cfg.UIUser))
-			passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(o.cfg.UIPassword))
-			if userOK&passOK == 1 {
-				next.ServeHTTP(w, r)
-				return
-			}
-		}
-		if basic {
-			w.Header().Set("WWW-Authenticate", `Basic realm="ciclo River UI", charset="UTF-8"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ciclo"`)
-		}
-		http.Error(w, "River UI: log in as CICLO_UI_USER, or send `Authorization: Bearer $CICLO_API_TOKEN`", http.StatusUnauthorized)
-	})
-}
-
-// anyEqual reports in constant time per token whether got is one of the
-// non-empty tokens.
-func anyEqual(got string, tokens ...string) bool {
-	ok := false
-	for _, t := range tokens {
-		if t != "" && subtle.ConstantTimeCompare([]byte(got), []byte(t)) == 1 {
-			ok = true
-		}
-	}
-	return ok
 }

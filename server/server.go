@@ -4,7 +4,6 @@
 package server
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -54,6 +53,9 @@ type Config struct {
 	// OrderEvents are the event types that count as orders (orders_count,
 	// first/last order, total_spent from properties.total). Default: order_placed.
 	OrderEvents []string
+	// RequestTimeout is the deadline of every API request: one stuck behind
+	// a database lock is cancelled and answered 503. Default RequestTimeoutDefault.
+	RequestTimeout time.Duration
 }
 
 // Server serves ciclo's HTTP API.
@@ -81,6 +83,9 @@ func New(cfg *Config) *Server {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = MaxBatchDefault
 	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = RequestTimeoutDefault
+	}
 	if len(c.OrderEvents) == 0 {
 		c.OrderEvents = []string{"order_placed"}
 	}
@@ -91,15 +96,29 @@ func New(cfg *Config) *Server {
 	return s
 }
 
-// Handler returns the routes. /healthz and the unsubscribe pages are public;
-// the API needs the bearer token.
+// Routes returns the API's route table: the events and suppressions API
+// need the bearer token, the unsubscribe pages are public.
+func (s *Server) Routes() []Route {
+	t := s.cfg.RequestTimeout
+	return []Route{
+		{Pattern: "POST /v1/events", Auth: AuthToken, MaxBody: s.cfg.MaxBodyBytes, TooLarge: "split the batch", Timeout: t, Handler: http.HandlerFunc(s.postEvents)},
+		{Pattern: "POST /v1/suppressions", Auth: AuthToken, MaxBody: maxSuppressionBody, Timeout: t, Handler: http.HandlerFunc(s.postSuppression)},
+		{Pattern: "GET /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getSuppression)},
+		{Pattern: "DELETE /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.deleteSuppression)},
+		{Pattern: "GET /unsubscribe/{token}", Auth: AuthPublic, Timeout: t, Handler: http.HandlerFunc(s.unsubscribePage)},
+		{Pattern: "POST /unsubscribe/{token}", Auth: AuthPublic, MaxBody: maxFormBody, Timeout: t, Handler: http.HandlerFunc(s.unsubscribe)},
+	}
+}
+
+// Handler returns the API's routes and /healthz, for running the API on its
+// own; ciclo's process serves Routes through Ops.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("POST /v1/events", s.requireToken(http.HandlerFunc(s.postEvents)))
-	mux.HandleFunc("GET /unsubscribe/{token}", s.unsubscribePage)
-	mux.HandleFunc("POST /unsubscribe/{token}", s.unsubscribe)
-	s.suppressionRoutes(mux)
+	g := &routeGuards{auth: newAuthenticator(authConfig{apiToken: s.cfg.Token})}
+	for _, rt := range s.Routes() {
+		g.register(mux, rt)
+	}
 	return mux
 }
 
@@ -107,35 +126,27 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "rules_version": s.cfg.Rules.Load().Version})
 }
 
-// requireToken rejects requests without the API bearer token.
-func (s *Server) requireToken(next http.Handler) http.Handler {
-	want := []byte(s.cfg.Token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ciclo"`)
-			msg := "missing bearer token: send the header `Authorization: Bearer $CICLO_API_TOKEN`"
-			if ok {
-				msg = "wrong bearer token: check CICLO_API_TOKEN"
-			}
-			writeError(w, http.StatusUnauthorized, "", msg)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // apiError is the body of every error response.
 type apiError struct {
 	Error struct {
 		Message string `json:"message"`
 		Field   string `json:"field,omitempty"`
+		// RequestID, on 5xx answers, finds the logged detail.
+		RequestID string `json:"request_id,omitempty"`
 	} `json:"error"`
 }
 
+// writeError answers an error. A 5xx answer carries only msg's text before
+// its first ": " — the advice, never the wrapped error, whose text can name
+// the database's user, host and SQLSTATE — and the request id under which
+// the caller logged the detail.
 func writeError(w http.ResponseWriter, status int, field, msg string) {
 	var e apiError
 	e.Error.Message, e.Error.Field = msg, field
+	if status >= 500 {
+		e.Error.Message, _, _ = strings.Cut(msg, ": ")
+		e.Error.RequestID = w.Header().Get(RequestIDHeader)
+	}
 	writeJSON(w, status, e)
 }
 

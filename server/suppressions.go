@@ -37,13 +37,6 @@ type SuppressionResponse struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// suppressionRoutes registers the suppression API on mux, behind the token.
-func (s *Server) suppressionRoutes(mux *http.ServeMux) {
-	mux.Handle("POST /v1/suppressions", s.requireToken(http.HandlerFunc(s.postSuppression)))
-	mux.Handle("GET /v1/suppressions/{email}", s.requireToken(http.HandlerFunc(s.getSuppression)))
-	mux.Handle("DELETE /v1/suppressions/{email}", s.requireToken(http.HandlerFunc(s.deleteSuppression)))
-}
-
 // postSuppression adds an address to the suppression list: 201 with the new
 // suppression, or 200 with the existing one (its first reason is kept).
 func (s *Server) postSuppression(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +136,7 @@ func (s *Server) deleteSuppression(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	s.cfg.Logger.ErrorContext(r.Context(), "server: request failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	s.cfg.Logger.ErrorContext(r.Context(), "server: request failed", slog.String("route", r.Pattern), slog.String("error", err.Error()))
 	writeError(w, http.StatusServiceUnavailable, "", "the database did not answer; try again")
 }
 

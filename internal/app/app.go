@@ -115,6 +115,9 @@ type Config struct {
 	// ReloadDebounce is how long after the last change to the rules file
 	// the watcher reloads it. Default ReloadDebounceDefault.
 	ReloadDebounce time.Duration
+	// HTTP are the HTTP server's timeouts and connection cap; zero fields
+	// take the server package's defaults.
+	HTTP server.HTTPConfig
 	// Worker tunes the River client (workers per queue, retry policy…);
 	// Rules, Dispatch, Logger and Now are filled in by the app.
 	Worker worker.Config
@@ -137,6 +140,7 @@ type App struct {
 	http      *http.Server
 	listener  net.Listener
 	handler   http.Handler
+	ops       *server.Ops
 	riverUI   *riverui.Handler
 	stopUI    context.CancelFunc
 	reload    reloader
@@ -271,6 +275,7 @@ func (c *Config) fill() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
+	c.HTTP = c.HTTP.WithDefaults()
 	if c.ReloadDebounce == 0 {
 		c.ReloadDebounce = ReloadDebounceDefault
 	}
@@ -341,7 +346,7 @@ func (a *App) build() error {
 	}
 	a.Server = server.New(&server.Config{
 		Pool: a.Pool, River: a.River, Rules: a.Rules, Token: a.cfg.APIToken, Unsubscribe: signer,
-		Logger: a.cfg.Logger, Now: a.cfg.Now, Metrics: a.Metrics,
+		Logger: a.cfg.Logger, Now: a.cfg.Now, Metrics: a.Metrics, RequestTimeout: a.cfg.HTTP.RequestTimeout,
 	})
 	return a.buildOps()
 }
@@ -365,7 +370,8 @@ func (a *App) Start(ctx context.Context) error {
 		_ = ln.Close()
 		return err
 	}
-	a.http = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	a.http = server.NewHTTPServer(a.handler, &a.cfg.HTTP, a.cfg.Logger)
+	ln = server.LimitListener(ln, a.cfg.HTTP.MaxConnections)
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.cfg.Logger.Error("app: http server stopped", slog.String("error", err.Error()))

@@ -73,6 +73,9 @@ func (a *App) buildOps() error {
 			}
 			return "", time.Time{}
 		},
+		// Sessions are signed with the unsubscribe secret of the settings
+		// table, so that every process accepts every other's logins.
+		SessionSecret: a.cfg.Secret, PublicURL: a.cfg.PublicURL, RequestTimeout: a.cfg.HTTP.RequestTimeout, Now: a.cfg.Now,
 	}
 	if a.cfg.runsAPI() {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
@@ -85,11 +88,16 @@ func (a *App) buildOps() error {
 		}
 		a.riverUI = ui
 		cfg.RiverUI = ui
-		cfg.API = a.Server.Handler()
+		cfg.APIRoutes = a.Server.Routes()
 	}
-	a.handler = server.NewOps(cfg).Handler()
+	a.ops = server.NewOps(cfg)
+	a.handler = a.ops.Handler()
 	return nil
 }
+
+// Routes returns the route table the HTTP server serves: every route with
+// its auth rule, body limit and deadline.
+func (a *App) Routes() []server.Route { return a.ops.Routes() }
 
 // startOps starts the River UI's background services; stopOps ends them.
 func (a *App) startOps() error {
