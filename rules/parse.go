@@ -25,11 +25,11 @@ import (
 const maxAliasDepth = 64
 
 var (
-	topKeys       = []string{"version", "stages", "defaults", "templates_dir", "rules"}
-	defaultsKeys  = []string{"frequency_cap", "quiet_hours"}
-	ruleKeys      = []string{"name", "on", "schedule", "timezone", "when", "cooldown", "transactional", "frequency_cap", "actions"}
+	topKeys       = []string{"version", "stages", "defaults", "templates_dir", "tiers", "rules"}
+	defaultsKeys  = []string{"frequency_cap", "quiet_hours", "holdout"}
+	ruleKeys      = []string{"name", "on", "schedule", "timezone", "when", "cooldown", "transactional", "frequency_cap", "holdout", "actions"}
 	capKeys       = []string{"max", "per"}
-	actionKinds   = []string{ActionStage, ActionCoupon, ActionEmail, ActionWebhook}
+	actionKinds   = []string{ActionStage, ActionCoupon, ActionEmail, ActionWebhook, ActionPoints}
 	couponKeys    = []string{CouponPercent, CouponAmount, CouponFreeShipping, "expires_in"}
 	emailKeys     = []string{"template", "subject"}
 	webhookKeys   = []string{"url", "secret"}
@@ -154,6 +154,9 @@ func (p *parser) parse() *RuleSet {
 	}
 	if v, ok := top["templates_dir"]; ok {
 		rs.TemplateDir, _ = p.str(v, "", "templates_dir")
+	}
+	if v, ok := top["tiers"]; ok {
+		rs.Tiers = p.tiers(v)
 	}
 
 	reached := map[string]bool{}
@@ -377,6 +380,9 @@ func (p *parser) defaults(n *yaml.Node) Defaults {
 	if v, ok := m["quiet_hours"]; ok {
 		d.QuietHours = p.quietHours(v)
 	}
+	if v, ok := m["holdout"]; ok {
+		d.Holdout, _ = p.holdout(v, "")
+	}
 	return d
 }
 
@@ -513,6 +519,16 @@ func (p *parser) rule(n *yaml.Node, idx int, rs *RuleSet, reached map[string]boo
 	}
 	if v, ok := m["frequency_cap"]; ok {
 		r.FrequencyCap = p.frequencyCap(v, name)
+	}
+	if v, ok := m["holdout"]; ok {
+		if h, ok := p.holdout(v, name); ok {
+			r.Holdout = h
+			if r.Transactional {
+				p.errorf(v, name, "remove holdout: transactional messages are never held back", "a transactional rule cannot have a holdout")
+			}
+		}
+	} else if !r.Transactional {
+		r.Holdout = rs.Defaults.Holdout
 	}
 	if v, ok := m["when"]; ok {
 		p.when(v, r)
@@ -810,6 +826,9 @@ func (p *parser) action(kind string, v *yaml.Node, rule string, rs *RuleSet, rea
 	case ActionEmail:
 		e := p.email(v, rule)
 		return Action{Email: e}, e != nil
+	case ActionPoints:
+		a := p.points(v, rule)
+		return Action{Points: a}, a != nil
 	default:
 		w := p.webhook(v, rule)
 		return Action{Webhook: w}, w != nil

@@ -15,6 +15,9 @@ type Defaults struct {
 	// marketing messages wait (defaults.quiet_hours: "21:00-08:00"); nil
 	// means none.
 	QuietHours *QuietHours
+	// Holdout is the share of matches every marketing rule holds out
+	// (defaults.holdout: 10%) unless it sets its own; 0 means none.
+	Holdout float64
 }
 
 // FrequencyCap allows at most Max marketing messages per customer in any

@@ -69,6 +69,8 @@ type RuleSet struct {
 	// template overrides, relative to the rules file, as written (the caller
 	// resolves it). Empty when absent.
 	TemplateDir string
+	// Tiers are the loyalty tiers, lowest first; nil when the file has none.
+	Tiers []Tier
 	// Rules are the rules in file order.
 	Rules []*Rule
 	// Warnings are problems that do not stop the file from loading, such as
@@ -99,6 +101,10 @@ type Rule struct {
 	// FrequencyCap overrides Defaults.FrequencyCap for this rule; nil means
 	// use the default.
 	FrequencyCap *FrequencyCap
+	// Holdout is the share (0..0.5) of matching customers the rule leaves
+	// untouched as a control group (see HeldOut); Defaults.Holdout when the
+	// rule sets none, 0 for transactional rules.
+	Holdout float64
 	// Actions run in order when the rule fires.
 	Actions []Action
 	// Line and Column are the 1-based position of the rule in the file.
@@ -124,6 +130,8 @@ type Action struct {
 	Email *EmailAction
 	// Webhook posts the firing to a URL.
 	Webhook *WebhookAction
+	// Points grants loyalty points.
+	Points *PointsAction
 }
 
 // Kind returns the action's kind: ActionStage, ActionCoupon, ActionEmail or
@@ -138,6 +146,8 @@ func (a Action) Kind() string {
 		return ActionEmail
 	case a.Webhook != nil:
 		return ActionWebhook
+	case a.Points != nil:
+		return ActionPoints
 	}
 	return ""
 }
