@@ -56,9 +56,11 @@ type Server struct {
 	attempts    int
 	connections int
 	failCode    int
+	failEnh     smtp.EnhancedCode
 	failMsg     string
 	failTimes   int // remaining scripted failures; -1 means forever
 	rcptCode    int
+	rcptEnh     smtp.EnhancedCode
 	rcptMsg     string
 	rcptTimes   int // remaining scripted RCPT TO rejections; -1 means forever
 }
@@ -167,18 +169,31 @@ func (s *Server) WaitMessages(t testing.TB, n int, timeout time.Duration) []Rece
 // msg instead of accepting them (e.g. 451 twice, then normal). times = -1 fails every message
 // until FailNext is called again; times = 0 cancels the script.
 func (s *Server) FailNext(code int, msg string, times int) {
+	s.FailNextEnhanced(code, smtp.EnhancedCodeNotSet, msg, times)
+}
+
+// FailNextEnhanced is FailNext with an RFC 3463 enhanced status code, e.g.
+// smtp.EnhancedCode{5, 1, 1}; smtp.NoEnhancedCode sends none at all, and
+// smtp.EnhancedCodeNotSet lets go-smtp send a generic one (5.0.0).
+func (s *Server) FailNextEnhanced(code int, enh smtp.EnhancedCode, msg string, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failCode, s.failMsg, s.failTimes = code, msg, times
+	s.failCode, s.failEnh, s.failMsg, s.failTimes = code, enh, msg, times
 }
 
 // RejectRcpt makes the server reject the recipient (RCPT TO) of the next
 // times messages with code and msg, as a server does for an unknown user
 // (550). times = -1 rejects until RejectRcpt is called again; 0 cancels.
 func (s *Server) RejectRcpt(code int, msg string, times int) {
+	s.RejectRcptEnhanced(code, smtp.EnhancedCodeNotSet, msg, times)
+}
+
+// RejectRcptEnhanced is RejectRcpt with an RFC 3463 enhanced status code
+// (see FailNextEnhanced).
+func (s *Server) RejectRcptEnhanced(code int, enh smtp.EnhancedCode, msg string, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rcptCode, s.rcptMsg, s.rcptTimes = code, msg, times
+	s.rcptCode, s.rcptEnh, s.rcptMsg, s.rcptTimes = code, enh, msg, times
 }
 
 // Attempts returns the number of DATA transfers the server has seen, including failed ones.
@@ -214,7 +229,7 @@ func (s *Server) scriptedFailure() error {
 	if s.failTimes > 0 {
 		s.failTimes--
 	}
-	return &smtp.SMTPError{Code: s.failCode, EnhancedCode: smtp.EnhancedCodeNotSet, Message: s.failMsg}
+	return &smtp.SMTPError{Code: s.failCode, EnhancedCode: s.failEnh, Message: s.failMsg}
 }
 
 func (s *Server) add(r Received) {
@@ -270,9 +285,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		if s.rcptTimes > 0 {
 			s.rcptTimes--
 		}
-		code, msg := s.rcptCode, s.rcptMsg
+		code, enh, msg := s.rcptCode, s.rcptEnh, s.rcptMsg
 		s.mu.Unlock()
-		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+		return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
 	}
 	s.mu.Unlock()
 	ss.to = append(ss.to, to)
