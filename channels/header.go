@@ -60,7 +60,7 @@ func foldStructured(name, value string) (string, error) {
 }
 
 // formatAddress formats a mailbox for an address header: the display name as
-// atoms or a quoted string when that fits on the header's line, else as
+// a quoted string (as net/mail writes it) when that fits on the header's line, else as
 // encoded-words (always for non-ASCII), folded so that no line exceeds
 // HeaderLineSoft unless the address itself is that long. Parsed with
 // net/mail it gives back name and addr exactly.
@@ -71,8 +71,6 @@ func formatAddress(field, name, addr string) string {
 	}
 	var words []string
 	switch {
-	case isAtomPhrase(name) && len(field)+2+len(name)+1+len(angle) <= HeaderLineSoft:
-		words = append(splitWords(name), angle)
 	case printableASCII(name) && len(field)+2+len(quote(name))+1+len(angle) <= HeaderLineSoft:
 		words = []string{quote(name), angle}
 	default:
@@ -168,22 +166,6 @@ func qEncode(s string) string {
 func plainText(s string) bool {
 	return s != "" && printableASCII(s) && s[0] != ' ' && s[len(s)-1] != ' ' &&
 		!strings.Contains(s, "  ") && !strings.Contains(s, "=?")
-}
-
-// isAtomPhrase reports whether s is atoms separated by single spaces, a
-// display name that needs no quoting.
-func isAtomPhrase(s string) bool {
-	if !plainText(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != ' ' && !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // printableASCII reports whether s is printable ASCII and spaces only.

@@ -76,7 +76,7 @@ func TestSMTP(t *testing.T) {
 		require.Equal(t, "List-Unsubscribe=One-Click", msg.Header.Get("List-Unsubscribe-Post"))
 		require.Equal(t, "A gift for your first order", msg.Header.Get("Subject"))
 		require.Equal(t, `"Example Shop" <shop@example.com>`, msg.Header.Get("From"))
-		require.Equal(t, `Ada Lovelace <ada@example.com>`, msg.Header.Get("To"))
+		require.Equal(t, `"Ada Lovelace" <ada@example.com>`, msg.Header.Get("To"))
 		require.NotEmpty(t, msg.Header.Get("Date"))
 		require.Equal(t, "multipart/alternative", msg.ContentType)
 		require.Equal(t, testEmail("x").Text, strings.ReplaceAll(msg.Text, "\r\n", "\n"))

@@ -67,6 +67,9 @@ func (a *App) buildOps() error {
 		Pool: a.Pool, Rules: a.Rules, APIToken: a.cfg.APIToken, MetricsToken: a.cfg.MetricsToken,
 		UIUser: a.cfg.UIUser, UIPassword: a.cfg.UIPassword, Metrics: a.Metrics, Logger: a.cfg.Logger,
 	}
+	if a.smtpCheck != nil {
+		cfg.SMTP = a.smtpCheck.Check
+	}
 	if a.cfg.runsAPI() {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 			Endpoints: riverui.NewEndpoints(a.River, nil),

@@ -52,6 +52,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	msgs        []Received
+	tries       []Received    // every DATA transfer, rejected ones too
 	changed     chan struct{} // closed and replaced whenever msgs grows
 	attempts    int
 	connections int
@@ -196,6 +197,14 @@ func (s *Server) RejectRcptEnhanced(code int, enh smtp.EnhancedCode, msg string,
 	s.rcptCode, s.rcptEnh, s.rcptMsg, s.rcptTimes = code, enh, msg, times
 }
 
+// Tries returns every message whose data the server read, in order,
+// including those it then rejected (FailNext): what each attempt sent.
+func (s *Server) Tries() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.tries...)
+}
+
 // Attempts returns the number of DATA transfers the server has seen, including failed ones.
 func (s *Server) Attempts() int {
 	s.mu.Lock()
@@ -303,11 +312,14 @@ func (ss *session) Data(r io.Reader) error {
 		ss.srv.opts.OnData()
 	}
 	time.Sleep(ss.srv.opts.DataDelay)
+	rcv := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
+	rcv.ParseErr = parse(&rcv)
+	ss.srv.mu.Lock()
+	ss.srv.tries = append(ss.srv.tries, rcv)
+	ss.srv.mu.Unlock()
 	if err := ss.srv.scriptedFailure(); err != nil {
 		return err
 	}
-	rcv := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
-	rcv.ParseErr = parse(&rcv)
 	ss.srv.add(rcv)
 	return nil
 }
