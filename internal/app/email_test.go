@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/internal/smtptest"
+	"github.com/ciclohq/ciclo/worker"
 )
 
 // emailRow is what the email tests read of a delivery.
@@ -145,6 +147,28 @@ func TestEmailDelivery(t *testing.T) {
 		require.Equal(t, 0, b.db.Count(t, "river_job", "kind = 'ciclo.dispatch' AND state IN ('retryable', 'discarded', 'cancelled')"),
 			"not a transient failure retried with backoff")
 		require.Zero(t, b.smtp.Attempts())
+	})
+
+	t.Run("ConfigurationErrorInABatch", func(t *testing.T) {
+		t.Parallel()
+		// Credentials the server refuses: every delivery of a campaign's
+		// batch waits, each in a job of its own snoozed for the fix.
+		srv := smtptest.StartWithOptions(t, smtptest.Options{Username: "ciclo", Password: "s3cret"})
+		b := channelSetupWith(t, noon, func(c *app.Config) { c.SMTPURL = "smtp://ciclo:wrong@" + srv.Addr + "?tls=none" })
+		b.event(t, `[{"customer_id":"k1","type":"seen","email":"k1@example.com","attributes":{"segment":"campaign"}},
+			{"customer_id":"k2","type":"seen","email":"k2@example.com","attributes":{"segment":"campaign"}}]`)
+		waitJobs(t, b.db)
+		_, err := b.app.River.Insert(context.Background(), worker.SweepArgs{Tick: noon, Rules: []string{"campaign-a"}}, nil)
+		require.NoError(t, err)
+		waitFor(t, "both deliveries waiting", func() bool {
+			return b.db.Count(t, "deliveries", "rule = 'campaign-a' AND status = 'queued' AND attempts = 0 AND bounce_class = 'config'"+
+				" AND last_error LIKE '%rejected the user name and password; check the user and password in CICLO_SMTP_URL%'") == 2
+		})
+		waitFor(t, "a job each, snoozed", func() bool {
+			return b.db.Count(t, "river_job", "kind = 'ciclo.dispatch' AND state = 'scheduled' AND scheduled_at > now() + interval '4 minutes'") == 2
+		})
+		require.Equal(t, 1, b.db.Count(t, "river_job", "kind = 'ciclo.dispatch_batch' AND state = 'completed'"))
+		require.Empty(t, srv.Messages())
 	})
 
 	t.Run("WorkerUnreadyOnConfigurationError", func(t *testing.T) {
