@@ -34,11 +34,12 @@ func (b *channelBundle) emailRow(t *testing.T, customer string) emailRow {
 	return r
 }
 
+// TestEmailDelivery's cases run one after the other: each runs a whole
+// process, and Postgres's connections are shared with the other tests.
 func TestEmailDelivery(t *testing.T) {
 	t.Parallel()
 
 	t.Run("MessageIDsUniqueAcrossDatabases", func(t *testing.T) {
-		t.Parallel()
 		a := channelSetup(t, noon)
 		b := channelSetupWith(t, noon, func(c *app.Config) { c.From = "Shop <news@Shop.Example>" })
 		var ids []string
@@ -56,7 +57,6 @@ func TestEmailDelivery(t *testing.T) {
 	})
 
 	t.Run("MessageIDStableAcrossRetries", func(t *testing.T) {
-		t.Parallel()
 		b := channelSetup(t, noon)
 		b.smtp.FailNext(451, "try again later", 1)
 		b.event(t, `{"customer_id":"c-2","type":"promo","email":"bo@example.com","name":"Bo"}`)
@@ -74,7 +74,6 @@ func TestEmailDelivery(t *testing.T) {
 	})
 
 	t.Run("BounceClasses", func(t *testing.T) {
-		t.Parallel()
 		b := channelSetup(t, noon)
 		tests := []struct {
 			name       string
@@ -118,7 +117,6 @@ func TestEmailDelivery(t *testing.T) {
 	})
 
 	t.Run("ConfigurationErrorWaitsWithTheFix", func(t *testing.T) {
-		t.Parallel()
 		// smtp:// without ?tls= requires STARTTLS, which the test server
 		// (a local relay without TLS) does not offer.
 		b := channelSetupWith(t, noon, func(c *app.Config) { c.SMTPURL = strings.TrimSuffix(c.SMTPURL, "?tls=none") })
@@ -150,7 +148,6 @@ func TestEmailDelivery(t *testing.T) {
 	})
 
 	t.Run("ConfigurationErrorInABatch", func(t *testing.T) {
-		t.Parallel()
 		// Credentials the server refuses: every delivery of a campaign's
 		// batch waits, each in a job of its own snoozed for the fix.
 		srv := smtptest.StartWithOptions(t, smtptest.Options{Username: "ciclo", Password: "s3cret"})
@@ -172,7 +169,6 @@ func TestEmailDelivery(t *testing.T) {
 	})
 
 	t.Run("WorkerUnreadyOnConfigurationError", func(t *testing.T) {
-		t.Parallel()
 		b := channelSetupWith(t, noon, func(c *app.Config) {
 			c.SMTPURL = strings.TrimSuffix(c.SMTPURL, "?tls=none")
 			c.Role = app.RoleWorker
