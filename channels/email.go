@@ -11,8 +11,9 @@ import (
 // sender's address has no usable domain.
 const MessageIDDomainDefault = "ciclo"
 
-// fromWordMax bounds a word of the sender's display name: go-mail writes the
-// From header itself and can fold it only between words.
+// fromWordMax bounds a word of an ASCII sender display name: go-mail writes
+// the From header itself and can fold it only between words (it encodes a
+// non-ASCII name in words short enough).
 const fromWordMax = HeaderLineSoft - len("From: ") - 2
 
 // reservedHeaders are set from Message fields or by go-mail; Message.Headers may not set them.
@@ -60,7 +61,7 @@ func buildEmail(m *Message) (*email, error) {
 	if err != nil {
 		return nil, invalid("from %q: %v", m.From, err)
 	}
-	if longestWord(from.Name) > fromWordMax {
+	if printableASCII(from.Name) && longestWord(from.Name) > fromWordMax {
 		return nil, invalid("from %q: the display name has a word longer than %d characters", m.From, fromWordMax)
 	}
 	to, err := mail.ParseAddress(m.To)

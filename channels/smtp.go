@@ -245,9 +245,11 @@ func smtpOptions(raw string) (smtpOpts, error) {
 func (s *SMTP) Name() string { return "email" }
 
 // Send delivers m over a pooled connection, dialing one if needed. It waits for a free
-// connection until ctx ends. Invalid messages and SMTP 5xx replies are permanent *SendErrors;
-// 4xx replies, connection failures and timeouts are temporary. After any error the
-// connection is dropped and the next Send redials.
+// connection until ctx ends. Invalid messages and SMTP 5xx replies are permanent *SendErrors
+// (classified in SendError.Bounce); 4xx replies, connection failures and timeouts are
+// temporary; a missing STARTTLS, a failed TLS handshake, refused credentials and a refused
+// sender are configuration errors (IsConfigError). After any error the connection is
+// dropped and the next Send redials.
 func (s *SMTP) Send(ctx context.Context, m *Message) (Result, error) {
 	e, err := buildEmail(m)
 	if err != nil {

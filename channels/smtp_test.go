@@ -198,6 +198,7 @@ func TestSMTP(t *testing.T) {
 			{"BadTo", func(m *channels.Message) { m.To = "not an address" }},
 			{"NamedTo", func(m *channels.Message) { m.To = "Ada <ada@example.com>" }},
 			{"BadFrom", func(m *channels.Message) { m.From = "shop@" }},
+			{"UnfoldableFromName", func(m *channels.Message) { m.From = `"` + strings.Repeat("x", 100) + `" <shop@example.com>` }},
 			{"EmptyID", func(m *channels.Message) { m.ID = "" }},
 			{"IDWithAt", func(m *channels.Message) { m.ID = "a@b" }},
 			{"NoBody", func(m *channels.Message) { m.Text, m.HTML = "", "" }},
