@@ -29,9 +29,11 @@ var (
 
 // Message is one outbound message. A channel reads the fields it needs and ignores the rest.
 type Message struct {
-	// ID is the delivery id: stable across retries of the same delivery. Email uses it as the
-	// Message-ID local part (<ID@ciclo>), webhooks as the webhook-id header. It must be a
-	// dot-atom (letters, digits, and !#$%&'*+-/=?^_`{|}~.), e.g. a UUID or an integer.
+	// ID identifies the delivery: stable across retries of the same delivery. Email uses it as
+	// the Message-ID local part (<ID@domain>, the domain from From's address; see MessageID),
+	// so for email it should also be globally unique (hold a random part); webhooks send it as
+	// the webhook-id header. It must be a dot-atom (letters, digits, and
+	// !#$%&'*+-/=?^_`{|}~.), e.g. a UUID or an integer.
 	ID string
 
 	// From is the sender, a bare address or "Name <address>".
@@ -85,29 +87,52 @@ var (
 	_ Channel = (*Webhook)(nil)
 )
 
+// Bounce classes (SendError.Bounce): how an SMTP rejection is read, from where it came and
+// its RFC 3463 enhanced status code.
+const (
+	// BounceMailbox is a 5.1.x reply to RCPT TO or to the end of DATA: the recipient's
+	// mailbox or domain does not exist. The one class that means the address is bad.
+	BounceMailbox = "mailbox"
+	// BouncePolicy is a 5.7.x reply: refused by policy (spam, reputation, DMARC). It says
+	// nothing about the address.
+	BouncePolicy = "policy"
+	// BouncePermanent is any other 5xx reply, including one without an enhanced code.
+	BouncePermanent = "permanent"
+	// BounceTransient is a 4xx reply: try again later.
+	BounceTransient = "transient"
+	// BounceConfig is a configuration error: the server does not offer STARTTLS, the TLS
+	// handshake failed, the credentials or the sender were refused. Not permanent (the
+	// message is fine) but not worth backing off for hours either: it needs a fix.
+	BounceConfig = "config"
+)
+
 // SendError classifies a failed send. Permanent means retrying cannot help: an SMTP 5xx reply
-// (e.g. 550 unknown user), an HTTP 4xx other than 408 and 429, an invalid message or a
-// refused webhook target. Otherwise (SMTP 4xx, HTTP 408/429/5xx, network errors, timeouts)
-// the caller should retry with backoff.
+// (e.g. 550 5.1.1 unknown user), an HTTP 4xx other than 408 and 429, an invalid message or a
+// refused webhook target. Otherwise (SMTP 4xx, HTTP 408/429/5xx, network errors, timeouts,
+// configuration errors) the caller should try again: with backoff, or, for a configuration
+// error (IsConfigError), after a fixed wait.
 type SendError struct {
 	// Permanent reports that retrying cannot help.
 	Permanent bool
 	// Code is the SMTP reply code or HTTP status code, 0 if there was none.
 	Code int
-	// Recipient reports that the server refused the recipient address
-	// itself (SMTP RCPT TO), the one failure that means the address is bad.
-	// A 5xx at MAIL FROM or DATA (authentication, sender policy, content)
-	// says nothing about the recipient.
-	Recipient bool
-	// Err is the underlying error.
+	// Bounce is the class of an SMTP rejection (BounceMailbox, ...); "" for other failures.
+	// Only BounceMailbox means the recipient's address is bad.
+	Bounce string
+	// Enhanced is the reply's RFC 3463 enhanced status code, e.g. "5.1.1"; "" if it had none.
+	Enhanced string
+	// Err is the underlying error; an *SMTPConfigError for BounceConfig.
 	Err error
 }
 
 // Error describes the failure, its class and code.
 func (e *SendError) Error() string {
 	class := "temporary"
-	if e.Permanent {
+	switch {
+	case e.Permanent:
 		class = "permanent"
+	case e.Bounce == BounceConfig:
+		class = "configuration"
 	}
 	if e.Code != 0 {
 		return fmt.Sprintf("%s failure (code %d): %v", class, e.Code, e.Err)
@@ -123,6 +148,13 @@ func (e *SendError) Unwrap() error { return e.Err }
 func IsPermanent(err error) bool {
 	var se *SendError
 	return errors.As(err, &se) && se.Permanent
+}
+
+// IsConfigError reports whether err is, or wraps, a *SendError for a configuration error
+// (BounceConfig).
+func IsConfigError(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && se.Bounce == BounceConfig
 }
 
 func permanent(code int, err error) *SendError {

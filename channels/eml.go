@@ -9,11 +9,11 @@ import (
 // channels would send it, without sending anything. Previews use it. A
 // malformed m is a permanent *SendError, as with Send.
 func WriteEML(w io.Writer, m *Message) error {
-	msg, err := buildEmail(m)
+	e, err := buildEmail(m)
 	if err != nil {
 		return err
 	}
-	if _, err := msg.WriteTo(w); err != nil {
+	if _, err := e.msg.WriteTo(w); err != nil {
 		return fmt.Errorf("write eml: %w", err)
 	}
 	return nil

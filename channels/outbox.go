@@ -44,17 +44,17 @@ func (o *Outbox) Send(ctx context.Context, m *Message) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, temporary(0, fmt.Errorf("outbox: %w", err))
 	}
-	msg, err := buildEmail(m)
+	e, err := buildEmail(m)
 	if err != nil {
 		return Result{}, err
 	}
 
 	name := o.now().UTC().Format("20060102T150405.000000000Z") + "-" + fileSafe(m.ID) + ".eml"
 	path := filepath.Join(o.dir, name)
-	if err := writeAtomic(path, msg.WriteTo); err != nil {
+	if err := writeAtomic(path, e.msg.WriteTo); err != nil {
 		return Result{}, temporary(0, fmt.Errorf("outbox: %w", err))
 	}
-	return Result{ProviderID: MessageID(m.ID), Response: path}, nil
+	return Result{ProviderID: e.messageID, Response: path}, nil
 }
 
 // Close makes later Sends fail with ErrClosed.

@@ -33,7 +33,7 @@ func TestOutbox(t *testing.T) {
 
 		res, err := ob.Send(t.Context(), testEmail("dlv-7"))
 		require.NoError(t, err)
-		require.Equal(t, "<dlv-7@ciclo>", res.ProviderID)
+		require.Equal(t, "<dlv-7@example.com>", res.ProviderID)
 
 		files, err := filepath.Glob(filepath.Join(dir, "*-dlv-7.eml"))
 		require.NoError(t, err)
@@ -46,7 +46,7 @@ func TestOutbox(t *testing.T) {
 		require.NoError(t, err)
 		msg, err := mail.ReadMessage(bytes.NewReader(data))
 		require.NoError(t, err)
-		require.Equal(t, "<dlv-7@ciclo>", msg.Header.Get("Message-ID"))
+		require.Equal(t, "<dlv-7@example.com>", msg.Header.Get("Message-ID"))
 		require.Equal(t, "<https://shop.example.com/u/1>", msg.Header.Get("List-Unsubscribe"))
 		require.Contains(t, msg.Header.Get("Content-Type"), "multipart/alternative")
 		to, err := msg.Header.AddressList("To")

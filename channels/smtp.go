@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,9 @@ type SMTPConfig struct {
 type SMTP struct {
 	cfg         SMTPConfig
 	client      *gomail.Client // dial and send settings only; its own connection is never used
+	addr        string         // host:port, for error messages
+	mode        string         // none, starttls or tls
+	auth        bool           // the URL names a user
 	implicitTLS bool
 	tlsConfig   *tls.Config
 	sem         chan struct{} // PoolSize tokens; holding one is the right to use a connection
@@ -109,6 +113,9 @@ func NewSMTP(cfg *SMTPConfig) (*SMTP, error) {
 	}
 	s := &SMTP{
 		cfg:         c,
+		addr:        net.JoinHostPort(opts.host, strconv.Itoa(opts.port)),
+		mode:        opts.mode,
+		auth:        opts.auth,
 		implicitTLS: opts.implicitTLS,
 		tlsConfig:   opts.tlsConfig,
 		sem:         make(chan struct{}, c.PoolSize),
@@ -133,6 +140,9 @@ func NewSMTP(cfg *SMTPConfig) (*SMTP, error) {
 
 type smtpOpts struct {
 	host        string
+	port        int
+	mode        string
+	auth        bool
 	implicitTLS bool
 	tlsConfig   *tls.Config
 	list        []gomail.Option
@@ -194,6 +204,7 @@ func smtpOptions(raw string) (smtpOpts, error) {
 		}
 	}
 	o.list = append(o.list, gomail.WithPort(port))
+	o.port, o.mode = port, mode
 
 	o.tlsConfig = &tls.Config{
 		ServerName:         o.host,
@@ -219,6 +230,7 @@ func smtpOptions(raw string) (smtpOpts, error) {
 	}
 
 	if u.User != nil && u.User.Username() != "" {
+		o.auth = true
 		pass, _ := u.User.Password()
 		o.list = append(o.list,
 			gomail.WithSMTPAuth(auth),
@@ -233,14 +245,17 @@ func smtpOptions(raw string) (smtpOpts, error) {
 func (s *SMTP) Name() string { return "email" }
 
 // Send delivers m over a pooled connection, dialing one if needed. It waits for a free
-// connection until ctx ends. Invalid messages and SMTP 5xx replies are permanent *SendErrors;
-// 4xx replies, connection failures and timeouts are temporary. After any error the
-// connection is dropped and the next Send redials.
+// connection until ctx ends. Invalid messages and SMTP 5xx replies are permanent *SendErrors
+// (classified in SendError.Bounce); 4xx replies, connection failures and timeouts are
+// temporary; a missing STARTTLS, a failed TLS handshake, refused credentials and a refused
+// sender are configuration errors (IsConfigError). After any error the connection is
+// dropped and the next Send redials.
 func (s *SMTP) Send(ctx context.Context, m *Message) (Result, error) {
-	msg, err := buildEmail(m)
+	e, err := buildEmail(m)
 	if err != nil {
 		return Result{}, err
 	}
+	msg := e.msg
 
 	select {
 	case <-s.done:
@@ -275,17 +290,17 @@ func (s *SMTP) Send(ctx context.Context, m *Message) (Result, error) {
 		// reporting a failure would send it again.
 		s.drop(sc)
 		if err == nil {
-			return Result{ProviderID: MessageID(m.ID), StatusCode: 250, Response: excerpt([]byte(msg.ServerResponse()))}, nil
+			return Result{ProviderID: e.messageID, StatusCode: 250, Response: excerpt([]byte(msg.ServerResponse()))}, nil
 		}
 		return Result{}, temporary(0, fmt.Errorf("smtp send: %w", ctx.Err()))
 	}
 	if err != nil {
 		s.drop(sc)
-		return Result{}, classifySMTP(err)
+		return Result{}, s.classify(err)
 	}
 	sc.lastUsed = s.cfg.Now()
 	return Result{
-		ProviderID: MessageID(m.ID),
+		ProviderID: e.messageID,
 		StatusCode: 250,
 		Response:   excerpt([]byte(msg.ServerResponse())),
 	}, nil
@@ -340,7 +355,12 @@ func (s *SMTP) ready(ctx context.Context, sc *smtpConn) error {
 			return temporary(0, fmt.Errorf("smtp dial: %w", ctx.Err()))
 		}
 		// Dial, TLS and AUTH failures are the server's or the configuration's problem, not
-		// the message's: always temporary, so deliveries are not lost to an outage.
+		// the message's: never permanent, so deliveries are not lost. A configuration
+		// error (no STARTTLS, a failed TLS handshake, rejected credentials) is marked as
+		// such, so the caller waits for the fix instead of backing off for hours.
+		if ce := s.configProblem(err, false); ce != nil {
+			return configErr(smtpCode(err), ce)
+		}
 		return temporary(smtpCode(err), fmt.Errorf("smtp dial: %w", err))
 	}
 	sc.c = c
@@ -404,9 +424,11 @@ func (s *SMTP) Close() error {
 	return nil
 }
 
-// classifySMTP turns a go-mail send error into a *SendError: 5xx replies and message problems
-// are permanent, everything else temporary; a 5xx to RCPT TO marks the recipient as refused.
-func classifySMTP(err error) *SendError {
+// classify turns a go-mail send error into a *SendError. 5xx replies are permanent and
+// classified by their RFC 3463 enhanced status code (see SendError.Bounce); 4xx replies,
+// network errors and timeouts are temporary; a 5xx to MAIL FROM (and a 5.1.7 or 5.1.8, a bad
+// sender) is a configuration error: it concerns CICLO_FROM or the credentials, not the message.
+func (s *SMTP) classify(err error) *SendError {
 	var se *gomail.SendError
 	if !errors.As(err, &se) {
 		return temporary(smtpCode(err), fmt.Errorf("smtp send: %w", err))
@@ -415,19 +437,77 @@ func classifySMTP(err error) *SendError {
 	if code == 0 {
 		code = smtpCode(err)
 	}
+	enh := enhancedStatus(err.Error(), code)
 	wrapped := fmt.Errorf("smtp send: %w", err)
+	atRecipient := se.Reason == gomail.ErrSMTPRcptTo || se.Reason == gomail.ErrSMTPDataClose
 	switch {
+	case code >= 500 && (se.Reason == gomail.ErrSMTPMailFrom || enh == "5.1.7" || enh == "5.1.8"):
+		ce := &SMTPConfigError{Addr: s.addr, Problem: "refused the sender: " + replyText(err),
+			Fix: "check CICLO_FROM and the user and password in CICLO_SMTP_URL"}
+		e := configErr(code, ce)
+		e.Enhanced = enh
+		return e
 	case code >= 500:
 		pe := permanent(code, wrapped)
-		pe.Recipient = se.Reason == gomail.ErrSMTPRcptTo
+		pe.Enhanced, pe.Bounce = enh, BouncePermanent
+		switch {
+		case strings.HasPrefix(enh, "5.1.") && atRecipient:
+			pe.Bounce = BounceMailbox
+		case strings.HasPrefix(enh, "5.7."):
+			pe.Bounce = BouncePolicy
+		}
 		return pe
 	case code >= 400:
-		return temporary(code, wrapped)
+		te := temporary(code, wrapped)
+		te.Enhanced, te.Bounce = enh, BounceTransient
+		return te
 	case se.Reason == gomail.ErrGetSender, se.Reason == gomail.ErrGetRcpts, se.Reason == gomail.ErrNoUnencoded:
 		return permanent(code, wrapped)
 	default:
 		return temporary(code, wrapped)
 	}
+}
+
+// enhancedStatus finds the RFC 3463 enhanced status code that starts the text of the reply
+// with this code in msg ("550 5.1.1 No such user" gives "5.1.1"); "" if there is none or its
+// class does not match the reply code's.
+func enhancedStatus(msg string, code int) string {
+	if code < 200 || code > 599 {
+		return ""
+	}
+	i := strings.Index(msg, strconv.Itoa(code)+" ")
+	if i < 0 {
+		return ""
+	}
+	// Go's textproto.Error quotes the reply text.
+	rest := strings.TrimPrefix(msg[i+4:], `"`)
+	end := strings.IndexAny(rest, " ,\"")
+	if end < 0 {
+		end = len(rest)
+	}
+	cand := rest[:end]
+	parts := strings.Split(cand, ".")
+	if len(parts) != 3 || parts[0] != strconv.Itoa(code/100) {
+		return ""
+	}
+	for _, p := range parts[1:] {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return ""
+		}
+	}
+	return cand
+}
+
+// replyText is the server's reply in err, without go-mail's description of the command.
+func replyText(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	if i := strings.Index(msg, ", affected"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }
 
 // smtpCode extracts an SMTP reply code from err, or 0.

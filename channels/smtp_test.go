@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 	gomail "github.com/wneessen/go-mail"
 
@@ -63,14 +64,14 @@ func TestSMTP(t *testing.T) {
 
 		res, err := ch.Send(t.Context(), testEmail("dlv-1"))
 		require.NoError(t, err)
-		require.Equal(t, "<dlv-1@ciclo>", res.ProviderID)
+		require.Equal(t, "<dlv-1@example.com>", res.ProviderID)
 		require.Equal(t, 250, res.StatusCode)
 
 		msg := bundle.srv.WaitMessages(t, 1, waitTimeout)[0]
 		require.NoError(t, msg.ParseErr)
 		require.Equal(t, "shop@example.com", msg.From)
 		require.Equal(t, []string{"ada@example.com"}, msg.To)
-		require.Equal(t, "<dlv-1@ciclo>", msg.Header.Get("Message-ID"))
+		require.Equal(t, "<dlv-1@example.com>", msg.Header.Get("Message-ID"))
 		require.Equal(t, "<https://shop.example.com/u/1>", msg.Header.Get("List-Unsubscribe"))
 		require.Equal(t, "List-Unsubscribe=One-Click", msg.Header.Get("List-Unsubscribe-Post"))
 		require.Equal(t, "A gift for your first order", msg.Header.Get("Subject"))
@@ -146,11 +147,11 @@ func TestSMTP(t *testing.T) {
 
 		res, err := ch.Send(t.Context(), testEmail("dlv-1"))
 		require.NoError(t, err)
-		require.Equal(t, "<dlv-1@ciclo>", res.ProviderID)
+		require.Equal(t, "<dlv-1@example.com>", res.ProviderID)
 		require.Equal(t, 3, bundle.srv.Attempts())
 		require.Equal(t, 2, bundle.srv.Connections(), "broken connection dropped and redialed")
 		msgs := bundle.srv.WaitMessages(t, 2, waitTimeout)
-		require.Equal(t, "<dlv-1@ciclo>", msgs[1].Header.Get("Message-ID"), "same Message-ID on retry")
+		require.Equal(t, "<dlv-1@example.com>", msgs[1].Header.Get("Message-ID"), "same Message-ID on retry")
 	})
 
 	t.Run("PermanentFailure", func(t *testing.T) {
@@ -163,7 +164,7 @@ func TestSMTP(t *testing.T) {
 			var se *channels.SendError
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, 550, se.Code)
-			require.False(t, se.Recipient, "a DATA rejection says nothing about the address")
+			require.Equal(t, channels.BouncePermanent, se.Bounce, "a 5xx without 5.1.x says nothing about the address")
 		}
 		require.Equal(t, 2, bundle.srv.Attempts())
 		require.Empty(t, bundle.srv.Messages())
@@ -172,12 +173,13 @@ func TestSMTP(t *testing.T) {
 	t.Run("RecipientRefused", func(t *testing.T) {
 		t.Parallel()
 		ch, bundle := setup(t, nil)
-		bundle.srv.RejectRcpt(550, "No such user", 1)
+		bundle.srv.RejectRcptEnhanced(550, gosmtp.EnhancedCode{5, 1, 1}, "No such user", 1)
 		_, err := ch.Send(t.Context(), testEmail("dlv-1"))
 		var se *channels.SendError
 		require.ErrorAs(t, err, &se)
 		require.True(t, se.Permanent)
-		require.True(t, se.Recipient)
+		require.Equal(t, channels.BounceMailbox, se.Bounce, "%v", err)
+		require.Equal(t, "5.1.1", se.Enhanced)
 		require.Equal(t, 550, se.Code)
 		require.Equal(t, 0, bundle.srv.Attempts())
 
@@ -196,6 +198,7 @@ func TestSMTP(t *testing.T) {
 			{"BadTo", func(m *channels.Message) { m.To = "not an address" }},
 			{"NamedTo", func(m *channels.Message) { m.To = "Ada <ada@example.com>" }},
 			{"BadFrom", func(m *channels.Message) { m.From = "shop@" }},
+			{"UnfoldableFromName", func(m *channels.Message) { m.From = `"` + strings.Repeat("x", 100) + `" <shop@example.com>` }},
 			{"EmptyID", func(m *channels.Message) { m.ID = "" }},
 			{"IDWithAt", func(m *channels.Message) { m.ID = "a@b" }},
 			{"NoBody", func(m *channels.Message) { m.Text, m.HTML = "", "" }},
@@ -235,8 +238,10 @@ func TestSMTP(t *testing.T) {
 		ch, err := channels.NewSMTP(&channels.SMTPConfig{URL: "smtp://" + srv.Addr})
 		require.NoError(t, err)
 		_, err = ch.Send(t.Context(), testEmail("dlv-1"))
-		require.ErrorContains(t, err, "STARTTLS")
+		require.ErrorContains(t, err, "SMTP server "+srv.Addr+" does not offer STARTTLS")
+		require.ErrorContains(t, err, "set ?tls=none in CICLO_SMTP_URL for a local relay without TLS")
 		require.False(t, channels.IsPermanent(err))
+		require.True(t, channels.IsConfigError(err), "a configuration error, not an outage to back off from")
 		require.NoError(t, ch.Close())
 	})
 
@@ -254,6 +259,9 @@ func TestSMTP(t *testing.T) {
 		_, err = bad.Send(t.Context(), testEmail("dlv-2"))
 		require.Error(t, err)
 		require.False(t, channels.IsPermanent(err), "auth failures are the config's problem, not the message's")
+		require.True(t, channels.IsConfigError(err), "%v", err)
+		require.ErrorContains(t, err, "rejected the user name and password; check the user and password in CICLO_SMTP_URL")
+		require.NotContains(t, err.Error(), "wrong", "the password is never shown")
 		require.NoError(t, bad.Close())
 		require.Len(t, srv.Messages(), 1)
 	})

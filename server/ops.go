@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -61,6 +62,12 @@ type OpsConfig struct {
 	// reload and when it happened, or "" when that reload succeeded. /readyz
 	// shows it: the process stays ready on its last good rule set.
 	RulesReloadError func() (string, time.Time)
+	// SMTP, optional, checks the SMTP server for /readyz; its error, when it
+	// has a Public() string, says what is wrong and how to fix it. A process
+	// that serves the API stays ready while SMTP is broken (it still accepts
+	// events; emails wait) and shows the problem; a worker-only process is
+	// unready.
+	SMTP func(context.Context) error
 	// ReadyTimeout bounds /readyz's database checks. Default ReadyTimeoutDefault.
 	ReadyTimeout time.Duration
 	// Logger, default slog.Default().
@@ -186,6 +193,9 @@ func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
 			res.Checks["migrations"] = "ok"
 		}
 	}
+	if o.cfg.SMTP != nil {
+		o.checkSMTP(ctx, &res, fail)
+	}
 	if rs := o.cfg.Rules.Load(); rs == nil {
 		fail("rules", "no rule set loaded", nil)
 	} else {
@@ -204,4 +214,25 @@ func (o *Ops) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, status, res)
+}
+
+// checkSMTP adds the SMTP check to res: what is wrong and how to fix it,
+// without the server's address.
+func (o *Ops) checkSMTP(ctx context.Context, res *readiness, fail func(check, msg string, err error)) {
+	err := o.cfg.SMTP(ctx)
+	if err == nil {
+		res.Checks["smtp"] = "ok"
+		return
+	}
+	msg := "SMTP server check failed"
+	var p interface{ Public() string }
+	if errors.As(err, &p) {
+		msg = p.Public()
+	}
+	if o.cfg.API == nil {
+		fail("smtp", msg, err)
+		return
+	}
+	res.Checks["smtp"] = msg
+	o.cfg.Logger.WarnContext(ctx, "server: SMTP check failed", slog.String("error", err.Error()))
 }

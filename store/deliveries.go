@@ -35,6 +35,15 @@ type Delivery struct {
 	CreatedAt      time.Time
 	EventID        int64 // the firing's event; 0 for scheduled firings
 	RuleSetVersion string
+	// MessageKey is a random UUID drawn when the delivery was queued; an
+	// email's Message-ID is built from it, so it is unique everywhere and the
+	// same on every retry. "" for deliveries finished before it existed.
+	MessageKey string
+	// BounceClass is how the last SMTP rejection was classified (see
+	// channels.Bounce*); "" if the last attempt was not rejected.
+	BounceClass string
+	// EnhancedStatus is the last rejection's RFC 3463 code, e.g. "5.1.1".
+	EnhancedStatus string
 }
 
 // InsertDelivery queues d and sets d.ID.
@@ -53,7 +62,8 @@ func (s *Store) GetDelivery(ctx context.Context, customerID string, id int64) (*
 		eventID *int64
 	)
 	err := s.db.QueryRow(ctx, q("GetDelivery"), customerID, id).Scan(&d.ID, &d.CustomerID, &d.FiringID, &d.Rule,
-		&d.Channel, &d.Action, &d.Status, &d.Attempts, &d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion)
+		&d.Channel, &d.Action, &d.Status, &d.Attempts, &d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion,
+		&d.MessageKey, &d.BounceClass, &d.EnhancedStatus)
 	if err != nil {
 		return nil, fmt.Errorf("get delivery %d: %w", id, wrapNoRows(err, ErrDeliveryNotFound))
 	}
@@ -76,6 +86,9 @@ type Outcome struct {
 	// Bounce, when set, is an address to suppress as bounced together with
 	// the outcome: its server refused the recipient.
 	Bounce string
+	// BounceClass and EnhancedStatus record how an SMTP rejection was
+	// classified; "" when there was none.
+	BounceClass, EnhancedStatus string
 }
 
 // DeliveryRef names one delivery.
@@ -112,7 +125,7 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []Outcome) error {
 			code = &o.ResponseCode
 		}
 		b.Queue(q("FinishDelivery"), o.Delivery.CustomerID, o.Delivery.ID, o.Status, attempts, pgText(o.Error),
-			pgText(o.ProviderID), code, o.At, pgText(o.Response))
+			pgText(o.ProviderID), code, o.At, pgText(o.Response), o.BounceClass, pgText(o.EnhancedStatus))
 		if o.Bounce != "" {
 			b.Queue(q("AddSuppression"), o.Bounce, SuppressBounced, pgText(o.Error), o.At)
 		}
@@ -249,7 +262,8 @@ func scanDispatch(rows pgx.Rows) (*Dispatch, error) {
 		originAt  time.Time
 	)
 	targets := []any{&d.ID, &d.CustomerID, &d.FiringID, &d.Rule, &d.Channel, &d.Action, &d.Status, &d.Attempts,
-		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion}
+		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion,
+		&d.MessageKey, &d.BounceClass, &d.EnhancedStatus}
 	targets = append(targets, cc.targets()...)
 	targets = append(targets, &reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt)
 	if err := rows.Scan(targets...); err != nil {

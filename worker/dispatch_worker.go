@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,13 @@ import (
 // recorded as failed. With River's default backoff (attempt⁴ seconds) the
 // last try is about five hours after the first.
 const DispatchMaxAttempts = 10
+
+// ConfigErrorRetry is how long an email delivery waits after the SMTP
+// server turned it away for a configuration error (see
+// channels.IsConfigError) before it is tried again. The wait counts no
+// attempt: once the configuration is fixed the delivery goes out with its
+// whole budget.
+const ConfigErrorRetry = 5 * time.Minute
 
 // capClaimTTL is how long a delivery claimed under the frequency cap counts
 // as in flight. It only matters when a worker dies mid-send: the claim of a
@@ -361,8 +369,20 @@ func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result
 	}
 	out.Error = sendErr.Error()
 	var se *channels.SendError
-	if errors.As(sendErr, &se) && se.Code != 0 {
-		out.ResponseCode = se.Code
+	if errors.As(sendErr, &se) {
+		if se.Code != 0 {
+			out.ResponseCode = se.Code
+		}
+		out.BounceClass, out.EnhancedStatus = se.Bounce, se.Enhanced
+	}
+	if channels.IsConfigError(sendErr) {
+		// The SMTP configuration is wrong (no STARTTLS, credentials or
+		// sender refused): backing off for hours would only hide it, and
+		// failing would lose the email. The delivery waits, with the fix in
+		// last_error and no attempt counted, and is tried again shortly.
+		out.Status, out.Attempted = store.DeliveryQueued, false
+		s.snooze = ConfigErrorRetry
+		return
 	}
 	permanent := channels.IsPermanent(sendErr)
 	// The last try: the job's (a lone delivery's) or the delivery's own.
@@ -372,10 +392,11 @@ func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result
 		return
 	}
 	out.Status = store.DeliveryFailed
-	// Only a refused recipient is a hard bounce: a 5xx to MAIL FROM or DATA
-	// (bad credentials, sender policy, content) would otherwise suppress
-	// every customer the misconfigured relay turned away.
-	if permanent && s.dp.Delivery.Channel == "email" && se != nil && se.Recipient {
+	// Only a bad mailbox (5.1.x at RCPT TO or the end of DATA) is a hard
+	// bounce: a policy or other 5xx (sender policy, content, reputation)
+	// would otherwise suppress every customer a misconfigured or picky
+	// relay turned away.
+	if permanent && s.dp.Delivery.Channel == "email" && se != nil && se.Bounce == channels.BounceMailbox {
 		out.Bounce = s.dp.Customer.Email
 	}
 }
@@ -398,7 +419,7 @@ func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype
 		}
 		switch {
 		case s.out == nil:
-		case s.out.Status == store.DeliveryQueued:
+		case s.out.Status == store.DeliveryQueued && s.snooze == 0:
 			d := s.dp.Delivery
 			retry = append(retry, fmt.Errorf("send %s delivery %d: %w", d.Channel, d.ID, s.err))
 		case s.out.Status == store.DeliveryFailed:
@@ -487,6 +508,12 @@ func (w *dispatcher) noted(ctx context.Context, todo []*sending) {
 			continue
 		}
 		noteOutcome(ctx, s.dp.Delivery.Channel, &store.DeliveryOutcome{Status: s.out.Status, SentAt: s.out.At, OriginAt: s.dp.OriginAt})
+		if s.out.BounceClass == channels.BounceConfig {
+			d := s.dp.Delivery
+			w.logger.ErrorContext(ctx, "dispatch: SMTP configuration error; the delivery waits for a fix",
+				slog.Int64("delivery_id", d.ID), slog.String("customer_id", d.CustomerID),
+				slog.Duration("retry_in", ConfigErrorRetry), slog.String("error", s.out.Error))
+		}
 		if s.out.Status == store.DeliveryFailed {
 			d := s.dp.Delivery
 			w.logger.WarnContext(ctx, "dispatch: delivery failed", slog.Int64("delivery_id", d.ID),
@@ -560,7 +587,7 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 		list += ", <mailto:" + w.cfg.UnsubscribeMailto + "?subject=unsubscribe>"
 	}
 	s.msg = &channels.Message{
-		ID:      "delivery-" + strconv.FormatInt(d.ID, 10),
+		ID:      emailID(d),
 		From:    w.cfg.From,
 		To:      cust.Email,
 		ToName:  cust.Name,
@@ -573,6 +600,19 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 		},
 	}
 	return nil
+}
+
+// emailID is the Message-ID local part of an email delivery:
+// "delivery-<id>.<message key>", unique everywhere thanks to the random key
+// drawn when the delivery was queued, and the same on every retry. The
+// channel adds the sending domain. Deliveries finished before keys existed
+// have none and keep the old "delivery-<id>".
+func emailID(d *store.Delivery) string {
+	id := "delivery-" + strconv.FormatInt(d.ID, 10)
+	if d.MessageKey != "" {
+		id += "." + strings.ReplaceAll(d.MessageKey, "-", "")
+	}
+	return id
 }
 
 // frequencyCap is the cap in force for a rule: its own, else the default.

@@ -136,6 +136,7 @@ type App struct {
 	Templates *templates.Set
 	Metrics   *metrics.Metrics
 	email     channels.Channel
+	smtpCheck *smtpCheck // nil without an SMTP server
 	webhook   channels.Channel
 	http      *http.Server
 	listener  net.Listener
@@ -307,10 +308,11 @@ func (a *App) build() error {
 	if !a.cfg.runsWorkers() {
 		// An API process only enqueues; it sends nothing.
 	} else if a.cfg.SMTPURL != "" {
-		a.email, err = channels.NewSMTP(&channels.SMTPConfig{URL: a.cfg.SMTPURL})
+		smtp, err := channels.NewSMTP(&channels.SMTPConfig{URL: a.cfg.SMTPURL})
 		if err != nil {
 			return fmt.Errorf("email channel: %w", err)
 		}
+		a.email, a.smtpCheck = smtp, &smtpCheck{smtp: smtp, from: a.cfg.From, now: time.Now}
 	} else {
 		a.email, err = channels.NewOutbox(a.cfg.OutboxDir)
 		if err != nil {
@@ -353,6 +355,7 @@ func (a *App) build() error {
 
 // Start begins working jobs and serving HTTP. It returns once both run.
 func (a *App) Start(ctx context.Context) error {
+	a.probeSMTP(ctx)
 	if a.cfg.runsWorkers() {
 		if err := a.River.Start(ctx); err != nil {
 			return fmt.Errorf("start job queue: %w", err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -140,6 +141,12 @@ type channelBundle struct {
 // a local endpoint answering hookStatuses.
 func channelSetup(t *testing.T, start time.Time, hookStatuses ...int) *channelBundle {
 	t.Helper()
+	return channelSetupWith(t, start, nil, hookStatuses...)
+}
+
+// channelSetupWith is channelSetup with a last word on the configuration.
+func channelSetupWith(t *testing.T, start time.Time, configure func(*app.Config), hookStatuses ...int) *channelBundle {
+	t.Helper()
 	setEnvOnce.Do(func() { os.Setenv("CICLO_TEST_WEBHOOK_SECRET", ruleWebhookSecret) })
 	b := &channelBundle{db: testdb.New(t), smtp: smtptest.Start(t), clock: &testClock{t: start}}
 	if len(hookStatuses) == 0 {
@@ -169,7 +176,7 @@ func channelSetup(t *testing.T, start time.Time, hookStatuses ...int) *channelBu
 	}
 
 	ctx := context.Background()
-	a, err := app.New(ctx, app.Config{
+	cfg := app.Config{
 		DatabaseURL:       b.db.URL,
 		RulesPath:         filepath.Join(dir, "rules.yaml"),
 		APIToken:          token,
@@ -183,7 +190,11 @@ func channelSetup(t *testing.T, start time.Time, hookStatuses ...int) *channelBu
 		Now:               b.clock.Now,
 		Logger:            slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Worker:            worker.Config{Schema: b.db.Schema, RetryPolicy: fastRetry{}},
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	a, err := app.New(ctx, cfg)
 	require.NoError(t, err)
 	require.NoError(t, a.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, a.Stop(context.Background())) })
@@ -367,7 +378,7 @@ func TestChannels(t *testing.T) {
 		require.Equal(t, 3, d.Attempts)
 		require.Equal(t, 3, b.smtp.Attempts())
 		require.Len(t, b.smtp.Messages(), 1)
-		require.Equal(t, "<delivery-"+strconv.FormatInt(d.ID, 10)+"@ciclo>", d.ProviderID)
+		require.Regexp(t, `^<delivery-`+strconv.FormatInt(d.ID, 10)+`\.[0-9a-f]{32}@example\.com>$`, d.ProviderID)
 		require.Equal(t, b.smtp.Messages()[0].Header.Get("Message-Id"), d.ProviderID)
 		require.NotNil(t, d.ResponseCode)
 		require.Equal(t, 250, *d.ResponseCode)
@@ -378,7 +389,7 @@ func TestChannels(t *testing.T) {
 	t.Run("SMTPPermanentBounce", func(t *testing.T) {
 		t.Parallel()
 		b := channelSetup(t, noon)
-		b.smtp.RejectRcpt(550, "no such user", 1)
+		b.smtp.RejectRcptEnhanced(550, gosmtp.EnhancedCode{5, 1, 1}, "no such user", 1)
 		b.event(t, `{"customer_id":"c-4","type":"promo","email":"gone@example.com","name":"Di"}`)
 		d := b.waitDeliveries(t, "c-4", "promo", 1)[0]
 		waitJobs(t, b.db)

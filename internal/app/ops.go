@@ -77,6 +77,9 @@ func (a *App) buildOps() error {
 		// table, so that every process accepts every other's logins.
 		SessionSecret: a.cfg.Secret, PublicURL: a.cfg.PublicURL, RequestTimeout: a.cfg.HTTP.RequestTimeout, Now: a.cfg.Now,
 	}
+	if a.smtpCheck != nil {
+		cfg.SMTP = a.smtpCheck.Check
+	}
 	if a.cfg.runsAPI() {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 			Endpoints: riverui.NewEndpoints(a.River, nil),

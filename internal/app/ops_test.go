@@ -70,7 +70,7 @@ func TestOps(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(body), &ready))
 		require.Equal(t, "ready", ready.Status)
 		require.Equal(t, b.app.Rules.Load().Version, ready.RulesVersion)
-		require.Equal(t, map[string]string{"database": "ok", "migrations": "ok", "rules": "ok"}, ready.Checks)
+		require.Equal(t, map[string]string{"database": "ok", "migrations": "ok", "rules": "ok", "smtp": "ok"}, ready.Checks)
 	})
 
 	t.Run("MetricsMoveAfterAnEvent", func(t *testing.T) {

@@ -52,13 +52,16 @@ type Server struct {
 
 	mu          sync.Mutex
 	msgs        []Received
+	tries       []Received    // every DATA transfer, rejected ones too
 	changed     chan struct{} // closed and replaced whenever msgs grows
 	attempts    int
 	connections int
 	failCode    int
+	failEnh     smtp.EnhancedCode
 	failMsg     string
 	failTimes   int // remaining scripted failures; -1 means forever
 	rcptCode    int
+	rcptEnh     smtp.EnhancedCode
 	rcptMsg     string
 	rcptTimes   int // remaining scripted RCPT TO rejections; -1 means forever
 }
@@ -167,18 +170,39 @@ func (s *Server) WaitMessages(t testing.TB, n int, timeout time.Duration) []Rece
 // msg instead of accepting them (e.g. 451 twice, then normal). times = -1 fails every message
 // until FailNext is called again; times = 0 cancels the script.
 func (s *Server) FailNext(code int, msg string, times int) {
+	s.FailNextEnhanced(code, smtp.EnhancedCodeNotSet, msg, times)
+}
+
+// FailNextEnhanced is FailNext with an RFC 3463 enhanced status code, e.g.
+// smtp.EnhancedCode{5, 1, 1}; smtp.NoEnhancedCode sends none at all, and
+// smtp.EnhancedCodeNotSet lets go-smtp send a generic one (5.0.0).
+func (s *Server) FailNextEnhanced(code int, enh smtp.EnhancedCode, msg string, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failCode, s.failMsg, s.failTimes = code, msg, times
+	s.failCode, s.failEnh, s.failMsg, s.failTimes = code, enh, msg, times
 }
 
 // RejectRcpt makes the server reject the recipient (RCPT TO) of the next
 // times messages with code and msg, as a server does for an unknown user
 // (550). times = -1 rejects until RejectRcpt is called again; 0 cancels.
 func (s *Server) RejectRcpt(code int, msg string, times int) {
+	s.RejectRcptEnhanced(code, smtp.EnhancedCodeNotSet, msg, times)
+}
+
+// RejectRcptEnhanced is RejectRcpt with an RFC 3463 enhanced status code
+// (see FailNextEnhanced).
+func (s *Server) RejectRcptEnhanced(code int, enh smtp.EnhancedCode, msg string, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rcptCode, s.rcptMsg, s.rcptTimes = code, msg, times
+	s.rcptCode, s.rcptEnh, s.rcptMsg, s.rcptTimes = code, enh, msg, times
+}
+
+// Tries returns every message whose data the server read, in order,
+// including those it then rejected (FailNext): what each attempt sent.
+func (s *Server) Tries() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.tries...)
 }
 
 // Attempts returns the number of DATA transfers the server has seen, including failed ones.
@@ -214,7 +238,7 @@ func (s *Server) scriptedFailure() error {
 	if s.failTimes > 0 {
 		s.failTimes--
 	}
-	return &smtp.SMTPError{Code: s.failCode, EnhancedCode: smtp.EnhancedCodeNotSet, Message: s.failMsg}
+	return &smtp.SMTPError{Code: s.failCode, EnhancedCode: s.failEnh, Message: s.failMsg}
 }
 
 func (s *Server) add(r Received) {
@@ -270,9 +294,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		if s.rcptTimes > 0 {
 			s.rcptTimes--
 		}
-		code, msg := s.rcptCode, s.rcptMsg
+		code, enh, msg := s.rcptCode, s.rcptEnh, s.rcptMsg
 		s.mu.Unlock()
-		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+		return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
 	}
 	s.mu.Unlock()
 	ss.to = append(ss.to, to)
@@ -288,11 +312,14 @@ func (ss *session) Data(r io.Reader) error {
 		ss.srv.opts.OnData()
 	}
 	time.Sleep(ss.srv.opts.DataDelay)
+	rcv := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
+	rcv.ParseErr = parse(&rcv)
+	ss.srv.mu.Lock()
+	ss.srv.tries = append(ss.srv.tries, rcv)
+	ss.srv.mu.Unlock()
 	if err := ss.srv.scriptedFailure(); err != nil {
 		return err
 	}
-	rcv := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
-	rcv.ParseErr = parse(&rcv)
 	ss.srv.add(rcv)
 	return nil
 }

@@ -7,17 +7,21 @@ RETURNING id;
 -- name: GetDelivery
 -- Reads one delivery with the firing's event, if any.
 SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,
-       d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version
+       d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version,
+       COALESCE(d.message_key::text, ''), COALESCE(d.bounce_class, ''), COALESCE(d.enhanced_status, '')
 FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 WHERE d.customer_id = $1 AND d.id = $2;
 
 -- name: FinishDelivery
--- Records a delivery's final or latest outcome.
+-- Records a delivery's final or latest outcome, and how its last SMTP
+-- rejection was classified ($10, $11; '' when it was not rejected).
 UPDATE deliveries SET
     status        = $3,
     attempts      = attempts + $4,
     last_error    = $5,
+    bounce_class    = NULLIF($10, ''),
+    enhanced_status = NULLIF($11, ''),
     provider_id   = COALESCE(NULLIF($6, ''), provider_id),
     response_code = COALESCE($7, response_code),
     response      = COALESCE(NULLIF($9, ''), response),
@@ -64,6 +68,7 @@ SELECT (SELECT sent FROM n), EXISTS (SELECT 1 FROM claimed);
 -- pipelines it for several deliveries.
 SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,
        d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version,
+       COALESCE(d.message_key::text, ''), COALESCE(d.bounce_class, ''), COALESCE(d.enhanced_status, ''),
        c.id, c.email, c.name, c.timezone, c.stage, c.stage_entered_at, c.created_at, c.last_seen_at,
        c.first_order_at, c.last_order_at, c.orders_count, c.total_spent_cents, c.attributes,
        c.unsubscribed_at,
