@@ -1,10 +1,3 @@
-// Package ingest holds the rules every way into ciclo applies to what it is
-// sent (the events API, the suppressions API, and the store integrations and
-// importers to come): text ciclo cannot store or mail as sent is refused, with
-// an error that names the field, never rewritten.
-//
-// It knows nothing of HTTP: callers map ErrMalformed and ErrInvalid to their
-// own answers (the API answers 400 and 422).
 package ingest
 
 import (

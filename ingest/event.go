@@ -1,6 +1,3 @@
-// Package ingest is the one way events enter ciclo: the events API, the
-// Shopify and WooCommerce webhooks and `ciclo import` all produce Events and
-// hand them to the same ingestion.
 package ingest
 
 import "time"

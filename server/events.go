@@ -8,49 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/ingest"
-	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
-
-// Limits on event fields (contact fields are bounded by package ingest).
-const (
-	maxTypeLen = 100
-	// maxClockSkew is how far in the future occurred_at may be.
-	maxClockSkew = 24 * time.Hour
-	// maxOrderTotal keeps totals well inside total_spent's integer cents.
-	maxOrderTotal = 1e12
-)
-
-// minOccurredAt is the earliest occurred_at accepted.
-var minOccurredAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
-var eventTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`)
 
 // eventFields lists the accepted fields, for unknown-field errors.
 const eventFields = "customer_id, type, idempotency_key, occurred_at, email, name, timezone, properties, attributes"
 
-// EventRequest is one event as the API accepts it.
-type EventRequest struct {
-	CustomerID     string         `json:"customer_id"`
-	Type           string         `json:"type"`
-	IdempotencyKey string         `json:"idempotency_key,omitempty"`
-	OccurredAt     *time.Time     `json:"occurred_at,omitempty"`
-	Email          string         `json:"email,omitempty"`
-	Name           string         `json:"name,omitempty"`
-	Timezone       string         `json:"timezone,omitempty"`
-	Properties     map[string]any `json:"properties,omitempty"`
-	Attributes     map[string]any `json:"attributes,omitempty"`
-}
+// EventRequest is one event as the API accepts it: the ingest event.
+type EventRequest = ingest.Event
 
 // EventResult is the answer for one accepted event.
 type EventResult struct {
@@ -83,85 +50,38 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	now := s.cfg.Now()
-	events := make([]*store.NewEvent, len(reqs))
-	for i, e := range reqs {
-		ne, err := s.validate(e, now)
-		if err != nil {
-			if batch {
-				err = ingest.AtIndex(err, i)
-			}
-			writeFieldError(w, err)
-			return
-		}
-		events[i] = ne
-	}
-
-	rs := s.cfg.Rules.Load()
-	initial := ""
-	if len(rs.Stages) > 0 {
-		initial = rs.Stages[0]
-	}
-	resp := EventsResponse{Events: make([]EventResult, len(events))}
-	// Customers are locked in id order (each customer's events keep their
-	// order) so that concurrent batches and sweeps cannot deadlock.
-	order := make([]int, len(events))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(events[a].CustomerID, events[b].CustomerID) })
-	err = pgx.BeginFunc(r.Context(), s.cfg.Pool, func(tx pgx.Tx) error {
-		st := store.New(tx)
-		// All events' statements go in one pipelined batch, in lock order.
-		sorted := make([]*store.NewEvent, len(order))
-		for k, i := range order {
-			sorted[k] = events[i]
-		}
-		ingested, err := st.IngestEvents(r.Context(), sorted, initial, rs.Version)
-		var conflict *store.IdempotencyConflictError
-		if errors.As(err, &conflict) {
-			return idempotencyConflict(conflict, order, batch)
-		}
-		if err != nil {
-			return err
-		}
-		var jobs []river.InsertManyParams
-		for k, i := range order {
-			e, res := events[i], ingested[k]
-			resp.Events[i] = EventResult{ID: res.EventID, Duplicate: res.Duplicate}
-			if e.Type == EventCouponRedeemed && !res.Duplicate {
-				if err := redeemCoupon(r.Context(), st, e, i, batch); err != nil {
-					return err
-				}
-			}
-			if !res.Duplicate {
-				jobs = append(jobs, river.InsertManyParams{Args: worker.EvaluateArgs{
-					CustomerID: e.CustomerID, EventID: res.EventID,
-				}})
-			}
-		}
-		if len(jobs) == 0 {
-			return nil
-		}
-		if _, err := s.cfg.River.InsertManyTx(r.Context(), tx, jobs); err != nil {
-			return fmt.Errorf("enqueue evaluation: %w", err)
-		}
-		return nil
-	})
-	if err != nil && errors.As(err, new(*ingest.FieldError)) {
-		writeFieldError(w, err)
-		return
-	}
-	if err != nil && writeCouponError(w, err) {
-		return
-	}
+	results, err := s.ingest.Ingest(r.Context(), reqs, ingest.Options{Batch: batch})
 	if err != nil {
-		s.cfg.Logger.ErrorContext(r.Context(), "server: ingest events failed", slog.Int("num_events", len(events)), slog.String("error", err.Error()))
-		writeError(w, http.StatusServiceUnavailable, "", "events not stored, retry with the same idempotency keys: "+err.Error())
+		s.writeIngestError(w, r, err, len(reqs))
 		return
 	}
-	s.countIngested(events, resp)
+	resp := EventsResponse{Events: make([]EventResult, len(results))}
+	for i, res := range results {
+		resp.Events[i] = EventResult{ID: res.ID, Duplicate: res.Duplicate}
+	}
+	s.countIngested(results)
 	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// writeIngestError answers a refused ingest: 400 or 422 for a bad field,
+// 422 for an unknown coupon, 409 for a coupon redeemed before, and 503
+// (logged with the detail) when the database failed.
+func (s *Server) writeIngestError(w http.ResponseWriter, r *http.Request, err error, n int) {
+	var (
+		uc *ingest.UnknownCouponError
+		cr *ingest.CouponRedeemedError
+	)
+	switch {
+	case errors.As(err, new(*ingest.FieldError)):
+		writeFieldError(w, err)
+	case errors.As(err, &uc):
+		writeError(w, http.StatusUnprocessableEntity, uc.Field, uc.Error())
+	case errors.As(err, &cr):
+		writeError(w, http.StatusConflict, cr.Field, cr.Error())
+	default:
+		s.cfg.Logger.ErrorContext(r.Context(), "server: ingest events failed", slog.Int("num_events", n), slog.String("error", err.Error()))
+		writeError(w, http.StatusServiceUnavailable, "", "events not stored, retry with the same idempotency keys: "+err.Error())
+	}
 }
 
 // decodeEvents reads a single event or an array of events, strictly.
@@ -263,113 +183,6 @@ func position(body []byte, offset int64) (line, col int) {
 		}
 	}
 	return line, col
-}
-
-// validate checks one event and converts it for the store. Its errors are
-// *ingest.FieldError: ingest.ErrMalformed for text that cannot be taken as
-// sent (400), ingest.ErrInvalid for the rest (422).
-func (s *Server) validate(e *EventRequest, now time.Time) (*store.NewEvent, error) {
-	bad := func(field, format string, args ...any) error {
-		return &ingest.FieldError{Field: field, Message: fmt.Sprintf(format, args...), Kind: ingest.ErrInvalid}
-	}
-	if strings.TrimSpace(e.CustomerID) == "" {
-		return nil, bad("customer_id", "required: the store's id for the customer")
-	}
-	if err := ingest.CheckCustomerID("customer_id", e.CustomerID); err != nil {
-		return nil, err
-	}
-	switch {
-	case e.Type == "":
-		return nil, bad("type", `required: the event type, e.g. "order_placed"`)
-	case len(e.Type) > maxTypeLen || !eventTypeRE.MatchString(e.Type):
-		return nil, bad("type", "%q is not a valid event type: use lowercase letters, digits, '_', '.' or '-', starting with a letter", e.Type)
-	}
-	if err := ingest.CheckIdempotencyKey("idempotency_key", e.IdempotencyKey); err != nil {
-		return nil, err
-	}
-	if e.Email != "" {
-		if err := ingest.CheckEmail("email", e.Email); err != nil {
-			return nil, err
-		}
-	}
-	if err := ingest.CheckName("name", e.Name); err != nil {
-		return nil, err
-	}
-	if e.Timezone != "" {
-		if err := ingest.CheckTimezone("timezone", e.Timezone); err != nil {
-			return nil, err
-		}
-	}
-	if err := validateCouponRedeemed(e); err != nil {
-		return nil, err
-	}
-	ne := &store.NewEvent{
-		CustomerID: e.CustomerID, Type: e.Type, IdempotencyKey: e.IdempotencyKey,
-		OccurredAt: now, ReceivedAt: now, Properties: e.Properties,
-		Email: e.Email, Name: e.Name, Timezone: e.Timezone, Attributes: e.Attributes,
-	}
-	if e.IdempotencyKey != "" {
-		ne.PayloadHash = e.payloadHash()
-	}
-	if e.OccurredAt != nil {
-		// Facts keep the latest and earliest times they saw, so one absurd
-		// time would stick to the customer for good.
-		switch at := *e.OccurredAt; {
-		case at.After(now.Add(maxClockSkew)):
-			return nil, bad("occurred_at", "%s is in the future (more than %s ahead of the server's clock)", at.Format(time.RFC3339), maxClockSkew)
-		case at.Before(minOccurredAt):
-			return nil, bad("occurred_at", "%s is before %s: send the time the event happened", at.Format(time.RFC3339), minOccurredAt.Format("2006-01-02"))
-		}
-		ne.OccurredAt = *e.OccurredAt
-	}
-	if s.orderEvents[e.Type] {
-		ne.IsOrder = true
-		if v, ok := e.Properties["total"]; ok {
-			total, ok := v.(float64)
-			if !ok || total < 0 || total > maxOrderTotal {
-				return nil, bad("properties.total", "must be a number from 0 to %.0f (the order total in currency units), got %v", maxOrderTotal, v)
-			}
-			ne.OrderTotal = total
-		}
-	}
-	return ne, nil
-}
-
-// payloadHash identifies the event as sent (ingest.PayloadHash): its fields
-// in a fixed order, occurred_at in UTC (absent stays absent: the server's
-// clock is not part of the payload), and an empty properties or attributes
-// object the same as none. A retry with the same idempotency key must have
-// the same hash.
-func (e *EventRequest) payloadHash() []byte {
-	occurred := ""
-	if e.OccurredAt != nil {
-		occurred = e.OccurredAt.UTC().Format(time.RFC3339Nano)
-	}
-	var props, attrs any
-	if len(e.Properties) > 0 {
-		props = e.Properties
-	}
-	if len(e.Attributes) > 0 {
-		attrs = e.Attributes
-	}
-	return ingest.PayloadHash(e.CustomerID, e.Type, e.IdempotencyKey, occurred, e.Email, e.Name, e.Timezone, props, attrs)
-}
-
-// idempotencyConflict is the answer to a reused idempotency key; order maps
-// the positions of the store call to the request's.
-func idempotencyConflict(c *store.IdempotencyConflictError, order []int, batch bool) error {
-	i := order[c.Index]
-	field := "idempotency_key"
-	if batch {
-		field = "[" + strconv.Itoa(i) + "]." + field
-	}
-	msg := fmt.Sprintf("idempotency key %q of customer %q was first used for a different event (id %d); "+
-		"nothing was stored: resend that event unchanged, or use a new key for a new event", c.Key, c.CustomerID, c.EventID)
-	if c.FirstIndex >= 0 {
-		msg = fmt.Sprintf("idempotency key %q of customer %q is used by two different events of this batch ([%d] and [%d]); "+
-			"nothing was stored: give each event its own key", c.Key, c.CustomerID, order[c.FirstIndex], i)
-	}
-	return &ingest.FieldError{Field: field, Kind: ingest.ErrInvalid, Message: msg}
 }
 
 // writeFieldError answers a refused field: 400 for text that cannot be taken

@@ -229,7 +229,7 @@ func (o *Ops) checkSMTP(ctx context.Context, res *readiness, fail func(check, ms
 	if errors.As(err, &p) {
 		msg = p.Public()
 	}
-	if o.cfg.API == nil {
+	if o.cfg.API == nil && len(o.cfg.APIRoutes) == 0 {
 		fail("smtp", msg, err)
 		return
 	}

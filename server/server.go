@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/unsubscribe"
 	"github.com/ciclohq/ciclo/worker"
@@ -60,8 +61,8 @@ type Config struct {
 
 // Server serves ciclo's HTTP API.
 type Server struct {
-	cfg         Config
-	orderEvents map[string]bool
+	cfg    Config
+	ingest *ingest.Service
 }
 
 // New returns a Server. It panics when a required field is missing: that
@@ -89,10 +90,9 @@ func New(cfg *Config) *Server {
 	if len(c.OrderEvents) == 0 {
 		c.OrderEvents = []string{"order_placed"}
 	}
-	s := &Server{cfg: c, orderEvents: map[string]bool{}}
-	for _, t := range c.OrderEvents {
-		s.orderEvents[t] = true
-	}
+	s := &Server{cfg: c, ingest: ingest.NewService(&ingest.Config{
+		Pool: c.Pool, River: c.River, Rules: c.Rules.Load, OrderEvents: c.OrderEvents, Now: c.Now,
+	})}
 	return s
 }
 

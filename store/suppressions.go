@@ -14,6 +14,9 @@ const (
 	SuppressUnsubscribed = "unsubscribed"
 	SuppressBounced      = "bounced"
 	SuppressManual       = "manual"
+	// SuppressErased is kept, as a hash of the address, for a person whose
+	// data was erased: they get no email at all, not even transactional.
+	SuppressErased = "erased"
 )
 
 // AddSuppression suppresses email for a reason; an address already

@@ -537,6 +537,11 @@ func isUndeliverable(err error) bool {
 // this order: suppression and unsubscribe, quiet hours, rendering; the
 // frequency cap is claimed later for the whole job. Transactional
 // deliveries skip all but the bounce check.
+// ConsentAttribute is the customer attribute a store's integration or import
+// sets to false when the customer gave no email-marketing consent; such a
+// customer gets transactional email only.
+const ConsentAttribute = "accepts_email_marketing"
+
 func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, now time.Time) error {
 	dp := s.dp
 	d, cust := dp.Delivery, dp.Customer
@@ -553,6 +558,8 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 	}
 	reason := dp.Suppressed
 	switch {
+	case reason == store.SuppressErased:
+		return suppressed("address erased at the person's request")
 	case reason == store.SuppressBounced:
 		return suppressed("address bounced")
 	case a.Transactional:
@@ -562,6 +569,10 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 		return suppressed("address suppressed: " + reason)
 	case !cust.UnsubscribedAt.IsZero():
 		return suppressed("customer unsubscribed")
+	case cust.Attributes[ConsentAttribute] == false:
+		// Only a store that says so withholds consent: no field keeps
+		// today's behaviour.
+		return suppressed("no email-marketing consent in the store's record")
 	}
 
 	if qh := rs.Defaults.QuietHours; qh != nil && !a.Transactional {

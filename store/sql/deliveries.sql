@@ -79,7 +79,15 @@ SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, 
 FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 JOIN customers c ON c.id = d.customer_id
-LEFT JOIN suppressions s ON c.email <> '' AND s.email = lower(c.email)
+-- The address's suppression, or the hash an erasure left of it (see erasure.sql): an erased
+-- person who comes back under another id is still never mailed.
+LEFT JOIN LATERAL (
+    SELECT reason FROM suppressions
+    WHERE c.email <> ''
+      AND email IN (lower(c.email), 'sha256:' || encode(sha256(convert_to(lower(c.email), 'UTF8')), 'hex'))
+    ORDER BY email LIKE 'sha256:%' DESC
+    LIMIT 1
+) s ON true
 LEFT JOIN events e ON e.customer_id = d.customer_id AND e.id = f.event_id
 -- The firing's own coupon, else the customer's active coupon that expires
 -- first (what a "your bonus expires soon" reminder shows).
