@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/examplerules"
+	"github.com/ciclohq/ciclo/internal/localpg"
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/rules"
 )
@@ -151,4 +156,40 @@ func TestPickDemoZone(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, z.Held)
 	require.Equal(t, at("2026-11-24T00:30:00Z"), z.Open)
+}
+
+// TestDemoOwnDatabase runs the demo with no DATABASE_URL: its customer
+// lands in the local server's ciclo_demo database, not in the database
+// serve uses by default (ciclo on the same server).
+func TestDemoOwnDatabase(t *testing.T) {
+	t.Parallel()
+	outbox := filepath.Join(t.TempDir(), "outbox")
+	stdout, stderr, code := runCLI(t, "demo", "--rules", "../../rules.example.yaml", "--database-url", "",
+		"--outbox-dir", outbox, "--api-token", "demo-token")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	m := regexp.MustCompile(`"customer_id":"(demo-\d+)"`).FindStringSubmatch(stdout)
+	require.NotNil(t, m, stdout)
+
+	ctx := context.Background()
+	count := func(database string) int {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/"+database+"?sslmode=disable")
+		if database != demoDatabase {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // no such database: nothing in it
+				return 0
+			}
+		}
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var n int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM customers WHERE id = $1", m[1]).Scan(&n)
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" && database != demoDatabase {
+			return 0 // no customers table: nothing in it
+		}
+		require.NoError(t, err)
+		return n
+	}
+	require.Equal(t, 1, count(demoDatabase))
+	require.Equal(t, 0, count(localpg.DatabaseDefault))
 }

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +49,16 @@ type serveProcess struct {
 	cmd     *exec.Cmd
 	addr    string
 	logDone chan []string // the log lines, once stderr closes
+
+	mu   sync.Mutex
+	seen []string // the log lines so far
+}
+
+// logSoFar returns the log lines read so far.
+func (p *serveProcess) logSoFar() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.seen)
 }
 
 // startServe runs `ciclo serve` against db and smtp with extra env and
@@ -54,10 +66,22 @@ type serveProcess struct {
 // moved away from the clock (examplerules), so the email goes out at any hour.
 func startServe(t *testing.T, bin string, db *testdb.DB, smtp *smtptest.Server, env ...string) *serveProcess {
 	t.Helper()
+	return startServeEnv(t, bin, append([]string{
+		"DATABASE_URL=" + db.URL, "CICLO_SMTP_URL=" + smtp.URL, "CICLO_FROM=Shop <shop@example.com>",
+	}, env...)...)
+}
+
+// startServeEnv runs `ciclo serve` with this environment (DATABASE_URL and
+// CICLO_* taken out) plus env, and waits until it listens.
+func startServeEnv(t *testing.T, bin string, env ...string) *serveProcess {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--rules", examplerules.Path(t), "--addr", "127.0.0.1:0")
-	cmd.Env = append(append(os.Environ(),
-		"DATABASE_URL="+db.URL, "CICLO_API_TOKEN=tok", "CICLO_SMTP_URL="+smtp.URL, "CICLO_FROM=Shop <shop@example.com>",
-	), env...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "CICLO_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "CICLO_API_TOKEN=tok"), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -71,6 +95,9 @@ func startServe(t *testing.T, bin string, db *testdb.DB, smtp *smtptest.Server, 
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			lines = append(lines, sc.Text())
+			p.mu.Lock()
+			p.seen = append(p.seen, sc.Text())
+			p.mu.Unlock()
 			var rec struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
