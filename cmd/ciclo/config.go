@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/mail"
+	"net/url"
 	"os"
 	"strings"
 
@@ -84,7 +86,39 @@ func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, fu
 		Migrate: !f.noMigrate, Logger: logger,
 	}
 	f.ops.apply(&cfg)
+	warnMailSetup(logger, &cfg)
 	return cfg, release, nil
+}
+
+// warnMailSetup warns when email goes to a real SMTP server with settings
+// only fit for trying ciclo out: a sender at localhost (receivers reject
+// or junk it) or unsubscribe links that are not https (RFC 8058 one-click
+// unsubscribe needs https, and big mailbox providers require it).
+func warnMailSetup(logger *slog.Logger, cfg *app.Config) {
+	if cfg.SMTPURL == "" {
+		return // the outbox: nobody receives these
+	}
+	from := cfg.From
+	if from == "" {
+		from = app.FromDefault
+	}
+	if addr, err := mail.ParseAddress(from); err == nil {
+		domain := strings.ToLower(addr.Address[strings.LastIndex(addr.Address, "@")+1:])
+		if domain == "localhost" || strings.HasSuffix(domain, ".localhost") {
+			logger.Warn("config: email goes to an SMTP server but the sender is still at localhost; "+
+				"set CICLO_FROM (--from) to an address of your sending domain, e.g. \"Shop <news@shop.example>\"",
+				slog.String("from", from))
+		}
+	}
+	if u, err := url.Parse(cfg.PublicURL); cfg.PublicURL == "" || err != nil || u.Scheme != "https" {
+		shown := cfg.PublicURL
+		if shown == "" {
+			shown = "http://localhost:PORT (the default)"
+		}
+		logger.Warn("config: email goes to an SMTP server but unsubscribe links are not https; "+
+			"one-click unsubscribe (RFC 8058) needs https: set CICLO_PUBLIC_URL (--public-url) to the https URL recipients reach ciclo at",
+			slog.String("public_url", shown))
+	}
 }
 
 // dbFlags choose the database: DATABASE_URL, or else a local one.

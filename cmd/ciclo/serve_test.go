@@ -198,3 +198,54 @@ func TestServe(t *testing.T) {
 		require.Equal(t, 0, db.Count(t, "deliveries", "status = 'sent'"))
 	})
 }
+
+// TestServeWarnsAboutMailSetup checks the start-up warnings for a real
+// SMTP server with settings only fit for trying ciclo out: a localhost
+// sender and unsubscribe links that are not https.
+func TestServeWarnsAboutMailSetup(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	stopped := func(p *serveProcess) string {
+		t.Helper()
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+		lines := waitFor(t, p.logDone, 30*time.Second, "the log to end")
+		require.NoError(t, p.cmd.Wait())
+		return strings.Join(lines, "\n")
+	}
+	const fromWarning = "config: email goes to an SMTP server but the sender is still at localhost"
+	const httpsWarning = "config: email goes to an SMTP server but unsubscribe links are not https"
+
+	t.Run("Defaults", func(t *testing.T) {
+		t.Parallel()
+		db, smtp := testdb.New(t), smtptest.Start(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_SMTP_URL="+smtp.URL))
+		require.Contains(t, log, fromWarning)
+		require.Contains(t, log, `"from":"ciclo <ciclo@localhost>"`)
+		require.Contains(t, log, httpsWarning)
+		require.Contains(t, log, "RFC 8058")
+	})
+	t.Run("HTTPPublicURL", func(t *testing.T) {
+		t.Parallel()
+		db, smtp := testdb.New(t), smtptest.Start(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_SMTP_URL="+smtp.URL,
+			"CICLO_FROM=Shop <news@shop.example>", "CICLO_PUBLIC_URL=http://shop.example"))
+		require.NotContains(t, log, fromWarning)
+		require.Contains(t, log, httpsWarning)
+		require.Contains(t, log, `"public_url":"http://shop.example"`)
+	})
+	t.Run("Production", func(t *testing.T) {
+		t.Parallel()
+		db, smtp := testdb.New(t), smtptest.Start(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_SMTP_URL="+smtp.URL,
+			"CICLO_FROM=Shop <news@shop.example>", "CICLO_PUBLIC_URL=https://ciclo.shop.example"))
+		require.NotContains(t, log, fromWarning)
+		require.NotContains(t, log, httpsWarning)
+	})
+	t.Run("OutboxNeedsNoWarning", func(t *testing.T) {
+		t.Parallel()
+		db := testdb.New(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_OUTBOX_DIR="+t.TempDir()))
+		require.NotContains(t, log, fromWarning)
+		require.NotContains(t, log, httpsWarning)
+	})
+}
