@@ -188,7 +188,7 @@ func (d *dbFlags) resolve(ctx context.Context, logger *slog.Logger) (string, fun
 		logger.Info("config: no DATABASE_URL set; "+res.How,
 			slog.String("data_dir", res.DataDir),
 			slog.String("move_to_a_server", "while ciclo runs: pg_dump -Fc '"+res.URL+"' > ciclo.dump; "+
-				"then pg_restore -d \"$DATABASE_URL\" ciclo.dump and start ciclo with DATABASE_URL set"))
+				"then pg_restore --no-owner -d \"$DATABASE_URL\" ciclo.dump and start ciclo with DATABASE_URL set"))
 	} else {
 		logger.Info("config: no DATABASE_URL set; " + res.How)
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ciclohq/ciclo/internal/localpg"
 )
 
 // TestServeDataDir runs `ciclo serve` with no DATABASE_URL on the embedded
@@ -119,4 +121,36 @@ func stopLeftoverPostgres(t *testing.T, dir string) {
 		t.Logf("stopping Postgres %d left running in %s", pid, dir)
 		_ = syscall.Kill(pid, syscall.SIGQUIT)
 	}
+}
+
+// TestMigrateDataDir runs `ciclo migrate` with no DATABASE_URL on a data
+// folder: the schema it reports current is still there afterwards.
+func TestMigrateDataDir(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	require.NoError(t, os.Chmod(base, 0o755))
+	require.NoError(t, os.Chmod(filepath.Dir(base), 0o755))
+	dataDir := filepath.Join(base, "pgdata")
+	t.Cleanup(func() { stopLeftoverPostgres(t, dataDir) })
+
+	stdout, stderr, code := runCLI(t, "migrate", "--database-url", "", "--data-dir", dataDir)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	require.Contains(t, stdout, "schema is current")
+	require.FileExists(t, filepath.Join(dataDir, "PG_VERSION"))
+	require.NoFileExists(t, filepath.Join(dataDir, "postmaster.pid"), "migrate stopped the cluster it started")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := localpg.Find(ctx, &localpg.Options{DataDir: dataDir, OnlyDataDir: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = res.Stop() })
+	conn, err := pgx.Connect(ctx, res.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&n))
+	require.Zero(t, n)
+	var jobs bool
+	require.NoError(t, conn.QueryRow(ctx, "SELECT to_regclass('river_job') IS NOT NULL").Scan(&jobs))
+	require.True(t, jobs, "River's tables are there")
 }

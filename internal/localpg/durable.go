@@ -143,7 +143,7 @@ func startDurable(ctx context.Context, dataDir, database string, logger *slog.Lo
 	}
 	how := fmt.Sprintf("using the durable Postgres %s cluster in %s (%s; database %s on 127.0.0.1:%d)", version, dataDir, state, database, c.port)
 	if owner != nil {
-		how += fmt.Sprintf(" run as user %s", owner.name)
+		how += fmt.Sprintf(", run as user %s", owner.name)
 	}
 	how += "; it is kept across restarts"
 	return &Result{URL: dbURL, How: how, Stop: stop, DataDir: dataDir}, nil
