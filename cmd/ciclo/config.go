@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/mail"
+	"net/url"
 	"os"
 	"strings"
 
@@ -18,12 +20,13 @@ import (
 // flags are the settings shared by serve and demo; each has an environment
 // variable, and a flag given on the command line wins over it.
 type flags struct {
-	databaseURL, rules, token, smtpURL, outbox, addr, publicURL, from, secret string
-	webhookSecret, unsubscribeMailto                                          string
-	webhookAllowHosts                                                         []string
-	webhookAllowPrivate, noMigrate                                            bool
-	configFile                                                                string
-	ops                                                                       opsFlags
+	rules, token, smtpURL, outbox, addr, publicURL, from, secret string
+	webhookSecret, unsubscribeMailto                             string
+	webhookAllowHosts                                            []string
+	webhookAllowPrivate, noMigrate                               bool
+	configFile                                                   string
+	db                                                           dbFlags
+	ops                                                          opsFlags
 }
 
 func env(name, def string) string {
@@ -35,7 +38,7 @@ func env(name, def string) string {
 
 func (f *flags) register(cmd *cobra.Command, defaultRules string) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.databaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL (env DATABASE_URL); empty: the local server on 127.0.0.1:5432, else a throwaway cluster")
+	f.db.register(cmd)
 	fs.StringVar(&f.rules, "rules", env("CICLO_RULES", defaultRules), "rules file (env CICLO_RULES)")
 	fs.StringVar(&f.token, "api-token", env("CICLO_API_TOKEN", ""), "bearer token the HTTP API requires (env CICLO_API_TOKEN); empty: a random one, printed at start")
 	fs.StringVar(&f.smtpURL, "smtp-url", env("CICLO_SMTP_URL", ""), "SMTP server, smtp://user:pass@host:port?tls=none|starttls|tls (env CICLO_SMTP_URL); empty: write emails to the outbox")
@@ -66,7 +69,7 @@ func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, fu
 	if err := f.ops.validate(); err != nil {
 		return app.Config{}, nil, err
 	}
-	dbURL, release, err := resolveDatabase(ctx, f.databaseURL, logger)
+	dbURL, release, err := f.db.resolve(ctx, logger)
 	if err != nil {
 		return app.Config{}, nil, err
 	}
@@ -83,29 +86,115 @@ func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, fu
 		Migrate: !f.noMigrate, Logger: logger,
 	}
 	f.ops.apply(&cfg)
+	warnMailSetup(logger, &cfg)
 	return cfg, release, nil
 }
 
-// resolveDatabase returns the database to use. With no URL it uses the local
-// server, or starts a throwaway cluster, and logs which.
-func resolveDatabase(ctx context.Context, url string, logger *slog.Logger) (string, func(), error) {
-	if url != "" {
-		created, err := localpg.EnsureDatabase(ctx, url)
+// warnMailSetup warns when email goes to a real SMTP server with settings
+// only fit for trying ciclo out: a sender at localhost (receivers reject
+// or junk it) or unsubscribe links that are not https (RFC 8058 one-click
+// unsubscribe needs https, and big mailbox providers require it).
+func warnMailSetup(logger *slog.Logger, cfg *app.Config) {
+	if cfg.SMTPURL == "" {
+		return // the outbox: nobody receives these
+	}
+	from := cfg.From
+	if from == "" {
+		from = app.FromDefault
+	}
+	if addr, err := mail.ParseAddress(from); err == nil {
+		domain := strings.ToLower(addr.Address[strings.LastIndex(addr.Address, "@")+1:])
+		if domain == "localhost" || strings.HasSuffix(domain, ".localhost") {
+			logger.Warn("config: email goes to an SMTP server but the sender is still at localhost; "+
+				"set CICLO_FROM (--from) to an address of your sending domain, e.g. \"Shop <news@shop.example>\"",
+				slog.String("from", from))
+		}
+	}
+	if u, err := url.Parse(cfg.PublicURL); cfg.PublicURL == "" || err != nil || u.Scheme != "https" {
+		shown := cfg.PublicURL
+		if shown == "" {
+			shown = "http://localhost:PORT (the default)"
+		}
+		logger.Warn("config: email goes to an SMTP server but unsubscribe links are not https; "+
+			"one-click unsubscribe (RFC 8058) needs https: set CICLO_PUBLIC_URL (--public-url) to the https URL recipients reach ciclo at",
+			slog.String("public_url", shown))
+	}
+}
+
+// dbFlags choose the database: DATABASE_URL, or else a local one.
+type dbFlags struct {
+	url, dataDir string
+	// demo: the local server's demoDatabase, else a throwaway cluster;
+	// never the data folder or the database serve uses.
+	demo bool
+	// dataDirSet: the user named the data folder (flag or environment).
+	dataDirSet func() bool
+}
+
+// demoDatabase is the demo's database on a local server, kept apart from
+// serve's (localpg.DatabaseDefault) so demo customers never mix with real ones.
+const demoDatabase = "ciclo_demo"
+
+// register adds --database-url, and --data-dir for commands that keep data.
+func (d *dbFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	if d.demo {
+		fs.StringVar(&d.url, "database-url", env("DATABASE_URL", ""),
+			"Postgres URL (env DATABASE_URL); empty: database "+demoDatabase+" on the local server at 127.0.0.1:5432, else a throwaway cluster deleted on exit")
+		return
+	}
+	fs.StringVar(&d.url, "database-url", env("DATABASE_URL", ""),
+		"Postgres URL (env DATABASE_URL); empty: the durable cluster in --data-dir if it holds one, else the local server at 127.0.0.1:5432, else a new durable cluster in --data-dir")
+	def, err := localpg.DefaultDataDir()
+	if err != nil {
+		def = ""
+	}
+	fs.StringVar(&d.dataDir, "data-dir", env(localpg.DataDirEnv, def),
+		"folder of the embedded Postgres cluster used without DATABASE_URL (env "+localpg.DataDirEnv+"); naming it always uses it; it survives restarts")
+	d.dataDirSet = func() bool {
+		_, inEnv := os.LookupEnv(localpg.DataDirEnv)
+		return cmd.Flags().Changed("data-dir") || inEnv
+	}
+}
+
+// resolve returns the database to use and a function that stops a
+// cluster started for it. Without a URL it uses the durable cluster in the
+// data folder or the local server (the demo: its own database there, or a
+// throwaway cluster), and logs which and where.
+func (d *dbFlags) resolve(ctx context.Context, logger *slog.Logger) (string, func(), error) {
+	if d.url != "" {
+		created, err := localpg.EnsureDatabase(ctx, d.url)
 		if err != nil {
 			logger.Debug("config: could not check that the database exists", slog.String("error", err.Error()))
 		} else if created {
 			logger.Info("config: created the database named in DATABASE_URL")
 		}
-		return url, func() {}, nil
+		return d.url, func() {}, nil
 	}
-	res, err := localpg.Find(ctx, &localpg.Options{AllowThrowaway: true, Logger: logger})
+	opts := &localpg.Options{Logger: logger}
+	if d.demo {
+		opts.Database, opts.AllowThrowaway = demoDatabase, true
+	} else {
+		if d.dataDir == "" {
+			return "", nil, fmt.Errorf("no DATABASE_URL and no data folder: set DATABASE_URL, or %s (--data-dir) to a folder for ciclo's Postgres cluster", localpg.DataDirEnv)
+		}
+		opts.DataDir, opts.OnlyDataDir = d.dataDir, d.dataDirSet != nil && d.dataDirSet()
+	}
+	res, err := localpg.Find(ctx, opts)
 	if err != nil {
-		return "", nil, fmt.Errorf("no DATABASE_URL and no local Postgres: %w", err)
+		return "", nil, fmt.Errorf("no DATABASE_URL: %w", err)
 	}
-	logger.Info("config: no DATABASE_URL set; " + res.How)
+	if res.DataDir != "" {
+		logger.Info("config: no DATABASE_URL set; "+res.How,
+			slog.String("data_dir", res.DataDir),
+			slog.String("move_to_a_server", "while ciclo runs: pg_dump -Fc '"+res.URL+"' > ciclo.dump; "+
+				"then pg_restore --no-owner -d \"$DATABASE_URL\" ciclo.dump and start ciclo with DATABASE_URL set"))
+	} else {
+		logger.Info("config: no DATABASE_URL set; " + res.How)
+	}
 	return res.URL, func() {
 		if err := res.Stop(); err != nil {
-			logger.Warn("config: stopping throwaway Postgres failed", slog.String("error", err.Error()))
+			logger.Warn("config: stopping the embedded Postgres failed", slog.String("error", err.Error()))
 		}
 	}, nil
 }

@@ -110,7 +110,11 @@ Marketing email waits out the rules' quiet hours in the customer's time
 zone, so the demo customer gets the first of UTC, Europe/Madrid,
 America/New_York, America/Los_Angeles, Asia/Tokyo and Australia/Sydney where
 it is outside quiet hours now; the demo prints which. If all of them are in
-quiet hours, it reports the email held until they end and exits successfully.`,
+quiet hours, it reports the email held until they end and exits successfully.
+
+Without DATABASE_URL the demo uses the database ciclo_demo on the local
+Postgres, or a throwaway cluster deleted on exit; never the database or the
+data folder serve uses, so demo customers do not mix with yours.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := startApp(cmd, &f)
@@ -136,6 +140,7 @@ quiet hours, it reports the email held until they end and exits successfully.`,
 			return nil
 		},
 	}
+	f.db.demo = true
 	f.register(cmd, "rules.example.yaml")
 	cmd.Flags().Lookup("addr").DefValue = "127.0.0.1:0"
 	_ = cmd.Flags().Set("addr", env("CICLO_ADDR", "127.0.0.1:0"))

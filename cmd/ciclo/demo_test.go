@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/examplerules"
+	"github.com/ciclohq/ciclo/internal/localpg"
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/rules"
 )
@@ -40,6 +45,15 @@ func TestDemo(t *testing.T) {
 	files, err := os.ReadDir(outbox)
 	require.NoError(t, err)
 	require.Len(t, files, 1)
+	// The unsubscribe link points at the port the demo listens on, not 0.
+	port := regexp.MustCompile(`POST http://127\.0\.0\.1:(\d+)/v1/events`).FindStringSubmatch(stdout)
+	require.NotNil(t, port, stdout)
+	eml, err := os.ReadFile(filepath.Join(outbox, files[0].Name()))
+	require.NoError(t, err)
+	link := regexp.MustCompile(`(?m)^List-Unsubscribe:\s*<(http://localhost:(\d+)/[^>]+)>`).FindStringSubmatch(string(eml))
+	require.NotNil(t, link, "List-Unsubscribe with an http link:\n%s", eml)
+	require.Equal(t, port[1], link[2], "unsubscribe link %s", link[1])
+	require.Contains(t, string(eml), "http://localhost:"+port[1]+"/", "the body's link too")
 	require.Equal(t, 1, db.Count(t, "customers", "timezone = $1", zone[1]))
 	require.Equal(t, 1, db.Count(t, "stage_transitions", "to_stage = 'conversion' AND rule = 'first-order-bonus'"))
 	require.Equal(t, 1, db.Count(t, "coupons", "rule = 'first-order-bonus' AND expires_at > now() + interval '13 days'"))
@@ -151,4 +165,40 @@ func TestPickDemoZone(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, z.Held)
 	require.Equal(t, at("2026-11-24T00:30:00Z"), z.Open)
+}
+
+// TestDemoOwnDatabase runs the demo with no DATABASE_URL: its customer
+// lands in the local server's ciclo_demo database, not in the database
+// serve uses by default (ciclo on the same server).
+func TestDemoOwnDatabase(t *testing.T) {
+	t.Parallel()
+	outbox := filepath.Join(t.TempDir(), "outbox")
+	stdout, stderr, code := runCLI(t, "demo", "--rules", "../../rules.example.yaml", "--database-url", "",
+		"--outbox-dir", outbox, "--api-token", "demo-token")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	m := regexp.MustCompile(`"customer_id":"(demo-\d+)"`).FindStringSubmatch(stdout)
+	require.NotNil(t, m, stdout)
+
+	ctx := context.Background()
+	count := func(database string) int {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/"+database+"?sslmode=disable")
+		if database != demoDatabase {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // no such database: nothing in it
+				return 0
+			}
+		}
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var n int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM customers WHERE id = $1", m[1]).Scan(&n)
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" && database != demoDatabase {
+			return 0 // no customers table: nothing in it
+		}
+		require.NoError(t, err)
+		return n
+	}
+	require.Equal(t, 1, count(demoDatabase))
+	require.Equal(t, 0, count(localpg.DatabaseDefault))
 }

@@ -11,17 +11,20 @@ import (
 )
 
 func newMigrateCmd() *cobra.Command {
-	var databaseURL string
+	var db dbFlags
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply database migrations (ciclo's tables and River's)",
 		Long: `migrate brings the database schema up to date: River's job tables and
-ciclo's own. It is idempotent and safe to run from several processes.`,
+ciclo's own. It is idempotent and safe to run from several processes.
+
+Without DATABASE_URL it migrates the database serve would use: the durable
+cluster in --data-dir, or the local server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger := newLogger(slog.LevelInfo)
 			ctx := cmd.Context()
-			url, release, err := resolveDatabase(ctx, databaseURL, logger)
+			url, release, err := db.resolve(ctx, logger)
 			if err != nil {
 				return err
 			}
@@ -42,6 +45,6 @@ ciclo's own. It is idempotent and safe to run from several processes.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&databaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL (env DATABASE_URL)")
+	db.register(cmd)
 	return cmd
 }

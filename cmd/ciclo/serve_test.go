@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +49,16 @@ type serveProcess struct {
 	cmd     *exec.Cmd
 	addr    string
 	logDone chan []string // the log lines, once stderr closes
+
+	mu   sync.Mutex
+	seen []string // the log lines so far
+}
+
+// logSoFar returns the log lines read so far.
+func (p *serveProcess) logSoFar() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.seen)
 }
 
 // startServe runs `ciclo serve` against db and smtp with extra env and
@@ -54,10 +66,22 @@ type serveProcess struct {
 // moved away from the clock (examplerules), so the email goes out at any hour.
 func startServe(t *testing.T, bin string, db *testdb.DB, smtp *smtptest.Server, env ...string) *serveProcess {
 	t.Helper()
+	return startServeEnv(t, bin, append([]string{
+		"DATABASE_URL=" + db.URL, "CICLO_SMTP_URL=" + smtp.URL, "CICLO_FROM=Shop <shop@example.com>",
+	}, env...)...)
+}
+
+// startServeEnv runs `ciclo serve` with this environment (DATABASE_URL and
+// CICLO_* taken out) plus env, and waits until it listens.
+func startServeEnv(t *testing.T, bin string, env ...string) *serveProcess {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--rules", examplerules.Path(t), "--addr", "127.0.0.1:0")
-	cmd.Env = append(append(os.Environ(),
-		"DATABASE_URL="+db.URL, "CICLO_API_TOKEN=tok", "CICLO_SMTP_URL="+smtp.URL, "CICLO_FROM=Shop <shop@example.com>",
-	), env...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DATABASE_URL=") && !strings.HasPrefix(kv, "CICLO_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "CICLO_API_TOKEN=tok"), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -71,6 +95,9 @@ func startServe(t *testing.T, bin string, db *testdb.DB, smtp *smtptest.Server, 
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			lines = append(lines, sc.Text())
+			p.mu.Lock()
+			p.seen = append(p.seen, sc.Text())
+			p.mu.Unlock()
 			var rec struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
@@ -169,5 +196,56 @@ func TestServe(t *testing.T) {
 		// waited for: the delivery stays queued for a retry.
 		require.Less(t, time.Since(signalled), 7*time.Second)
 		require.Equal(t, 0, db.Count(t, "deliveries", "status = 'sent'"))
+	})
+}
+
+// TestServeWarnsAboutMailSetup checks the start-up warnings for a real
+// SMTP server with settings only fit for trying ciclo out: a localhost
+// sender and unsubscribe links that are not https.
+func TestServeWarnsAboutMailSetup(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	stopped := func(p *serveProcess) string {
+		t.Helper()
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+		lines := waitFor(t, p.logDone, 30*time.Second, "the log to end")
+		require.NoError(t, p.cmd.Wait())
+		return strings.Join(lines, "\n")
+	}
+	const fromWarning = "config: email goes to an SMTP server but the sender is still at localhost"
+	const httpsWarning = "config: email goes to an SMTP server but unsubscribe links are not https"
+
+	t.Run("Defaults", func(t *testing.T) {
+		t.Parallel()
+		db, smtp := testdb.New(t), smtptest.Start(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_SMTP_URL="+smtp.URL))
+		require.Contains(t, log, fromWarning)
+		require.Contains(t, log, `"from":"ciclo <ciclo@localhost>"`)
+		require.Contains(t, log, httpsWarning)
+		require.Contains(t, log, "RFC 8058")
+	})
+	t.Run("HTTPPublicURL", func(t *testing.T) {
+		t.Parallel()
+		db, smtp := testdb.New(t), smtptest.Start(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_SMTP_URL="+smtp.URL,
+			"CICLO_FROM=Shop <news@shop.example>", "CICLO_PUBLIC_URL=http://shop.example"))
+		require.NotContains(t, log, fromWarning)
+		require.Contains(t, log, httpsWarning)
+		require.Contains(t, log, `"public_url":"http://shop.example"`)
+	})
+	t.Run("Production", func(t *testing.T) {
+		t.Parallel()
+		db, smtp := testdb.New(t), smtptest.Start(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_SMTP_URL="+smtp.URL,
+			"CICLO_FROM=Shop <news@shop.example>", "CICLO_PUBLIC_URL=https://ciclo.shop.example"))
+		require.NotContains(t, log, fromWarning)
+		require.NotContains(t, log, httpsWarning)
+	})
+	t.Run("OutboxNeedsNoWarning", func(t *testing.T) {
+		t.Parallel()
+		db := testdb.New(t)
+		log := stopped(startServeEnv(t, bin, "DATABASE_URL="+db.URL, "CICLO_OUTBOX_DIR="+t.TempDir()))
+		require.NotContains(t, log, fromWarning)
+		require.NotContains(t, log, httpsWarning)
 	})
 }

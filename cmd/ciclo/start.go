@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -30,12 +32,20 @@ func startApp(cmd *cobra.Command, f *flags) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Bind first, so that links built from the address (unsubscribe) carry
+	// the real port when --addr asks for any (port 0, as the demo does).
+	if cfg.Listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		release()
+		return nil, fmt.Errorf("listen on %s: %w (set CICLO_ADDR or --addr)", cfg.Addr, err)
+	}
 	a, err := app.New(ctx, cfg)
 	if err != nil {
+		_ = cfg.Listener.Close()
 		release()
 		return nil, err
 	}
 	if err := a.Start(context.WithoutCancel(ctx)); err != nil {
+		_ = cfg.Listener.Close()
 		release()
 		return nil, err
 	}

@@ -71,8 +71,12 @@ type Config struct {
 	Secret string
 	// Addr is the HTTP listen address. Default AddrDefault.
 	Addr string
+	// Listener, optional, is an already bound listener Start serves on
+	// instead of listening on Addr (Addr becomes its address), so that the
+	// default PublicURL carries the real port when Addr's port is 0.
+	Listener net.Listener
 	// PublicURL is how recipients reach this server, for unsubscribe links.
-	// Default: http://localhost plus Addr's port.
+	// Default: http://localhost plus the port of Listener, else of Addr.
 	PublicURL string
 	// SMTPURL is the SMTP server (smtp://user:pass@host:port?tls=...). Empty:
 	// emails are written to OutboxDir instead.
@@ -263,6 +267,9 @@ func (c *Config) fill() error {
 	if c.Addr == "" {
 		c.Addr = AddrDefault
 	}
+	if c.Listener != nil {
+		c.Addr = c.Listener.Addr().String()
+	}
 	if c.PublicURL == "" {
 		_, port, _ := net.SplitHostPort(c.Addr)
 		c.PublicURL = "http://localhost:" + port
@@ -364,9 +371,12 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.startOps(); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", a.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (set CICLO_ADDR)", a.cfg.Addr, err)
+	ln := a.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", a.cfg.Addr); err != nil {
+			return fmt.Errorf("listen on %s: %w (set CICLO_ADDR)", a.cfg.Addr, err)
+		}
 	}
 	a.listener = ln
 	if err := a.startWatch(ctx); err != nil {

@@ -3,10 +3,12 @@
 //
 // Find tries a few well-known local servers first (TCP on 127.0.0.1:5432,
 // then the Debian/Ubuntu unix socket directory) and creates ciclo's database
-// there if it is missing. When none answers and throwaway clusters are
-// allowed, it runs initdb and pg_ctl from the system's Postgres binaries to
-// start a private cluster in a temporary directory, which Result.Stop shuts
-// down and deletes. Result.How says in one sentence which of these happened.
+// there if it is missing. When none answers it runs initdb and pg_ctl from
+// the system's Postgres binaries to start a private cluster: a durable one
+// in a data folder (Options.DataDir) that survives restarts and that
+// Result.Stop only shuts down, or, only when asked for (the demo), a
+// throwaway one in a temporary directory that Result.Stop deletes.
+// Result.How says in one sentence which of these happened.
 package localpg
 
 import (
@@ -52,9 +54,12 @@ type Result struct {
 	// How is a human sentence for the log, e.g. "using local Postgres at
 	// 127.0.0.1:5432 (database ciclo, created)".
 	How string
-	// Stop stops and removes a throwaway cluster; it is a no-op for an
+	// Stop stops and removes a throwaway cluster, and stops a durable
+	// cluster this call started (keeping its folder); it is a no-op for an
 	// existing server. It is safe to call more than once.
 	Stop func() error
+	// DataDir is the durable cluster's folder, "" when none is used.
+	DataDir string
 
 	// dir is the throwaway cluster's temporary directory, "" otherwise.
 	dir string
@@ -68,8 +73,18 @@ type Options struct {
 	// Candidates are connection URLs (their database part is replaced by
 	// Database) tried in order. Default DefaultCandidates().
 	Candidates []string
-	// AllowThrowaway lets Find start a temporary cluster from the system's
-	// Postgres binaries when no candidate answers. Default false.
+	// DataDir is the folder of a durable cluster, started (and created if
+	// missing) from the system's Postgres binaries when no candidate
+	// answers. A folder that already holds a cluster is used before the
+	// candidates are tried, so data written there stays in use when a
+	// local server appears later. Default "": no durable cluster.
+	DataDir string
+	// OnlyDataDir uses the cluster in DataDir without trying the
+	// candidates (the user named the folder). Default false.
+	OnlyDataDir bool
+	// AllowThrowaway lets Find start a temporary cluster, deleted by
+	// Result.Stop, when no candidate answers and DataDir is empty. Only
+	// for throwaway data (the demo). Default false.
 	AllowThrowaway bool
 	// Logger receives progress at debug and info level. Default: discard.
 	Logger *slog.Logger
@@ -85,9 +100,11 @@ func DefaultCandidates() []string {
 	}
 }
 
-// Find returns a database for ciclo: the first candidate server that
-// accepts a connection (creating opts.Database on it if missing), or else,
-// if opts.AllowThrowaway, a freshly started throwaway cluster. The caller
+// Find returns a database for ciclo: the durable cluster in opts.DataDir if
+// it exists or opts.OnlyDataDir, else the first candidate server that
+// accepts a connection (creating opts.Database on it if missing), else the
+// durable cluster in opts.DataDir, created, or, if opts.AllowThrowaway, a
+// freshly started throwaway cluster. The caller
 // must call Result.Stop on exit. When nothing works it returns an error
 // wrapping ErrNoPostgres (or the throwaway failure) that names every
 // server tried and says how to fix it.
@@ -109,6 +126,14 @@ func Find(ctx context.Context, opts *Options) (*Result, error) {
 		return nil, err
 	}
 
+	if o.DataDir != "" && (o.OnlyDataDir || IsCluster(o.DataDir)) {
+		res, err := startDurable(ctx, o.DataDir, o.Database, o.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("durable cluster in %s: %w", o.DataDir, err)
+		}
+		return res, nil
+	}
+
 	var tried []string
 	for _, candidate := range o.Candidates {
 		res, addr, err := tryCandidate(ctx, candidate, o.Database)
@@ -125,6 +150,15 @@ func Find(ctx context.Context, opts *Options) (*Result, error) {
 	}
 	triedMsg := strings.Join(tried, "; ")
 
+	if o.DataDir != "" {
+		o.Logger.InfoContext(ctx, "localpg: no local Postgres answered, creating a durable cluster",
+			slog.String("tried", triedMsg), slog.String("data_dir", o.DataDir))
+		res, err := startDurable(ctx, o.DataDir, o.Database, o.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("no local Postgres answered (tried %s), and starting a durable cluster in %s failed: %w", triedMsg, o.DataDir, err)
+		}
+		return res, nil
+	}
 	if !o.AllowThrowaway {
 		return nil, fmt.Errorf("%w (tried %s); set DATABASE_URL to a Postgres database, or start Postgres locally", ErrNoPostgres, triedMsg)
 	}

@@ -52,6 +52,7 @@ type cluster struct {
 	port    int
 	bins    pgBinaries
 	owner   *osUser // nil: run the binaries as ourselves
+	keep    bool    // durable: stop keeps the folder
 
 	stopOnce sync.Once
 	stopErr  error
@@ -121,25 +122,8 @@ func startThrowaway(ctx context.Context, database string, logger *slog.Logger) (
 		return fail(c.commandError("initdb", err, out, "", hint))
 	}
 
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return fail(err)
-		}
-		c.port = port
-		logger.InfoContext(ctx, "localpg: starting throwaway Postgres", slog.Int("port", port))
-		out, err := c.run(ctx, bins.pgCtl,
-			"-D", c.dataDir, "-l", c.logFile, "-w", "-t", "60",
-			"-o", fmt.Sprintf("-k %s -c listen_addresses=127.0.0.1 -p %d -c fsync=off", shellQuote(dir), port),
-			"start")
-		if err == nil {
-			break
-		}
-		serverLog := readTail(c.logFile)
-		if attempt < startPortAttempts && strings.Contains(serverLog, "could not bind") {
-			continue // someone took the port; pick another
-		}
-		return fail(c.commandError("pg_ctl start", err, out, serverLog, "set DATABASE_URL to an existing Postgres database instead"))
+	if err := c.start(ctx, fmt.Sprintf("-k %s -c fsync=off", shellQuote(dir)), logger); err != nil {
+		return fail(c.commandError("pg_ctl start", err, "", readTail(c.logFile), "set DATABASE_URL to an existing Postgres database instead"))
 	}
 
 	dbURL, err := withDatabase(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/?sslmode=disable", c.port), database)
@@ -158,7 +142,35 @@ func startThrowaway(ctx context.Context, database string, logger *slog.Logger) (
 	return &Result{URL: dbURL, How: how, Stop: c.stop, dir: dir}, nil
 }
 
-// stop shuts the cluster down and deletes its directory. Only the first
+// start starts the cluster's server on a free port of 127.0.0.1, with
+// extra server options opts, trying another port if the one picked was
+// taken meanwhile.
+func (c *cluster) start(ctx context.Context, opts string, logger *slog.Logger) error {
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		c.port = port
+		logger.InfoContext(ctx, "localpg: starting Postgres", slog.String("data_dir", c.dataDir), slog.Int("port", port))
+		out, err := c.run(ctx, c.bins.pgCtl,
+			"-D", c.dataDir, "-l", c.logFile, "-w", "-t", "60",
+			"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d %s", port, opts),
+			"start")
+		if err == nil {
+			return nil
+		}
+		if attempt < startPortAttempts && strings.Contains(readTail(c.logFile), "could not bind") {
+			continue // someone took the port; pick another
+		}
+		if t := tail(out, outputTailLines); t != "" {
+			return fmt.Errorf("%w\n--- pg_ctl output ---\n%s", err, t)
+		}
+		return err
+	}
+}
+
+// stop shuts the cluster down and, unless it is kept, deletes its directory. Only the first
 // call does anything; later calls return the first call's error.
 func (c *cluster) stop() error {
 	c.stopOnce.Do(func() {
@@ -174,7 +186,9 @@ func (c *cluster) stop() error {
 					"the server may still be running; kill it and remove the directory by hand"))
 			}
 		}
-		if err := os.RemoveAll(c.dir); err != nil {
+		if c.keep {
+			// A durable cluster keeps its folder.
+		} else if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove throwaway cluster directory: %w", err))
 		}
 		c.stopErr = errors.Join(errs...)
