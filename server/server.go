@@ -91,20 +91,15 @@ func New(cfg *Config) *Server {
 	return s
 }
 
-// Handler returns the routes. /healthz and the unsubscribe pages are public;
-// the API needs the bearer token.
+// Handler returns the routes. The unsubscribe pages are public; the API
+// needs the bearer token. /healthz is the Ops front's (Ops.Handler).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("POST /v1/events", s.requireToken(http.HandlerFunc(s.postEvents)))
 	mux.HandleFunc("GET /unsubscribe/{token}", s.unsubscribePage)
 	mux.HandleFunc("POST /unsubscribe/{token}", s.unsubscribe)
 	s.suppressionRoutes(mux)
 	return mux
-}
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "rules_version": s.cfg.Rules.Load().Version})
 }
 
 // requireToken rejects requests without the API bearer token.
