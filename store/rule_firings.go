@@ -64,15 +64,20 @@ func (s *Store) Fire(ctx context.Context, fs []*Fire, newCode func() string, att
 	if len(fs) == 0 {
 		return nil
 	}
-	var a fireArrays
-	seen := make(map[[2]string]bool, len(fs))
+	a := newFireArrays(len(fs))
+	var seen map[[2]string]bool
+	if len(fs) > 1 {
+		seen = make(map[[2]string]bool, len(fs))
+	}
 	for i, f := range fs {
 		fr := &f.Firing
-		k := [2]string{fr.CustomerID, fr.Rule}
-		if seen[k] {
-			return fmt.Errorf("fire %d rules: %q fires twice for %q in one batch", len(fs), fr.Rule, fr.CustomerID)
+		if seen != nil {
+			k := [2]string{fr.CustomerID, fr.Rule}
+			if seen[k] {
+				return fmt.Errorf("fire %d rules: %q fires twice for %q in one batch", len(fs), fr.Rule, fr.CustomerID)
+			}
+			seen[k] = true
 		}
-		seen[k] = true
 		f.Fired, f.Transitions, fr.ID = false, nil, 0
 		a.addFiring(fr)
 		for _, st := range f.Stages {
@@ -193,6 +198,17 @@ type fireArrays struct {
 	deliveryFire    []int64
 	deliveryChannel []string
 	deliveryAction  []json.RawMessage
+}
+
+// newFireArrays returns empty columns with room for n firings with an
+// effect of each kind.
+func newFireArrays(n int) *fireArrays {
+	return &fireArrays{
+		customer: make([]string, 0, n), rule: make([]string, 0, n), occurrence: make([]string, 0, n), version: make([]string, 0, n),
+		eventID: make([]*int64, 0, n), firedAt: make([]time.Time, 0, n), cooldown: make([]int64, 0, n),
+		stageFire: make([]int64, 0, n), stageTo: make([]string, 0, n), couponFire: make([]int64, 0, n),
+		deliveryFire: make([]int64, 0, n), deliveryChannel: make([]string, 0, n), deliveryAction: make([]json.RawMessage, 0, n),
+	}
 }
 
 func (a *fireArrays) addFiring(f *Firing) {

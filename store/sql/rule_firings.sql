@@ -25,7 +25,6 @@ WITH v AS (
         SELECT 1 FROM rule_firings p
         WHERE p.customer_id = v.customer_id AND p.rule = v.rule
           AND p.fired_at > v.fired_at - v.cooldown_ms * interval '1 millisecond')
-    ORDER BY v.n
     ON CONFLICT (customer_id, rule, occurrence) DO NOTHING
     RETURNING id, customer_id, rule
 ), fv AS (
@@ -71,16 +70,16 @@ WITH v AS (
     ) AS u
     WHERE c.id = u.customer_id
 ), dv AS MATERIALIZED (
-    -- Delivery ids are drawn here so that each is returned with its position.
-    SELECT nextval((SELECT pg_get_serial_sequence('deliveries', 'id'))::regclass) AS id,
+    -- Delivery ids are drawn here, in action order, so that each is returned with its position.
+    SELECT nextval('deliveries_id_seq') AS id,
            d.n, fv.id AS firing_id, fv.customer_id, fv.rule, fv.fired_at, d.channel, d.action
     FROM unnest($15::bigint[], $16::text[], $17::jsonb[]) WITH ORDINALITY AS d(firing, channel, action, n)
     JOIN fv ON fv.n = d.firing
+    ORDER BY d.n
 ), dl AS (
     INSERT INTO deliveries (id, customer_id, firing_id, rule, channel, action, created_at)
     OVERRIDING SYSTEM VALUE
     SELECT id, customer_id, firing_id, rule, channel, action, fired_at FROM dv
-    ORDER BY n
 )
 SELECT 'firing', n, id, '' FROM fv
 UNION ALL SELECT 'transition', n, 0, from_stage FROM tv
