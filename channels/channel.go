@@ -15,6 +15,12 @@ import (
 // ResponseExcerptMax is the most bytes of a server or endpoint response kept in Result.Response.
 const ResponseExcerptMax = 512
 
+// Channel names: what Channel.Name returns and a delivery row stores.
+const (
+	EmailName   = "email"
+	WebhookName = "webhook"
+)
+
 // Sentinel errors, wrapped in a *SendError (or returned as is by constructors).
 var (
 	// ErrClosed is returned by Send after Close.
@@ -72,7 +78,7 @@ type Result struct {
 
 // Channel is one delivery adapter. Implementations are safe for concurrent use.
 type Channel interface {
-	// Name is the channel kind: "email" or "webhook".
+	// Name is the channel kind: EmailName or WebhookName.
 	Name() string
 	// Send delivers m. Errors are *SendError (test with IsPermanent), or wrap ctx.Err() in a
 	// retryable *SendError when ctx ends first.

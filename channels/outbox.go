@@ -33,7 +33,7 @@ func NewOutbox(dir string) (*Outbox, error) {
 }
 
 // Name returns "email".
-func (o *Outbox) Name() string { return "email" }
+func (o *Outbox) Name() string { return EmailName }
 
 // Send writes m as an .eml file. Invalid messages are permanent *SendErrors; file system
 // errors are temporary. Result.Response is the file's path.

@@ -242,7 +242,7 @@ func smtpOptions(raw string) (smtpOpts, error) {
 }
 
 // Name returns "email".
-func (s *SMTP) Name() string { return "email" }
+func (s *SMTP) Name() string { return EmailName }
 
 // Send delivers m over a pooled connection, dialing one if needed. It waits for a free
 // connection until ctx ends. Invalid messages and SMTP 5xx replies are permanent *SendErrors

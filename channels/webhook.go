@@ -100,7 +100,7 @@ func NewWebhook(cfg *WebhookConfig) *Webhook {
 }
 
 // Name returns "webhook".
-func (w *Webhook) Name() string { return "webhook" }
+func (w *Webhook) Name() string { return WebhookName }
 
 // Send POSTs m.Body to m.URL, signed with m.Secret. m.ID (required, the webhook-id) must stay
 // the same across retries so receivers can deduplicate. m.Headers are sent as extra headers;

@@ -110,20 +110,15 @@ func (s *Server) Routes() []Route {
 	}
 }
 
-// Handler returns the API's routes and /healthz, for running the API on its
-// own; ciclo's process serves Routes through Ops.
+// Handler returns the API's routes, for running the API on its own;
+// ciclo's process serves Routes through Ops (which also has /healthz).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
 	g := &routeGuards{auth: newAuthenticator(authConfig{apiToken: s.cfg.Token})}
 	for _, rt := range s.Routes() {
 		g.register(mux, rt)
 	}
 	return mux
-}
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "rules_version": s.cfg.Rules.Load().Version})
 }
 
 // apiError is the body of every error response.

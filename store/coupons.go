@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Coupon errors callers test for with errors.Is.
@@ -57,15 +55,114 @@ type Coupon struct {
 // caller can draw another code.
 func (s *Store) InsertCoupon(ctx context.Context, c *Coupon) error {
 	c.Code = strings.ToUpper(c.Code)
-	err := s.db.QueryRow(ctx, q("InsertCoupon"), c.Code, c.CustomerID, c.Rule, c.FiringID, c.Kind, c.Value,
-		c.CreatedAt, nullTime(c.ExpiresAt)).Scan(&c.ID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrCouponCodeTaken
+	if c.Code == "" {
+		return fmt.Errorf("insert coupon for %q: no code", c.CustomerID)
 	}
-	if err != nil {
+	c.ID = 0
+	cc := newCouponColumns([]*Coupon{c}, nil)
+	if err := s.insertCouponColumns(ctx, &cc); err != nil {
 		return fmt.Errorf("insert coupon for %q: %w", c.CustomerID, err)
 	}
+	if c.ID == 0 {
+		return ErrCouponCodeTaken
+	}
 	return nil
+}
+
+// insertCoupons stores the coupons of firings written already (the ones
+// whose first codes were taken), drawing their codes with newCode, up to
+// attempts draws each.
+func (s *Store) insertCoupons(ctx context.Context, pending []*Coupon, newCode func() string, attempts int) error {
+	for try := 0; len(pending) > 0; try++ {
+		if try == attempts {
+			return fmt.Errorf("issue %d coupons: code collisions in %d tries", len(pending), try+1)
+		}
+		for _, c := range pending {
+			c.Code = ""
+		}
+		cc := newCouponColumns(pending, newCode)
+		if err := s.insertCouponColumns(ctx, &cc); err != nil {
+			return fmt.Errorf("issue %d coupons: %w", len(pending), err)
+		}
+		var again []*Coupon
+		for _, c := range pending {
+			if c.ID == 0 {
+				again = append(again, c)
+			}
+		}
+		pending = again
+	}
+	return nil
+}
+
+// insertCouponColumns runs InsertCoupons and sets the ids of the coupons
+// stored; the others' codes were taken.
+func (s *Store) insertCouponColumns(ctx context.Context, cc *couponColumns) error {
+	rows, err := s.db.Query(ctx, q("InsertCoupons"), cc.code, cc.customer, cc.rule, cc.firing, cc.kind, cc.value, cc.created, cc.expires)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id   int64
+			code string
+		)
+		if err := rows.Scan(&id, &code); err != nil {
+			return err
+		}
+		cc.stored(code, id)
+	}
+	return rows.Err()
+}
+
+// couponColumns are coupons as the columns of one insert. A coupon whose
+// code is "" gets one drawn; one whose code another coupon of the batch has
+// already is left out (included lists the coupons in, by index), so that
+// each code names one coupon and a retry draws it again.
+type couponColumns struct {
+	included                   []int
+	code, customer, rule, kind []string
+	firing                     []int64
+	value                      []float64
+	created                    []time.Time
+	expires                    []*time.Time
+	byCode                     map[string]*Coupon
+}
+
+func newCouponColumns(cs []*Coupon, newCode func() string) couponColumns {
+	n := len(cs)
+	cc := couponColumns{
+		included: make([]int, 0, n), code: make([]string, 0, n), customer: make([]string, 0, n), rule: make([]string, 0, n),
+		kind: make([]string, 0, n), firing: make([]int64, 0, n), value: make([]float64, 0, n), created: make([]time.Time, 0, n),
+		expires: make([]*time.Time, 0, n), byCode: make(map[string]*Coupon, n),
+	}
+	for i, c := range cs {
+		if c.Code == "" {
+			c.Code = newCode()
+		}
+		if _, dup := cc.byCode[c.Code]; dup {
+			continue
+		}
+		cc.byCode[c.Code] = c
+		cc.included = append(cc.included, i)
+		cc.code = append(cc.code, c.Code)
+		cc.customer = append(cc.customer, c.CustomerID)
+		cc.rule = append(cc.rule, c.Rule)
+		cc.kind = append(cc.kind, c.Kind)
+		cc.firing = append(cc.firing, c.FiringID)
+		cc.value = append(cc.value, c.Value)
+		cc.created = append(cc.created, c.CreatedAt)
+		cc.expires = append(cc.expires, nullTime(c.ExpiresAt))
+	}
+	return cc
+}
+
+// stored notes that the coupon with code was stored with id.
+func (cc *couponColumns) stored(code string, id int64) {
+	if c := cc.byCode[code]; c != nil {
+		c.ID = id
+	}
 }
 
 // CouponsByFiring returns the coupons a firing issued, oldest first.

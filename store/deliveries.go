@@ -46,15 +46,6 @@ type Delivery struct {
 	EnhancedStatus string
 }
 
-// InsertDelivery queues d and sets d.ID.
-func (s *Store) InsertDelivery(ctx context.Context, d *Delivery) error {
-	if err := s.db.QueryRow(ctx, q("InsertDelivery"), d.CustomerID, d.FiringID, d.Rule, d.Channel,
-		d.Action, d.CreatedAt).Scan(&d.ID); err != nil {
-		return fmt.Errorf("insert %s delivery for %q: %w", d.Channel, d.CustomerID, err)
-	}
-	return nil
-}
-
 // GetDelivery reads one delivery. It returns ErrDeliveryNotFound if there is none.
 func (s *Store) GetDelivery(ctx context.Context, customerID string, id int64) (*Delivery, error) {
 	var (

@@ -76,36 +76,23 @@ func (s *Store) IngestEvent(ctx context.Context, e *NewEvent, initialStage, vers
 	return res[0], nil
 }
 
-// IngestEvents is IngestEvent for several events, in order. On a
-// transaction the statements of all events go in one pipelined batch (two
-// per event), so a batch of events costs one round trip plus one per
-// duplicate.
+// IngestEvents is IngestEvent for several events, in order. The statements
+// of all events go in one pipelined batch (two per event), so a batch of
+// events costs one round trip plus one per duplicate.
 func (s *Store) IngestEvents(ctx context.Context, events []*NewEvent, initialStage, version string) ([]Ingested, error) {
 	out := make([]Ingested, len(events))
-	db, ok := s.db.(batcher)
-	if !ok {
-		for i, e := range events {
-			if err := s.lockCustomer(s.db.QueryRow(ctx, q("LockCustomer"), lockArgs(e, initialStage, version)...), e, &out[i]); err != nil {
-				return nil, err
-			}
-			if err := s.ingestEvent(s.db.QueryRow(ctx, q("IngestEvent"), ingestArgs(e)...), e, &out[i]); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		var b pgx.Batch
-		for i, e := range events {
-			res := &out[i]
-			b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
-				return s.lockCustomer(row, e, res)
-			})
-			b.Queue(q("IngestEvent"), ingestArgs(e)...).QueryRow(func(row pgx.Row) error {
-				return s.ingestEvent(row, e, res)
-			})
-		}
-		if err := db.SendBatch(ctx, &b).Close(); err != nil {
-			return nil, err
-		}
+	var b pgx.Batch
+	for i, e := range events {
+		res := &out[i]
+		b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
+			return s.lockCustomer(row, e, res)
+		})
+		b.Queue(q("IngestEvent"), ingestArgs(e)...).QueryRow(func(row pgx.Row) error {
+			return s.ingestEvent(row, e, res)
+		})
+	}
+	if err := s.db.SendBatch(ctx, &b).Close(); err != nil {
+		return nil, err
 	}
 	for i, e := range events {
 		if !out[i].Duplicate {
@@ -155,13 +142,10 @@ func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {
 // ingestEvent reads IngestEvent's answer: no row for a duplicate.
 func (s *Store) ingestEvent(row pgx.Row, e *NewEvent, res *Ingested) error {
 	var (
-		c                                                        Customer
-		eventID                                                  *int64
-		stageAt, lastSeen, firstOrder, lastOrder, unsubscribedAt *time.Time
-		spentCents                                               int64
+		cc      customerColumns
+		eventID *int64
 	)
-	err := row.Scan(&eventID, &c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage, &stageAt, &c.CreatedAt, &lastSeen,
-		&firstOrder, &lastOrder, &c.OrdersCount, &spentCents, &c.Attributes, &unsubscribedAt)
+	err := row.Scan(append([]any{&eventID}, cc.targets()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		res.Duplicate, res.NewCustomer = true, false
 		return nil
@@ -174,11 +158,7 @@ func (s *Store) ingestEvent(row pgx.Row, e *NewEvent, res *Ingested) error {
 		// conflict regardless must not leave the facts counted twice.
 		return fmt.Errorf("insert event of %q: idempotency key %q conflicts", e.CustomerID, e.IdempotencyKey)
 	}
-	c.StageEnteredAt, c.LastSeenAt = timeOrZero(stageAt), timeOrZero(lastSeen)
-	c.FirstOrderAt, c.LastOrderAt = timeOrZero(firstOrder), timeOrZero(lastOrder)
-	c.UnsubscribedAt = timeOrZero(unsubscribedAt)
-	c.TotalSpent = float64(spentCents) / 100
-	res.EventID, res.Customer = *eventID, &c
+	res.EventID, res.Customer = *eventID, cc.customer()
 	return nil
 }
 
@@ -215,22 +195,11 @@ func (f *factsJSON) customer() *Customer {
 	}
 }
 
-// lockForEvaluation locks the customer's row until the transaction ends and
-// returns its current stage, so that one customer's events are evaluated one
-// at a time. It returns ErrCustomerNotFound if there is none.
-func (s *Store) lockForEvaluation(ctx context.Context, customerID string) (string, error) {
-	var stage string
-	if err := s.db.QueryRow(ctx, q("LockCustomerStage"), customerID).Scan(&stage); err != nil {
-		return "", fmt.Errorf("lock customer %q: %w", customerID, wrapNoRows(err, ErrCustomerNotFound))
-	}
-	return stage, nil
-}
-
 // ClaimForEvaluation locks the customer's row until the transaction ends
 // and claims the customer's events not evaluated yet
 // with ids up to upTo, oldest first, marking them evaluated at at (a
-// rollback leaves them pending). Both statements go in one pipelined batch
-// when the store runs on a transaction: one round trip. It returns
+// rollback leaves them pending). Both statements go in one pipelined batch:
+// one round trip. It returns
 // ErrCustomerNotFound if there is no customer.
 //
 // With asyncCommit the transaction's commit does not wait for its WAL to
@@ -239,24 +208,6 @@ func (s *Store) lockForEvaluation(ctx context.Context, customerID string) (strin
 // synchronous commit: WAL is flushed in order, so that commit makes this
 // one durable too, and a crash before it loses both together.
 func (s *Store) ClaimForEvaluation(ctx context.Context, customerID string, upTo int64, at time.Time, asyncCommit bool) (string, []*PendingEvent, error) {
-	db, ok := s.db.(batcher)
-	if !ok {
-		if asyncCommit {
-			if _, err := s.db.Exec(ctx, q("AsyncCommit")); err != nil {
-				return "", nil, fmt.Errorf("async commit: %w", err)
-			}
-		}
-		stage, err := s.lockForEvaluation(ctx, customerID)
-		if err != nil {
-			return "", nil, err
-		}
-		rows, err := s.db.Query(ctx, q("ClaimPendingEvents"), customerID, upTo, at)
-		if err != nil {
-			return "", nil, fmt.Errorf("claim pending events of %q: %w", customerID, err)
-		}
-		pending, err := scanPending(rows, customerID)
-		return stage, pending, err
-	}
 	var (
 		stage   string
 		pending []*PendingEvent
@@ -276,7 +227,7 @@ func (s *Store) ClaimForEvaluation(ctx context.Context, customerID string, upTo 
 		pending, err = scanPending(rows, customerID)
 		return err
 	})
-	if err := db.SendBatch(ctx, &b).Close(); err != nil {
+	if err := s.db.SendBatch(ctx, &b).Close(); err != nil {
 		return "", nil, err
 	}
 	return stage, pending, nil

@@ -2,11 +2,9 @@ package store
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Firing is one rule firing for one customer and occurrence.
@@ -24,114 +22,205 @@ type Firing struct {
 	Cooldown time.Duration
 }
 
-// InsertFiring records f and sets f.ID. It reports false, and writes
-// nothing, when the rule already fired for this customer and occurrence
-// (the guard that keeps retries and concurrent workers from firing twice),
-// or within f.Cooldown before f.FiredAt. Hold the customer's row lock for
-// the cooldown check to be race-free.
-func (s *Store) InsertFiring(ctx context.Context, f *Firing) (bool, error) {
+// Fire is one rule firing with everything it writes (see Store.Fire).
+type Fire struct {
+	Firing Firing
+	// Stages are the stages the firing moves the customer to, in action
+	// order; each move to another stage than the current one is logged.
+	Stages []string
+	// Coupons are the coupons to issue. Code may be preset; Store.Fire
+	// draws one otherwise, and again when it was taken. CustomerID, Rule,
+	// FiringID and CreatedAt are set from the firing.
+	Coupons []*Coupon
+	// Deliveries are the deliveries to queue, in action order. CustomerID,
+	// Rule, FiringID, Status and CreatedAt are set from the firing.
+	Deliveries []*Delivery
+
+	// Fired is set by Store.Fire when the firing was written; false when the
+	// rule already fired for the occurrence or within its cooldown.
+	Fired bool
+	// Transitions are the stage changes logged, in action order (set by
+	// Store.Fire).
+	Transitions []*Transition
+}
+
+// Fire writes the firings fs and, for each one written, all it does, in
+// bulk and in one statement: the firing row (unique per customer, rule and
+// occurrence, and outside its cooldown: otherwise the firing and its effects
+// are left out and Fired stays false), its stage moves chained per customer
+// in order (each change logged as a transition; the customer row updated
+// once, with its earliest new coupon expiry too), its coupons and its
+// queued deliveries. It sets the ids of the firings, coupons and
+// deliveries. An event's firings are the one-customer case, a sweep's batch
+// the many-customer one.
+//
+// newCode draws coupon codes: a code taken already (or twice in the batch)
+// is drawn again, up to attempts tries per coupon in all. A customer may
+// appear in several firings, each rule at most once per customer. Hold the
+// customers' row locks for the cooldown look-back and the stage chain to be
+// race-free; the caller enqueues the deliveries' dispatch jobs in the same
+// transaction.
+func (s *Store) Fire(ctx context.Context, fs []*Fire, newCode func() string, attempts int) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	a := newFireArrays(len(fs))
+	var seen map[[2]string]bool
+	if len(fs) > 1 {
+		seen = make(map[[2]string]bool, len(fs))
+	}
+	for i, f := range fs {
+		fr := &f.Firing
+		if seen != nil {
+			k := [2]string{fr.CustomerID, fr.Rule}
+			if seen[k] {
+				return fmt.Errorf("fire %d rules: %q fires twice for %q in one batch", len(fs), fr.Rule, fr.CustomerID)
+			}
+			seen[k] = true
+		}
+		f.Fired, f.Transitions, fr.ID = false, nil, 0
+		a.addFiring(fr)
+		for _, st := range f.Stages {
+			a.stageFire, a.stageTo = append(a.stageFire, int64(i+1)), append(a.stageTo, st)
+		}
+		for _, c := range f.Coupons {
+			c.ID, c.CustomerID, c.Rule, c.CreatedAt = 0, fr.CustomerID, fr.Rule, fr.FiredAt
+			a.couponFire = append(a.couponFire, int64(i+1))
+		}
+		for _, d := range f.Deliveries {
+			d.ID, d.CustomerID, d.Rule, d.Status, d.CreatedAt = 0, fr.CustomerID, fr.Rule, DeliveryQueued, fr.FiredAt
+			a.deliveryFire, a.deliveryChannel, a.deliveryAction = append(a.deliveryFire, int64(i+1)), append(a.deliveryChannel, d.Channel), append(a.deliveryAction, d.Action)
+		}
+	}
+	coupons := make([]*Coupon, 0, len(a.couponFire))
+	for _, f := range fs {
+		coupons = append(coupons, f.Coupons...)
+	}
+	if len(coupons) > 0 && attempts < 1 {
+		return fmt.Errorf("fire %d rules: no coupon code draws allowed", len(fs))
+	}
+	cc := newCouponColumns(coupons, newCode)
+	couponFire := make([]int64, len(cc.included))
+	for i, n := range cc.included {
+		couponFire[i] = a.couponFire[n]
+	}
+
+	rows, err := s.db.Query(ctx, q("FireRules"),
+		a.customer, a.rule, a.occurrence, a.version, a.eventID, a.firedAt, a.cooldown,
+		a.stageFire, a.stageTo,
+		couponFire, cc.code, cc.kind, cc.value, cc.expires,
+		a.deliveryFire, a.deliveryChannel, a.deliveryAction)
+	if err != nil {
+		return fmt.Errorf("fire %d rules: %w", len(fs), err)
+	}
+	defer rows.Close()
+	// Stage action n (1-based, over all firings) is stage j of firing i.
+	type stageRef struct{ fire, stage int }
+	stageRefs := make([]stageRef, 0, len(a.stageTo))
+	transitions := make([]*Transition, len(a.stageTo))
+	deliveries := make([]*Delivery, 0, len(a.deliveryFire))
+	for i, f := range fs {
+		for j := range f.Stages {
+			stageRefs = append(stageRefs, stageRef{i, j})
+		}
+		deliveries = append(deliveries, f.Deliveries...)
+	}
+	for rows.Next() {
+		var (
+			kind string
+			ord  int
+			id   int64
+			text string
+		)
+		if err := rows.Scan(&kind, &ord, &id, &text); err != nil {
+			return fmt.Errorf("fire %d rules: %w", len(fs), err)
+		}
+		switch kind {
+		case "firing":
+			f := fs[ord-1]
+			f.Fired, f.Firing.ID = true, id
+		case "transition":
+			ref := stageRefs[ord-1]
+			f := fs[ref.fire]
+			transitions[ord-1] = &Transition{CustomerID: f.Firing.CustomerID, From: text, To: f.Stages[ref.stage],
+				Rule: f.Firing.Rule, RuleSetVersion: f.Firing.RuleSetVersion, OccurredAt: f.Firing.FiredAt}
+		case "coupon":
+			cc.stored(text, id)
+		case "delivery":
+			deliveries[ord-1].ID = id
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("fire %d rules: %w", len(fs), err)
+	}
+	rows.Close()
+
+	// Transitions come back in no particular order: keep action order.
+	for n, t := range transitions {
+		if t != nil {
+			f := fs[stageRefs[n].fire]
+			t.FiringID = f.Firing.ID
+			f.Transitions = append(f.Transitions, t)
+		}
+	}
+	var again []*Coupon
+	for _, f := range fs {
+		if !f.Fired {
+			continue
+		}
+		id := f.Firing.ID
+		for _, c := range f.Coupons {
+			c.FiringID = id
+			if c.ID == 0 {
+				again = append(again, c)
+			}
+		}
+		for _, d := range f.Deliveries {
+			d.FiringID = id
+		}
+	}
+	return s.insertCoupons(ctx, again, newCode, attempts-1)
+}
+
+// fireArrays are the columns of Store.Fire's statement. Stages, coupons
+// and deliveries name their firing by its 1-based position.
+type fireArrays struct {
+	customer, rule, occurrence, version []string
+	eventID                             []*int64
+	firedAt                             []time.Time
+	cooldown                            []int64
+
+	stageFire []int64
+	stageTo   []string
+
+	couponFire []int64
+
+	deliveryFire    []int64
+	deliveryChannel []string
+	deliveryAction  []json.RawMessage
+}
+
+// newFireArrays returns empty columns with room for n firings with an
+// effect of each kind.
+func newFireArrays(n int) *fireArrays {
+	return &fireArrays{
+		customer: make([]string, 0, n), rule: make([]string, 0, n), occurrence: make([]string, 0, n), version: make([]string, 0, n),
+		eventID: make([]*int64, 0, n), firedAt: make([]time.Time, 0, n), cooldown: make([]int64, 0, n),
+		stageFire: make([]int64, 0, n), stageTo: make([]string, 0, n), couponFire: make([]int64, 0, n),
+		deliveryFire: make([]int64, 0, n), deliveryChannel: make([]string, 0, n), deliveryAction: make([]json.RawMessage, 0, n),
+	}
+}
+
+func (a *fireArrays) addFiring(f *Firing) {
 	var eventID *int64
 	if f.EventID != 0 {
 		eventID = &f.EventID
 	}
-	rows, err := s.db.Query(ctx, q("InsertFiring"), f.CustomerID, f.Rule, f.Occurrence, f.RuleSetVersion, eventID, f.FiredAt, f.Cooldown.Milliseconds())
-	if err != nil {
-		return false, fmt.Errorf("insert firing of %q: %w", f.Rule, err)
-	}
-	defer rows.Close()
-	inserted := false
-	for rows.Next() {
-		if err := rows.Scan(&f.ID); err != nil {
-			return false, fmt.Errorf("insert firing of %q: %w", f.Rule, err)
-		}
-		inserted = true
-	}
-	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("insert firing of %q: %w", f.Rule, err)
-	}
-	return inserted, nil
-}
-
-// Fire is one rule firing with everything it writes at once (see Store.Fire).
-type Fire struct {
-	Firing Firing
-	// Stage is the stage the firing moves the customer to; "" for none.
-	Stage string
-	// Coupons are the coupons to issue, with their codes drawn.
-	Coupons []*Coupon
-	// Deliveries are the deliveries to queue, in action order.
-	Deliveries []*Delivery
-}
-
-// Fired says what Store.Fire wrote.
-type Fired struct {
-	// Transition is the logged stage change; nil when the customer was
-	// already in the stage or the firing moves none.
-	Transition *Transition
-	// CodesTaken are the coupons not issued because their code existed
-	// already: draw new codes and issue them with InsertCoupon.
-	CodesTaken []*Coupon
-}
-
-// Fire records f.Firing and, when the rule had not fired for this customer
-// and occurrence yet, all it does — stage move and transition, coupons,
-// deliveries — in one statement, setting the ids of the firing, coupons and
-// deliveries. It reports false, and writes nothing, when the rule already
-// fired for the occurrence.
-func (s *Store) Fire(ctx context.Context, f *Fire) (*Fired, bool, error) {
-	fr := &f.Firing
-	var eventID *int64
-	if fr.EventID != 0 {
-		eventID = &fr.EventID
-	}
-	codes := make([]string, len(f.Coupons))
-	kinds := make([]string, len(f.Coupons))
-	values := make([]float64, len(f.Coupons))
-	expires := make([]*time.Time, len(f.Coupons))
-	for i, c := range f.Coupons {
-		codes[i], kinds[i], values[i], expires[i] = c.Code, c.Kind, c.Value, nullTime(c.ExpiresAt)
-	}
-	channels := make([]string, len(f.Deliveries))
-	actions := make([]string, len(f.Deliveries))
-	for i, d := range f.Deliveries {
-		channels[i], actions[i] = d.Channel, string(d.Action)
-	}
-	var (
-		from                  string
-		moved                 bool
-		couponIDs, deliveries []int64
-		issued                []string
-	)
-	err := s.db.QueryRow(ctx, q("FireRule"), fr.CustomerID, fr.Rule, fr.Occurrence, fr.RuleSetVersion, eventID, fr.FiredAt,
-		f.Stage, codes, kinds, values, expires, channels, actions, fr.Cooldown.Milliseconds()).Scan(&fr.ID, &from, &moved, &couponIDs, &issued, &deliveries)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("fire %q: %w", fr.Rule, err)
-	}
-	if len(deliveries) != len(f.Deliveries) {
-		return nil, false, fmt.Errorf("fire %q: %d deliveries queued, want %d", fr.Rule, len(deliveries), len(f.Deliveries))
-	}
-	res := &Fired{}
-	if moved {
-		res.Transition = &Transition{CustomerID: fr.CustomerID, From: from, To: f.Stage, Rule: fr.Rule,
-			RuleSetVersion: fr.RuleSetVersion, FiringID: fr.ID, OccurredAt: fr.FiredAt}
-	}
-	ids := make(map[string]int64, len(issued))
-	for i, code := range issued {
-		ids[code] = couponIDs[i]
-	}
-	for _, c := range f.Coupons {
-		c.FiringID = fr.ID
-		if id, ok := ids[c.Code]; ok {
-			c.ID = id
-		} else {
-			res.CodesTaken = append(res.CodesTaken, c)
-		}
-	}
-	for i, d := range f.Deliveries {
-		d.ID, d.FiringID = deliveries[i], fr.ID
-	}
-	return res, true, nil
+	a.customer = append(a.customer, f.CustomerID)
+	a.rule = append(a.rule, f.Rule)
+	a.occurrence = append(a.occurrence, f.Occurrence)
+	a.version = append(a.version, f.RuleSetVersion)
+	a.eventID = append(a.eventID, eventID)
+	a.firedAt = append(a.firedAt, f.FiredAt)
+	a.cooldown = append(a.cooldown, f.Cooldown.Milliseconds())
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Sentinel errors callers test for with errors.Is.
@@ -26,13 +27,15 @@ var (
 )
 
 // DBTX is what a Store runs queries on: *pgxpool.Pool, *pgx.Conn or pgx.Tx.
+// All of them pipeline statements (SendBatch), which the store relies on.
 type DBTX interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	batcher
 }
 
-// batcher is a DBTX that can pipeline statements (a pool, a conn or a tx).
+// batcher is the pipelining part of DBTX.
 type batcher interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
@@ -124,33 +127,99 @@ func scanCustomer(row pgx.Row) (*Customer, error) {
 	return cc.customer(), nil
 }
 
-// customerColumns receives the customer columns (id, email, name, timezone,
-// stage, stage_entered_at, created_at, last_seen_at, first_order_at,
-// last_order_at, orders_count, total_spent_cents, attributes,
-// unsubscribed_at) from a scan, as part of a longer row or alone.
+// customerFields are the customer fields (rules' names) in the order the
+// queries list their columns after the id: GetCustomer, IngestEvent's
+// RETURNING, GetDispatches. Sweeps read a subset (SweepQuery), and also
+// coupon_expires_at.
+var customerFields = []string{"email", "name", "timezone", "stage", "stage_entered_at", "created_at", "last_seen_at",
+	"first_order_at", "last_order_at", "orders_count", "total_spent", "attributes", "unsubscribed"}
+
+// customerColumns receives the customer columns from a scan, as part of a
+// longer row or alone: the one mapping of customer columns to Customer. Its
+// nullable times scan without allocating, so a sweep reuses one for all its
+// rows.
 type customerColumns struct {
-	c                                                        Customer
-	stageAt, lastSeen, firstOrder, lastOrder, unsubscribedAt *time.Time
-	spentCents                                               int64
+	id, email, name, timezone, stage                                    string
+	stageAt, created, lastSeen, firstOrder, lastOrder, unsubscribed, cx pgtype.Timestamptz
+	orders                                                              int32
+	spentCents                                                          int64
+	attrs                                                               map[string]any
 }
 
-// targets are the scan destinations of the customer columns, in order.
-func (cc *customerColumns) targets() []any {
-	c := &cc.c
-	return []any{&c.ID, &c.Email, &c.Name, &c.Timezone, &c.Stage, &cc.stageAt, &c.CreatedAt, &cc.lastSeen,
-		&cc.firstOrder, &cc.lastOrder, &c.OrdersCount, &cc.spentCents, &c.Attributes, &cc.unsubscribedAt}
+// targets are the scan destinations of the id and all customerFields, in order.
+func (cc *customerColumns) targets() []any { return cc.fieldTargets(customerFields) }
+
+// fieldTargets are the scan destinations of the id and the given fields
+// (rules' names, coupon_expires_at included), in order; unknown names get
+// none.
+func (cc *customerColumns) fieldTargets(fields []string) []any {
+	dst := make([]any, 1, len(fields)+1)
+	dst[0] = &cc.id
+	for _, f := range fields {
+		var p any
+		switch f {
+		case "email":
+			p = &cc.email
+		case "name":
+			p = &cc.name
+		case "timezone":
+			p = &cc.timezone
+		case "stage":
+			p = &cc.stage
+		case "stage_entered_at":
+			p = &cc.stageAt
+		case "created_at":
+			p = &cc.created
+		case "last_seen_at":
+			p = &cc.lastSeen
+		case "first_order_at":
+			p = &cc.firstOrder
+		case "last_order_at":
+			p = &cc.lastOrder
+		case "orders_count":
+			p = &cc.orders
+		case "total_spent":
+			p = &cc.spentCents
+		case "attributes":
+			p = &cc.attrs
+		case "unsubscribed":
+			p = &cc.unsubscribed
+		case "coupon_expires_at":
+			p = &cc.cx
+		default:
+			continue
+		}
+		dst = append(dst, p)
+	}
+	return dst
 }
 
 // customer converts the scanned columns.
 func (cc *customerColumns) customer() *Customer {
-	c := cc.c
-	c.StageEnteredAt = timeOrZero(cc.stageAt)
-	c.LastSeenAt = timeOrZero(cc.lastSeen)
-	c.FirstOrderAt = timeOrZero(cc.firstOrder)
-	c.LastOrderAt = timeOrZero(cc.lastOrder)
-	c.UnsubscribedAt = timeOrZero(cc.unsubscribedAt)
-	c.TotalSpent = float64(cc.spentCents) / 100
-	return &c
+	c := &Customer{}
+	cc.into(c)
+	return c
+}
+
+// into converts the scanned columns into c; the attributes map moves to c,
+// so the next scan fills a new one.
+func (cc *customerColumns) into(c *Customer) {
+	*c = Customer{
+		ID: cc.id, Email: cc.email, Name: cc.name, Timezone: cc.timezone, Stage: cc.stage,
+		StageEnteredAt: tsOrZero(cc.stageAt), CreatedAt: tsOrZero(cc.created), LastSeenAt: tsOrZero(cc.lastSeen),
+		FirstOrderAt: tsOrZero(cc.firstOrder), LastOrderAt: tsOrZero(cc.lastOrder), OrdersCount: int(cc.orders),
+		TotalSpent: float64(cc.spentCents) / 100, Attributes: cc.attrs, UnsubscribedAt: tsOrZero(cc.unsubscribed),
+		CouponExpiresAt: tsOrZero(cc.cx),
+	}
+	cc.attrs = nil
+}
+
+// tsOrZero maps a NULL timestamptz to a zero time.
+func tsOrZero(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time
 }
 
 // GetEvent reads one event of a customer. It returns ErrEventNotFound if there is none.

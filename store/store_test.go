@@ -92,42 +92,44 @@ func TestStore(t *testing.T) {
 		require.InDelta(t, 10, c.TotalSpent, 0.001)
 	})
 
+	// fire1 writes one firing with Store.Fire and says whether it was written.
+	fire1 := func(t *testing.T, st *store.Store, f *store.Fire, codes ...string) bool {
+		t.Helper()
+		newCode := func() string { c := codes[0]; codes = codes[1:]; return c }
+		require.NoError(t, st.Fire(ctx, []*store.Fire{f}, newCode, 3))
+		return f.Fired
+	}
+
 	t.Run("FiringGuardAndStageMoves", func(t *testing.T) {
 		t.Parallel()
 		st, b := setup(t, db)
 		_, err := st.IngestEvent(ctx, order("c", "", 1, at), "reach", "v1")
 		require.NoError(t, err)
-		f := &store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:1", RuleSetVersion: "v1", FiredAt: at}
-		ok, err := st.InsertFiring(ctx, f)
-		require.NoError(t, err)
+		f := &store.Fire{Firing: store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:1", RuleSetVersion: "v1", FiredAt: at}}
+		ok := fire1(t, st, f)
 		require.True(t, ok)
-		require.NotZero(t, f.ID)
-		ok, err = st.InsertFiring(ctx, &store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:1", RuleSetVersion: "v2", FiredAt: at})
-		require.NoError(t, err)
+		require.NotZero(t, f.Firing.ID)
+		ok = fire1(t, st, &store.Fire{Firing: store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:1", RuleSetVersion: "v2", FiredAt: at}})
 		require.False(t, ok, "second firing for the same occurrence")
 
 		// A cooldown looks back across window boundaries: another
 		// occurrence two seconds later is refused, one past the cooldown is not.
 		day := 24 * time.Hour
-		cd := &store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:1", RuleSetVersion: "v1", FiredAt: at, Cooldown: 30 * day}
-		ok, err = st.InsertFiring(ctx, cd)
-		require.NoError(t, err)
+		cd := &store.Fire{Firing: store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:1", RuleSetVersion: "v1", FiredAt: at, Cooldown: 30 * day}}
+		ok = fire1(t, st, cd)
 		require.True(t, ok)
-		ok, err = st.InsertFiring(ctx, &store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:2", RuleSetVersion: "v1", FiredAt: at.Add(2 * time.Second), Cooldown: 30 * day})
-		require.NoError(t, err)
+		ok = fire1(t, st, &store.Fire{Firing: store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:2", RuleSetVersion: "v1", FiredAt: at.Add(2 * time.Second), Cooldown: 30 * day}})
 		require.False(t, ok, "within the cooldown")
-		ok, err = st.InsertFiring(ctx, &store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:3", RuleSetVersion: "v1", FiredAt: at.Add(31 * day), Cooldown: 30 * day})
-		require.NoError(t, err)
+		ok = fire1(t, st, &store.Fire{Firing: store.Firing{CustomerID: "c", Rule: "cd", Occurrence: "window:3", RuleSetVersion: "v1", FiredAt: at.Add(31 * day), Cooldown: 30 * day}})
 		require.True(t, ok, "past the cooldown")
 
-		tr := &store.Transition{CustomerID: "c", To: "conversion", Rule: "r", RuleSetVersion: "v1", FiringID: f.ID, OccurredAt: at}
-		moved, err := st.MoveStage(ctx, tr)
-		require.NoError(t, err)
-		require.True(t, moved)
-		require.Equal(t, "reach", tr.From)
-		moved, err = st.MoveStage(ctx, &store.Transition{CustomerID: "c", To: "conversion", Rule: "r", OccurredAt: at})
-		require.NoError(t, err)
-		require.False(t, moved, "already in the stage")
+		mv := &store.Fire{Firing: store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:2", RuleSetVersion: "v1", FiredAt: at}, Stages: []string{"conversion"}}
+		require.True(t, fire1(t, st, mv))
+		require.Len(t, mv.Transitions, 1)
+		require.Equal(t, "reach", mv.Transitions[0].From)
+		mv = &store.Fire{Firing: store.Firing{CustomerID: "c", Rule: "r", Occurrence: "event:3", FiredAt: at}, Stages: []string{"conversion"}}
+		require.True(t, fire1(t, st, mv))
+		require.Empty(t, mv.Transitions, "already in the stage")
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'c' AND to_stage = 'conversion'"))
 	})
 
@@ -143,27 +145,26 @@ func TestStore(t *testing.T) {
 		newFire := func(occurrence string) *store.Fire {
 			return &store.Fire{
 				Firing: store.Firing{CustomerID: "fa", Rule: "r", Occurrence: occurrence, RuleSetVersion: "v1", EventID: 7, FiredAt: at},
-				Stage:  "conversion",
+				Stages: []string{"conversion"},
 				Coupons: []*store.Coupon{
-					{Code: "FRESH-FA", CustomerID: "fa", Rule: "r", Kind: "percent", Value: 10, CreatedAt: at, ExpiresAt: expires},
-					{Code: "TAKEN-FA", CustomerID: "fa", Rule: "r", Kind: "free_shipping", CreatedAt: at},
+					{Code: "FRESH-FA", Kind: "percent", Value: 10, ExpiresAt: expires},
+					{Code: "TAKEN-FA", Kind: "free_shipping"},
 				},
 				Deliveries: []*store.Delivery{
-					{CustomerID: "fa", Rule: "r", Channel: "email", Action: []byte(`{"template":"a"}`), CreatedAt: at},
-					{CustomerID: "fa", Rule: "r", Channel: "webhook", Action: []byte(`{"url":"http://x"}`), CreatedAt: at},
+					{Channel: "email", Action: []byte(`{"template":"a"}`)},
+					{Channel: "webhook", Action: []byte(`{"url":"http://x"}`)},
 				},
 			}
 		}
 		f := newFire("event:7")
-		fired, ok, err := st.Fire(ctx, f)
-		require.NoError(t, err)
-		require.True(t, ok)
+		require.True(t, fire1(t, st, f, "REDRAWN-FA"))
 		require.NotZero(t, f.Firing.ID)
-		require.NotNil(t, fired.Transition)
-		require.Equal(t, "reach", fired.Transition.From)
-		require.Equal(t, "conversion", fired.Transition.To)
+		require.Len(t, f.Transitions, 1)
+		require.Equal(t, "reach", f.Transitions[0].From)
+		require.Equal(t, "conversion", f.Transitions[0].To)
 		require.NotZero(t, f.Coupons[0].ID)
-		require.Equal(t, []*store.Coupon{f.Coupons[1]}, fired.CodesTaken, "a taken code is reported, not an error")
+		require.Equal(t, "REDRAWN-FA", f.Coupons[1].Code, "a taken code is drawn again, not an error")
+		require.NotZero(t, f.Coupons[1].ID)
 		require.Equal(t, f.Firing.ID, f.Coupons[1].FiringID)
 		require.Less(t, f.Deliveries[0].ID, f.Deliveries[1].ID)
 
@@ -173,49 +174,86 @@ func TestStore(t *testing.T) {
 		require.True(t, c.StageEnteredAt.Equal(at))
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 'fa' AND coupon_expires_at = $1", expires))
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'fa' AND from_stage = 'reach' AND to_stage = 'conversion' AND rule = 'r' AND firing_id = $1", f.Firing.ID))
-		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM coupons WHERE customer_id = 'fa' AND firing_id = $1", f.Firing.ID))
+		require.Equal(t, 2, count(t, b.tx, "SELECT count(*) FROM coupons WHERE customer_id = 'fa' AND firing_id = $1", f.Firing.ID))
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE id = $1 AND firing_id = $2 AND channel = 'email' AND status = 'queued' AND action->>'template' = 'a'", f.Deliveries[0].ID, f.Firing.ID))
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE id = $1 AND channel = 'webhook'", f.Deliveries[1].ID))
 
 		// The same occurrence again writes nothing.
-		_, ok, err = st.Fire(ctx, newFire("event:7"))
-		require.NoError(t, err)
-		require.False(t, ok)
+		require.False(t, fire1(t, st, newFire("event:7")))
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM rule_firings WHERE customer_id = 'fa'"))
 		require.Equal(t, 2, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'fa'"))
 
 		// Another occurrence into the stage the customer is in: no transition.
 		again := newFire("event:8")
 		again.Coupons, again.Deliveries = nil, nil
-		fired, ok, err = st.Fire(ctx, again)
-		require.NoError(t, err)
-		require.True(t, ok)
-		require.Nil(t, fired.Transition)
+		require.True(t, fire1(t, st, again))
+		require.Empty(t, again.Transitions)
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'fa' AND to_stage = 'conversion'"))
 
 		// No stage: a coupon without expiry leaves coupon_expires_at alone.
 		plain := newFire("event:9")
-		plain.Stage = ""
-		plain.Coupons = []*store.Coupon{{Code: "PLAIN-FA", CustomerID: "fa", Rule: "r", Kind: "percent", Value: 1, CreatedAt: at}}
-		fired, ok, err = st.Fire(ctx, plain)
-		require.NoError(t, err)
-		require.True(t, ok)
-		require.Nil(t, fired.Transition)
-		require.Empty(t, fired.CodesTaken)
+		plain.Stages = nil
+		plain.Coupons = []*store.Coupon{{Code: "PLAIN-FA", Kind: "percent", Value: 1}}
+		require.True(t, fire1(t, st, plain))
+		require.Empty(t, plain.Transitions)
+		require.NotZero(t, plain.Coupons[0].ID)
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 'fa' AND coupon_expires_at = $1 AND stage = 'conversion'", expires))
 		// A cooldown refuses another occurrence within it, whatever its key.
 		cooled := newFire("window:1")
 		cooled.Firing.Rule, cooled.Firing.Cooldown = "cd", 30*24*time.Hour
 		cooled.Coupons, cooled.Deliveries = nil, nil
-		_, ok, err = st.Fire(ctx, cooled)
-		require.NoError(t, err)
-		require.True(t, ok)
+		require.True(t, fire1(t, st, cooled))
 		soon := newFire("window:2")
 		soon.Firing.Rule, soon.Firing.Cooldown, soon.Firing.FiredAt = "cd", 30*24*time.Hour, at.Add(2*time.Second)
 		soon.Coupons, soon.Deliveries = nil, nil
-		_, ok, err = st.Fire(ctx, soon)
-		require.NoError(t, err)
-		require.False(t, ok, "within the cooldown")
+		require.False(t, fire1(t, st, soon), "within the cooldown")
+	})
+
+	t.Run("SeveralStagesAndCustomersInOneCall", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		for _, id := range []string{"m1", "m2"} {
+			_, err := st.IngestEvent(ctx, order(id, "", 1, at), "reach", "v1")
+			require.NoError(t, err)
+		}
+		// m1: two rules, three stage moves in action order (one a no-op);
+		// m2: one rule, already in its stage. A rule fired already is left out.
+		done := &store.Fire{Firing: store.Firing{CustomerID: "m2", Rule: "old", Occurrence: "o", FiredAt: at}}
+		require.True(t, fire1(t, st, done))
+		fs := []*store.Fire{
+			{Firing: store.Firing{CustomerID: "m1", Rule: "a", Occurrence: "o", RuleSetVersion: "v3", FiredAt: at.Add(time.Hour)},
+				Stages: []string{"conversion", "conversion", "retention"}, Deliveries: []*store.Delivery{{Channel: "email", Action: []byte(`{"n":1}`)}}},
+			{Firing: store.Firing{CustomerID: "m2", Rule: "old", Occurrence: "o", FiredAt: at.Add(time.Hour)},
+				Stages: []string{"churned"}, Deliveries: []*store.Delivery{{Channel: "email", Action: []byte(`{"n":2}`)}}},
+			{Firing: store.Firing{CustomerID: "m2", Rule: "b", Occurrence: "o", RuleSetVersion: "v3", FiredAt: at.Add(time.Hour)},
+				Stages: []string{"reach"}, Deliveries: []*store.Delivery{{Channel: "webhook", Action: []byte(`{"n":3}`)}}},
+			{Firing: store.Firing{CustomerID: "m1", Rule: "c", Occurrence: "o", RuleSetVersion: "v3", FiredAt: at.Add(time.Hour)},
+				Stages: []string{"loyalty"}, Deliveries: []*store.Delivery{{Channel: "email", Action: []byte(`{"n":4}`)}}},
+		}
+		require.NoError(t, st.Fire(ctx, fs, func() string { return "X" }, 1))
+		require.Equal(t, []bool{true, false, true, true}, []bool{fs[0].Fired, fs[1].Fired, fs[2].Fired, fs[3].Fired})
+		require.Len(t, fs[0].Transitions, 2)
+		require.Equal(t, [2]string{"reach", "conversion"}, [2]string{fs[0].Transitions[0].From, fs[0].Transitions[0].To})
+		require.Equal(t, [2]string{"conversion", "retention"}, [2]string{fs[0].Transitions[1].From, fs[0].Transitions[1].To})
+		require.Empty(t, fs[2].Transitions)
+		require.Len(t, fs[3].Transitions, 1)
+		require.Equal(t, "retention", fs[3].Transitions[0].From)
+		require.Equal(t, 3, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 'm1' AND rule_set_version = 'v3'"))
+		require.Equal(t, 1, count(t, b.tx, `SELECT count(*) FROM (SELECT array_agg(from_stage || '>' || to_stage ORDER BY id) AS a
+			FROM stage_transitions WHERE customer_id = 'm1' AND from_stage IS NOT NULL) t
+			WHERE a = '{reach>conversion,conversion>retention,retention>loyalty}'`), "logged in action order")
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 'm1' AND stage = 'loyalty' AND stage_entered_at = $1", at.Add(time.Hour)))
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 'm2' AND stage = 'reach' AND stage_entered_at = $1", at))
+		for _, k := range []int{0, 2, 3} {
+			d := fs[k].Deliveries[0]
+			require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = $1 AND id = $2 AND firing_id = $3 AND channel = $4 AND action = $5::jsonb",
+				d.CustomerID, d.ID, fs[k].Firing.ID, d.Channel, string(d.Action)))
+		}
+		require.Zero(t, fs[1].Deliveries[0].ID)
+		require.Equal(t, 3, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id IN ('m1', 'm2')"))
+
+		err := st.Fire(ctx, []*store.Fire{fs[0], fs[0]}, nil, 1)
+		require.ErrorContains(t, err, "fires twice")
 	})
 
 	t.Run("ClaimForEvaluation", func(t *testing.T) {
@@ -290,27 +328,24 @@ func TestStore(t *testing.T) {
 		draws := []string{"TAKEN", "TAKEN", "NEW-1", "TAKEN", "NEW-2"}
 		newCode := func() string { c := draws[0]; draws = draws[1:]; return c }
 		exp := at.Add(30 * 24 * time.Hour)
-		eff := &store.SweepEffects{
-			Transitions: []*store.Transition{
-				{CustomerID: "s1", From: "retention", To: "at_risk", Rule: "r", FiringID: 10},
-				{CustomerID: "s1", From: "at_risk", To: "churned", Rule: "r2", FiringID: 11},
-			},
-			Coupons: []*store.Coupon{
-				{CustomerID: "s1", Rule: "r", FiringID: 10, Kind: "percent", Value: 20, ExpiresAt: exp},
-				{CustomerID: "s2", Rule: "r", FiringID: 12, Kind: "percent", Value: 20, ExpiresAt: exp.Add(time.Hour)},
-			},
-			Deliveries: []*store.Delivery{
-				{CustomerID: "s1", FiringID: 10, Rule: "r", Channel: "email", Action: []byte(`{}`)},
-				{CustomerID: "s2", FiringID: 12, Rule: "r", Channel: "email", Action: []byte(`{}`)},
-			},
+		fs := []*store.Fire{
+			{Firing: store.Firing{CustomerID: "s1", Rule: "r", Occurrence: "o", RuleSetVersion: "v2", FiredAt: at},
+				Stages:     []string{"at_risk"},
+				Coupons:    []*store.Coupon{{Kind: "percent", Value: 20, ExpiresAt: exp}},
+				Deliveries: []*store.Delivery{{Channel: "email", Action: []byte(`{}`)}}},
+			{Firing: store.Firing{CustomerID: "s1", Rule: "r2", Occurrence: "o", RuleSetVersion: "v2", FiredAt: at},
+				Stages: []string{"churned"}},
+			{Firing: store.Firing{CustomerID: "s2", Rule: "r", Occurrence: "o", RuleSetVersion: "v2", FiredAt: at},
+				Coupons:    []*store.Coupon{{Kind: "percent", Value: 20, ExpiresAt: exp.Add(time.Hour)}},
+				Deliveries: []*store.Delivery{{Channel: "email", Action: []byte(`{}`)}}},
 		}
-		require.NoError(t, st.ApplySweepEffects(ctx, "v2", at, eff, newCode, 3))
+		require.NoError(t, st.Fire(ctx, fs, newCode, 3))
 		require.Empty(t, draws)
-		for _, c := range eff.Coupons {
+		for _, c := range []*store.Coupon{fs[0].Coupons[0], fs[2].Coupons[0]} {
 			require.NotZero(t, c.ID)
 			require.Contains(t, []string{"NEW-1", "NEW-2"}, c.Code)
 		}
-		for _, d := range eff.Deliveries {
+		for _, d := range []*store.Delivery{fs[0].Deliveries[0], fs[2].Deliveries[0]} {
 			require.NotZero(t, d.ID)
 		}
 		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM customers WHERE id = 's1' AND stage = 'churned' AND coupon_expires_at = $1", exp))
@@ -318,8 +353,9 @@ func TestStore(t *testing.T) {
 		require.Equal(t, 2, count(t, b.tx, "SELECT count(*) FROM stage_transitions WHERE customer_id = 's1' AND rule_set_version = 'v2'"))
 
 		// Out of draws: an error, not a coupon short.
-		eff = &store.SweepEffects{Coupons: []*store.Coupon{{CustomerID: "s2", Rule: "r", FiringID: 13, Kind: "percent", Value: 20}}}
-		require.Error(t, st.ApplySweepEffects(ctx, "v2", at, eff, func() string { return "TAKEN" }, 2))
+		out := []*store.Fire{{Firing: store.Firing{CustomerID: "s2", Rule: "r3", Occurrence: "o", RuleSetVersion: "v2", FiredAt: at},
+			Coupons: []*store.Coupon{{Kind: "percent", Value: 20}}}}
+		require.Error(t, st.Fire(ctx, out, func() string { return "TAKEN" }, 2))
 	})
 
 	t.Run("FinishDeliveriesStoresOddRepliesAndBounces", func(t *testing.T) {
@@ -329,11 +365,14 @@ func TestStore(t *testing.T) {
 			_, err := st.IngestEvent(ctx, order(id, "", 1, at), "retention", "v1")
 			require.NoError(t, err)
 		}
-		eff := &store.SweepEffects{Deliveries: []*store.Delivery{
-			{CustomerID: "o1", FiringID: 20, Rule: "r", Channel: "webhook", Action: []byte(`{}`)},
-			{CustomerID: "o2", FiringID: 21, Rule: "r", Channel: "email", Action: []byte(`{}`)},
-		}}
-		require.NoError(t, st.ApplySweepEffects(ctx, "v1", at, eff, func() string { return "X" }, 1))
+		fs := []*store.Fire{
+			{Firing: store.Firing{CustomerID: "o1", Rule: "r", Occurrence: "o", RuleSetVersion: "v1", FiredAt: at},
+				Deliveries: []*store.Delivery{{Channel: "webhook", Action: []byte(`{}`)}}},
+			{Firing: store.Firing{CustomerID: "o2", Rule: "r", Occurrence: "o", RuleSetVersion: "v1", FiredAt: at},
+				Deliveries: []*store.Delivery{{Channel: "email", Action: []byte(`{}`)}}},
+		}
+		require.NoError(t, st.Fire(ctx, fs, func() string { return "X" }, 1))
+		eff := struct{ Deliveries []*store.Delivery }{[]*store.Delivery{fs[0].Deliveries[0], fs[1].Deliveries[0]}}
 		outs := []store.Outcome{
 			// A receiver's reply with a NUL byte and invalid UTF-8 must not fail the batch.
 			{Delivery: store.DeliveryRef{CustomerID: "o1", ID: eff.Deliveries[0].ID},

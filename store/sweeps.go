@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/ciclohq/ciclo/rules"
 )
@@ -85,72 +82,6 @@ func NewSweepQuery(fields []string, filter *rules.Prefilter) *SweepQuery {
 	return sq
 }
 
-// sweepRow is the scan target of one sweep row.
-type sweepRow struct {
-	id, email, name, timezone, stage                             string
-	stageAt, created, lastSeen, firstOrder, lastOrder, unsub, cx pgtype.Timestamptz
-	orders                                                       int32
-	spent                                                        int64
-	attrs                                                        map[string]any
-}
-
-func (r *sweepRow) targets(fields []string) []any {
-	dst := []any{&r.id}
-	for _, f := range fields {
-		var p any
-		switch f {
-		case "email":
-			p = &r.email
-		case "name":
-			p = &r.name
-		case "timezone":
-			p = &r.timezone
-		case "stage":
-			p = &r.stage
-		case "stage_entered_at":
-			p = &r.stageAt
-		case "created_at":
-			p = &r.created
-		case "last_seen_at":
-			p = &r.lastSeen
-		case "first_order_at":
-			p = &r.firstOrder
-		case "last_order_at":
-			p = &r.lastOrder
-		case "orders_count":
-			p = &r.orders
-		case "total_spent":
-			p = &r.spent
-		case "attributes":
-			p = &r.attrs
-		case "unsubscribed":
-			p = &r.unsub
-		case "coupon_expires_at":
-			p = &r.cx
-		}
-		dst = append(dst, p)
-	}
-	return dst
-}
-
-func tsOrZero(t pgtype.Timestamptz) time.Time {
-	if !t.Valid {
-		return time.Time{}
-	}
-	return t.Time
-}
-
-func (r *sweepRow) customer(c *Customer) {
-	*c = Customer{
-		ID: r.id, Email: r.email, Name: r.name, Timezone: r.timezone, Stage: r.stage,
-		StageEnteredAt: tsOrZero(r.stageAt), CreatedAt: tsOrZero(r.created), LastSeenAt: tsOrZero(r.lastSeen),
-		FirstOrderAt: tsOrZero(r.firstOrder), LastOrderAt: tsOrZero(r.lastOrder), OrdersCount: int(r.orders),
-		TotalSpent: float64(r.spent) / 100, Attributes: r.attrs, UnsubscribedAt: tsOrZero(r.unsub),
-		CouponExpiresAt: tsOrZero(r.cx),
-	}
-	r.attrs = nil
-}
-
 // SweepPage reads the next page of customers for a sweep evaluated at now:
 // at most limit customers with ids after `after` and, unless upTo is "", at
 // most upTo, in id order (keyset paging). Only the query's fields are set,
@@ -198,14 +129,14 @@ func (s *Store) LockSweepCustomers(ctx context.Context, sq *SweepQuery, now time
 
 func scanSweepRows(rows pgx.Rows, fields []string, dst []Customer) ([]Customer, error) {
 	defer rows.Close()
-	var r sweepRow
-	targets := r.targets(fields)
+	var cc customerColumns
+	targets := cc.fieldTargets(fields)
 	for rows.Next() {
 		if err := rows.Scan(targets...); err != nil {
 			return dst, err
 		}
 		dst = append(dst, Customer{})
-		r.customer(&dst[len(dst)-1])
+		cc.into(&dst[len(dst)-1])
 	}
 	return dst, rows.Err()
 }
@@ -307,241 +238,4 @@ func (s *Store) KeyBounds(ctx context.Context, perShard int) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// SweepFiring is one firing a sweep writes.
-type SweepFiring struct {
-	CustomerID string
-	Rule       string
-	Occurrence string
-	// Cooldown, when positive, skips the firing if the rule fired for the
-	// customer less than Cooldown before the firing time.
-	Cooldown time.Duration
-	// ID is set by InsertSweepFirings; 0 when the firing was skipped.
-	ID int64
-}
-
-// InsertSweepFirings records firings in bulk at firedAt with the rule-set
-// version and sets the ID of each one written. A firing whose occurrence
-// exists already (the unique index: the guarantee against doubles, also
-// under concurrency) or that falls within its cooldown is skipped.
-func (s *Store) InsertSweepFirings(ctx context.Context, version string, firedAt time.Time, fs []SweepFiring) error {
-	if len(fs) == 0 {
-		return nil
-	}
-	cust := make([]string, len(fs))
-	rule := make([]string, len(fs))
-	occ := make([]string, len(fs))
-	cool := make([]int64, len(fs))
-	index := make(map[[2]string]int, len(fs))
-	for i, f := range fs {
-		cust[i], rule[i], occ[i], cool[i] = f.CustomerID, f.Rule, f.Occurrence, f.Cooldown.Milliseconds()
-		index[[2]string{f.CustomerID, f.Rule}] = i
-	}
-	rows, err := s.db.Query(ctx, q("InsertSweepFirings"), cust, rule, occ, cool, version, firedAt)
-	if err != nil {
-		return fmt.Errorf("insert %d firings: %w", len(fs), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id   int64
-			c, r string
-		)
-		if err := rows.Scan(&id, &c, &r); err != nil {
-			return fmt.Errorf("insert %d firings: %w", len(fs), err)
-		}
-		if i, ok := index[[2]string{c, r}]; ok {
-			fs[i].ID = id
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("insert %d firings: %w", len(fs), err)
-	}
-	return nil
-}
-
-// SweepEffects is what a batch of sweep firings does besides recording
-// the firings: stage changes with their log, coupons and deliveries. All of
-// them belong to firings written in the same transaction, and the
-// customers must be locked (LockSweepCustomers).
-type SweepEffects struct {
-	// Transitions are logged as they are; the stage of each customer ends
-	// as the To of its last transition. From must be the customer's current
-	// stage or the previous transition's To.
-	Transitions []*Transition
-	// Coupons are issued with fresh codes (see ApplySweepEffects); each
-	// customer's coupon_expires_at is lowered to its earliest expiry.
-	Coupons []*Coupon
-	// Deliveries are queued.
-	Deliveries []*Delivery
-}
-
-// ApplySweepEffects writes e in one statement at `at` with the rule-set
-// version, and sets the IDs of the coupons and deliveries. Each customer
-// row is updated once, for its stage and its coupon expiry together. newCode
-// draws a coupon code; the (rare) coupons whose code was taken are left out
-// by the statement (ON CONFLICT DO NOTHING) and drawn again alone, up to
-// attempts draws in all.
-func (s *Store) ApplySweepEffects(ctx context.Context, version string, at time.Time, e *SweepEffects, newCode func() string, attempts int) error {
-	if len(e.Transitions) == 0 && len(e.Coupons) == 0 && len(e.Deliveries) == 0 {
-		return nil
-	}
-	if len(e.Coupons) > 0 && attempts < 1 {
-		return fmt.Errorf("issue %d coupons: no code draws allowed", len(e.Coupons))
-	}
-
-	// One update per customer: final stage and earliest coupon expiry.
-	type custUpdate struct {
-		stage   string
-		expires time.Time
-	}
-	upd := map[string]*custUpdate{}
-	var custOrder []string
-	get := func(id string) *custUpdate {
-		u, ok := upd[id]
-		if !ok {
-			u = &custUpdate{}
-			upd[id] = u
-			custOrder = append(custOrder, id)
-		}
-		return u
-	}
-	nt := len(e.Transitions)
-	tCust, tFrom, tTo, tRule, tFiring := make([]string, nt), make([]string, nt), make([]string, nt), make([]string, nt), make([]int64, nt)
-	for i, t := range e.Transitions {
-		tCust[i], tFrom[i], tTo[i], tRule[i], tFiring[i] = t.CustomerID, t.From, t.To, t.Rule, t.FiringID
-		get(t.CustomerID).stage = t.To
-	}
-	nc := len(e.Coupons)
-	cCode, cCust, cRule, cKind := make([]string, nc), make([]string, nc), make([]string, nc), make([]string, nc)
-	cFiring, cValue, cExpires := make([]int64, nc), make([]float64, nc), make([]*time.Time, nc)
-	byCode := make(map[string]*Coupon, nc)
-	for i, c := range e.Coupons {
-		c.Code, c.CreatedAt = newCode(), at
-		cCode[i], cCust[i], cRule[i], cKind[i], cFiring[i], cValue[i] = c.Code, c.CustomerID, c.Rule, c.Kind, c.FiringID, c.Value
-		cExpires[i] = nullTime(c.ExpiresAt)
-		byCode[c.Code] = c
-		if !c.ExpiresAt.IsZero() {
-			if u := get(c.CustomerID); u.expires.IsZero() || c.ExpiresAt.Before(u.expires) {
-				u.expires = c.ExpiresAt
-			}
-		}
-	}
-	uStage, uExpires := make([]*string, len(custOrder)), make([]*time.Time, len(custOrder))
-	for i, id := range custOrder {
-		u := upd[id]
-		if u.stage != "" {
-			uStage[i] = &u.stage
-		}
-		uExpires[i] = nullTime(u.expires)
-	}
-	nd := len(e.Deliveries)
-	dCust, dRule, dChannel := make([]string, nd), make([]string, nd), make([]string, nd)
-	dFiring, dAction := make([]int64, nd), make([]json.RawMessage, nd)
-	type key struct {
-		customer string
-		firing   int64
-		channel  string
-	}
-	waiting := map[key][]*Delivery{}
-	for i, d := range e.Deliveries {
-		dCust[i], dRule[i], dChannel[i], dFiring[i], dAction[i] = d.CustomerID, d.Rule, d.Channel, d.FiringID, d.Action
-		d.Status, d.CreatedAt = DeliveryQueued, at
-		k := key{d.CustomerID, d.FiringID, d.Channel}
-		waiting[k] = append(waiting[k], d)
-	}
-
-	rows, err := s.db.Query(ctx, q("ApplySweepEffects"), version, at,
-		custOrder, uStage, uExpires,
-		tCust, tFrom, tTo, tRule, tFiring,
-		cCode, cCust, cRule, cFiring, cKind, cValue, cExpires,
-		dCust, dFiring, dRule, dChannel, dAction)
-	if err != nil {
-		return fmt.Errorf("apply %d sweep firings' effects: %w", len(custOrder), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			isCoupon bool
-			id       int64
-			k        key
-		)
-		if err := rows.Scan(&isCoupon, &id, &k.customer, &k.firing, &k.channel); err != nil {
-			return fmt.Errorf("apply %d sweep firings' effects: %w", len(custOrder), err)
-		}
-		if isCoupon {
-			// k.customer is the code here.
-			if c := byCode[k.customer]; c != nil {
-				c.ID = id
-			}
-			continue
-		}
-		// Two deliveries of one firing and channel (two email actions) are
-		// interchangeable here: a dispatch job carries customer, id and channel.
-		list := waiting[k]
-		if len(list) == 0 {
-			return errors.New("apply sweep firings' effects: unexpected delivery returned")
-		}
-		list[0].ID, waiting[k] = id, list[1:]
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("apply %d sweep firings' effects: %w", len(custOrder), err)
-	}
-	rows.Close()
-
-	var again []*Coupon
-	for _, c := range e.Coupons {
-		if c.ID == 0 {
-			again = append(again, c)
-		}
-	}
-	return s.redrawCoupons(ctx, at, again, newCode, attempts-1)
-}
-
-// redrawCoupons issues the coupons whose codes were taken with new codes,
-// up to attempts draws each.
-func (s *Store) redrawCoupons(ctx context.Context, at time.Time, pending []*Coupon, newCode func() string, attempts int) error {
-	for try := 0; len(pending) > 0; try++ {
-		if try == attempts {
-			return fmt.Errorf("issue %d coupons: code collisions in %d tries", len(pending), attempts+1)
-		}
-		n := len(pending)
-		code, cust, rule, kind := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		firing, value, expires := make([]int64, n), make([]float64, n), make([]*time.Time, n)
-		byCode := make(map[string]*Coupon, n)
-		for i, c := range pending {
-			c.Code = newCode()
-			code[i], cust[i], rule[i], kind[i], firing[i], value[i] = c.Code, c.CustomerID, c.Rule, c.Kind, c.FiringID, c.Value
-			expires[i] = nullTime(c.ExpiresAt)
-			byCode[c.Code] = c
-		}
-		rows, err := s.db.Query(ctx, q("InsertSweepCoupons"), code, cust, rule, firing, kind, value, expires, at)
-		if err != nil {
-			return fmt.Errorf("issue %d coupons: %w", n, err)
-		}
-		for rows.Next() {
-			var (
-				id int64
-				c  string
-			)
-			if err := rows.Scan(&id, &c); err != nil {
-				rows.Close()
-				return fmt.Errorf("issue %d coupons: %w", n, err)
-			}
-			byCode[c].ID = id
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("issue %d coupons: %w", n, err)
-		}
-		var again []*Coupon
-		for _, c := range pending {
-			if c.ID == 0 {
-				again = append(again, c)
-			}
-		}
-		pending = again
-	}
-	return nil
 }

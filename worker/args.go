@@ -6,6 +6,7 @@ package worker
 import (
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/channels"
 	"github.com/ciclohq/ciclo/store"
 )
 
@@ -42,7 +43,7 @@ func (DispatchArgs) Kind() string { return "ciclo.dispatch" }
 // InsertOpts puts each channel's deliveries on the channel's queue.
 func (a DispatchArgs) InsertOpts() river.InsertOpts {
 	queue := QueueEmail
-	if a.Channel == "webhook" {
+	if a.Channel == channels.WebhookName {
 		queue = QueueWebhook
 	}
 	return river.InsertOpts{Queue: queue, MaxAttempts: DispatchMaxAttempts}

@@ -141,6 +141,10 @@ type dispatcher struct {
 	rules  *RuleSetHolder
 	now    Clock
 	logger *slog.Logger
+	// jobNow is River's clock, which the jobs a batch hands deliveries to
+	// are scheduled by: River stamps and fetches jobs in real time whatever
+	// now says, so a snooze is now's delay counted from jobNow.
+	jobNow Clock
 
 	retry     river.ClientRetryPolicy // schedules the retries of a batch's deliveries
 	locations sync.Map                // time zone name → *time.Location
@@ -159,7 +163,7 @@ func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, n
 		retry = &river.DefaultClientRetryPolicy{}
 	}
 	st := store.New(pool)
-	return &dispatcher{cfg: cfg, pool: pool, rules: rs, now: now, logger: logger, retry: retry,
+	return &dispatcher{cfg: cfg, pool: pool, rules: rs, now: now, logger: logger, jobNow: time.Now, retry: retry,
 		reads:  &coalescer[store.DeliveryRef, *store.Dispatch]{max: DispatchBatchSize, timeout: recordTimeout, run: st.GetDispatches},
 		claims: &coalescer[store.Cap, store.CapClaim]{max: DispatchBatchSize, timeout: recordTimeout, run: st.ClaimUnderCap},
 		writes: &coalescer[store.Outcome, struct{}]{max: DispatchBatchSize, timeout: recordTimeout,
@@ -442,7 +446,7 @@ func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype
 // all in one transaction.
 func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete func(context.Context, pgx.Tx) error) error {
 	var later []river.InsertManyParams
-	now := time.Now()
+	now := w.jobNow()
 	for _, s := range todo {
 		d := s.dp.Delivery
 		if s.out != nil && s.out.Status != store.DeliveryQueued {

@@ -61,6 +61,7 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 		if err != nil || len(pending) == 0 {
 			return err
 		}
+		fr := newFirer(rs.Version)
 		var deliveries []*store.Delivery
 		for _, ev := range pending {
 			facts := ev.Facts
@@ -71,25 +72,26 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 			}
 			cust := *facts
 			cust.Stage = stage
-			if stage, deliveries, err = w.evaluate(ctx, tx, rs, &cust, ev, now, deliveries); err != nil {
+			if stage, deliveries, err = w.evaluate(ctx, st, fr, rs, &cust, ev, now, deliveries); err != nil {
 				return err
 			}
 		}
-		if err := insertDispatchJobs(ctx, tx, client, deliveries); err != nil {
+		if err := insertDispatchJobs(ctx, tx, client, deliveries, false); err != nil {
 			return fmt.Errorf("enqueue dispatch for %q: %w", job.Args.CustomerID, err)
 		}
 		return nil
 	})
 }
 
-// evaluate fires the rules matching one event and returns the stage the
-// customer is in afterwards, and deliveries with the firings' deliveries
-// appended (their dispatch jobs are enqueued together at the end).
-func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, rs *rules.RuleSet,
+// evaluate fires the rules matching one event, all in one statement, and
+// returns the stage the customer is in afterwards, and deliveries with the
+// firings' deliveries appended (their dispatch jobs are enqueued together at
+// the end).
+func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *firer, rs *rules.RuleSet,
 	cust *store.Customer, ev *store.PendingEvent, now time.Time, deliveries []*store.Delivery,
 ) (string, []*store.Delivery, error) {
 	in := rules.Input{Customer: RuleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
-	stage := cust.Stage
+	var fires []*store.Fire
 	for _, r := range rs.ForEvent(ev.Type) {
 		ok, err := r.Match(in)
 		metrics.FromContext(ctx).RuleEvaluated(r.Name, ok, err)
@@ -97,7 +99,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, rs *rules.Rule
 			w.logger.WarnContext(ctx, "evaluate: rule failed at run time; skipped",
 				slog.String("rule", r.Name), slog.String("customer_id", cust.ID), slog.String("error", err.Error()))
 			// Recorded with the evaluation, so `ciclo customer` shows it.
-			if err := store.New(tx).InsertRuleSkip(ctx, &store.RuleSkip{CustomerID: cust.ID, Rule: r.Name,
+			if err := st.InsertRuleSkip(ctx, &store.RuleSkip{CustomerID: cust.ID, Rule: r.Name,
 				RuleSetVersion: rs.Version, EventID: ev.ID, Error: err.Error(), SkippedAt: now}); err != nil {
 				return "", nil, err
 			}
@@ -106,18 +108,25 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, tx pgx.Tx, rs *rules.Rule
 		if !ok {
 			continue
 		}
-		f, err := fire(ctx, tx, rs.Version, r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
+		f, err := fr.fire(r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
 		if err != nil {
-			return "", nil, fmt.Errorf("fire %q for %q: %w", r.Name, cust.ID, err)
+			return "", nil, err
 		}
-		if f == nil {
+		fires = append(fires, f)
+	}
+	deliveries, err := fr.write(ctx, st, fires, deliveries)
+	if err != nil {
+		return "", nil, fmt.Errorf("fire %d rules for %q: %w", len(fires), cust.ID, err)
+	}
+	stage := cust.Stage
+	for _, f := range fires {
+		if !f.Fired {
 			continue
 		}
-		if f.Transition != nil {
-			stage = f.Transition.To
+		if n := len(f.Transitions); n > 0 {
+			stage = f.Transitions[n-1].To
 		}
-		deliveries = append(deliveries, f.Deliveries...)
-		w.logger.InfoContext(ctx, "evaluate: rule fired", slog.String("rule", r.Name),
+		w.logger.InfoContext(ctx, "evaluate: rule fired", slog.String("rule", f.Firing.Rule),
 			slog.String("customer_id", cust.ID), slog.Int64("firing_id", f.Firing.ID),
 			slog.String("rule_set_version", rs.Version))
 	}

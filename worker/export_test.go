@@ -12,23 +12,43 @@ import (
 	"github.com/ciclohq/ciclo/store"
 )
 
+// FireTx fires r for customer c and occurrence in tx and enqueues its
+// dispatch jobs, the way the evaluate worker fires an event's rule. It
+// returns nil when the rule had fired for the occurrence already.
+func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], version string, r *rules.Rule,
+	c *store.Customer, occurrence string, eventID int64, now time.Time,
+) (*store.Fire, error) {
+	fr := newFirer(version)
+	f, err := fr.fire(r, c, occurrence, eventID, now)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := fr.write(ctx, store.New(tx), []*store.Fire{f}, nil)
+	if err != nil || !f.Fired {
+		return nil, err
+	}
+	return f, insertDispatchJobs(ctx, tx, client, ds, false)
+}
+
 // FireManyTx fires r for each of customers in tx and enqueues all their
 // deliveries at once, in batches, the way a sweep does. For benchmarks.
 func FireManyTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], version string, r *rules.Rule,
 	customers []*store.Customer, occurrence string, now time.Time,
 ) error {
-	var ds []*store.Delivery
+	fr := newFirer(version)
+	fs := make([]*store.Fire, 0, len(customers))
 	for _, c := range customers {
-		res, err := fire(ctx, tx, version, r, c, occurrence, 0, now)
+		f, err := fr.fire(r, c, occurrence, 0, now)
 		if err != nil {
 			return err
 		}
-		if res != nil {
-			ds = append(ds, res.Deliveries...)
-		}
+		fs = append(fs, f)
 	}
-	_, err := client.InsertManyFastTx(ctx, tx, dispatchJobs(ds))
-	return err
+	ds, err := fr.write(ctx, store.New(tx), fs, nil)
+	if err != nil {
+		return err
+	}
+	return insertDispatchJobs(ctx, tx, client, ds, true)
 }
 
 // RiverConfig is the River configuration NewClient builds from cfg.

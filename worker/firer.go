@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/channels"
 	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
@@ -33,138 +33,90 @@ type WebhookDelivery struct {
 	ActionIndex int    `json:"action_index"`
 }
 
-// Firing says what one rule firing did.
-type Firing struct {
-	Firing     store.Firing
-	Transition *store.Transition
-	Coupons    []*store.Coupon
-	Deliveries []*store.Delivery
+// firer turns matched rules into store.Fire values and writes them: the
+// one way a rule fires, for events (one customer's firings at a time) and
+// sweeps (a batch of customers) alike.
+type firer struct {
+	version string
+	// actions caches the encoded delivery actions, by rule and action index:
+	// they are the same for every customer.
+	actions map[firerAction]json.RawMessage
 }
 
-// FireTx fires rule r for customer c and occurrence in tx: it records the
-// firing, moves the stage and logs the transition, issues coupons and queues
-// deliveries with their dispatch jobs. It returns nil, and writes nothing,
-// when the rule already fired for this occurrence, so retried jobs never
-// fire twice. Call it within a transaction that commits everything at once.
-func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], version string, r *rules.Rule,
-	c *store.Customer, occurrence string, eventID int64, now time.Time,
-) (*Firing, error) {
-	res, err := fire(ctx, tx, version, r, c, occurrence, eventID, now)
-	if err != nil || res == nil {
-		return nil, err
-	}
-	if err := insertDispatchJobs(ctx, tx, client, res.Deliveries); err != nil {
-		return nil, fmt.Errorf("enqueue dispatch of %q: %w", r.Name, err)
-	}
-	return res, nil
+type firerAction struct {
+	rule  *rules.Rule
+	index int
 }
 
-// insertDispatchJobs enqueues the dispatch jobs of queued deliveries.
-func insertDispatchJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ds []*store.Delivery) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	_, err := client.InsertManyTx(ctx, tx, dispatchJobs(ds))
-	return err
+// newFirer returns a firer for rules of the rule-set version.
+func newFirer(version string) *firer {
+	return &firer{version: version, actions: map[firerAction]json.RawMessage{}}
 }
 
-// fire is FireTx without the dispatch jobs, which the caller enqueues (the
-// evaluate worker enqueues those of all its firings at once). A rule with
-// at most one stage action, the usual shape, is written in one statement
-// (store.Fire); others go action by action.
-func fire(ctx context.Context, tx pgx.Tx, version string, r *rules.Rule,
-	c *store.Customer, occurrence string, eventID int64, now time.Time,
-) (*Firing, error) {
-	st := store.New(tx)
+// fire is the firing of rule r for customer c and occurrence at now with
+// everything its actions do, not written yet.
+func (fr *firer) fire(r *rules.Rule, c *store.Customer, occurrence string, eventID int64, now time.Time) (*store.Fire, error) {
 	f := &store.Fire{Firing: store.Firing{
-		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: version,
+		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: fr.version,
 		EventID: eventID, FiredAt: now, Cooldown: r.Cooldown,
 	}}
-	stages := 0
 	for i, a := range r.Actions {
 		switch {
 		case a.Stage != "":
-			stages++
-			f.Stage = a.Stage
+			f.Stages = append(f.Stages, a.Stage)
 		case a.Coupon != nil:
-			f.Coupons = append(f.Coupons, newCoupon(c.ID, r.Name, a.Coupon, now))
-		default:
-			channel, action, ok := deliveryAction(r, i)
-			if !ok {
-				continue
+			cp := &store.Coupon{Kind: a.Coupon.Kind, Value: a.Coupon.Value}
+			if a.Coupon.ExpiresIn > 0 {
+				cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
 			}
-			d, err := actionDelivery(c.ID, r.Name, channel, action, now)
+			f.Coupons = append(f.Coupons, cp)
+		case a.Email != nil || a.Webhook != nil:
+			channel, raw, err := fr.action(r, i)
 			if err != nil {
 				return nil, err
 			}
-			f.Deliveries = append(f.Deliveries, d)
+			f.Deliveries = append(f.Deliveries, &store.Delivery{Channel: channel, Action: raw})
 		}
 	}
-	if stages > 1 {
-		return fireByAction(ctx, st, r, f.Firing)
-	}
-	fired, ok, err := st.Fire(ctx, f)
-	if err != nil || !ok {
-		return nil, err
-	}
-	metrics.FromContext(ctx).RuleFired(r.Name)
-	res := &Firing{Firing: f.Firing, Transition: fired.Transition, Coupons: f.Coupons, Deliveries: f.Deliveries}
-	if t := fired.Transition; t != nil {
-		metrics.FromContext(ctx).StageTransition(t.From, t.To)
-	}
-	for _, cp := range fired.CodesTaken {
-		cp.Code = NewCouponCode()
-		if err := insertCoupon(ctx, st, cp); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return f, nil
 }
 
-// fireByAction is fire one statement per action, for rules with several
-// stage actions (each logs its own transition).
-func fireByAction(ctx context.Context, st *store.Store, r *rules.Rule, firing store.Firing) (*Firing, error) {
-	res := &Firing{Firing: firing}
-	fired, err := st.InsertFiring(ctx, &res.Firing)
-	if err != nil || !fired {
+// action returns the channel and encoded action of the delivery action i of
+// rule r, encoding it on first use.
+func (fr *firer) action(r *rules.Rule, i int) (string, json.RawMessage, error) {
+	channel, action, _ := deliveryAction(r, i)
+	k := firerAction{r, i}
+	if raw, ok := fr.actions[k]; ok {
+		return channel, raw, nil
+	}
+	raw, err := json.Marshal(action)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode %s action of %q: %w", channel, r.Name, err)
+	}
+	fr.actions[k] = raw
+	return channel, raw, nil
+}
+
+// write writes the firings fs in one statement (store.Store.Fire), counts
+// those written and their stage transitions in the job's metrics, and
+// returns ds with their queued deliveries appended; the caller enqueues
+// their dispatch jobs (insertDispatchJobs) in the same transaction.
+func (fr *firer) write(ctx context.Context, st *store.Store, fs []*store.Fire, ds []*store.Delivery) ([]*store.Delivery, error) {
+	if err := st.Fire(ctx, fs, NewCouponCode, couponCodeAttempts); err != nil {
 		return nil, err
 	}
-	metrics.FromContext(ctx).RuleFired(r.Name)
-
-	f := &res.Firing
-	for i, a := range r.Actions {
-		switch {
-		case a.Stage != "":
-			t := &store.Transition{CustomerID: f.CustomerID, To: a.Stage, Rule: r.Name, RuleSetVersion: f.RuleSetVersion,
-				FiringID: f.ID, OccurredAt: f.FiredAt}
-			moved, err := st.MoveStage(ctx, t)
-			if err != nil {
-				return nil, err
-			}
-			if moved {
-				res.Transition = t
-				metrics.FromContext(ctx).StageTransition(t.From, t.To)
-			}
-		case a.Coupon != nil:
-			cp := newCoupon(f.CustomerID, r.Name, a.Coupon, f.FiredAt)
-			cp.FiringID = f.ID
-			if err := insertCoupon(ctx, st, cp); err != nil {
-				return nil, err
-			}
-			res.Coupons = append(res.Coupons, cp)
-		default:
-			channel, action, ok := deliveryAction(r, i)
-			if !ok {
-				continue
-			}
-			d, err := queueDelivery(ctx, st, f, channel, action)
-			if err != nil {
-				return nil, err
-			}
-			res.Deliveries = append(res.Deliveries, d)
+	m := metrics.FromContext(ctx)
+	for _, f := range fs {
+		if !f.Fired {
+			continue
 		}
+		m.RuleFired(f.Firing.Rule)
+		for _, t := range f.Transitions {
+			m.StageTransition(t.From, t.To)
+		}
+		ds = append(ds, f.Deliveries...)
 	}
-	return res, nil
+	return ds, nil
 }
 
 // deliveryAction is the channel and the action a delivery row stores for
@@ -173,11 +125,29 @@ func fireByAction(ctx context.Context, st *store.Store, r *rules.Rule, firing st
 func deliveryAction(r *rules.Rule, i int) (channel string, action any, ok bool) {
 	switch a := r.Actions[i]; {
 	case a.Email != nil:
-		return "email", EmailDelivery{Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional}, true
+		return channels.EmailName, EmailDelivery{Template: a.Email.Template, Subject: a.Email.Subject, Transactional: r.Transactional}, true
 	case a.Webhook != nil:
-		return "webhook", WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i}, true
+		return channels.WebhookName, WebhookDelivery{URL: a.Webhook.URL, ActionIndex: i}, true
 	}
 	return "", nil, false
+}
+
+// insertDispatchJobs enqueues the dispatch jobs of queued deliveries in tx:
+// with COPY when fast (many jobs, as a sweep has), else with one INSERT.
+func insertDispatchJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ds []*store.Delivery, fast bool) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	var err error
+	if fast {
+		_, err = client.InsertManyFastTx(ctx, tx, dispatchJobs(ds))
+	} else {
+		_, err = client.InsertManyTx(ctx, tx, dispatchJobs(ds))
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue dispatch of %d deliveries: %w", len(ds), err)
+	}
+	return nil
 }
 
 // dispatchJobs are the River inserts for queued deliveries: per channel, a
@@ -203,48 +173,4 @@ func dispatchJobs(ds []*store.Delivery) []river.InsertManyParams {
 		}
 	}
 	return jobs
-}
-
-// actionDelivery is a queued delivery of action, not stored yet.
-func actionDelivery(customerID, rule, channel string, action any, now time.Time) (*store.Delivery, error) {
-	raw, err := json.Marshal(action)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s action: %w", channel, err)
-	}
-	return &store.Delivery{CustomerID: customerID, Rule: rule, Channel: channel,
-		Action: raw, Status: store.DeliveryQueued, CreatedAt: now}, nil
-}
-
-func queueDelivery(ctx context.Context, st *store.Store, f *store.Firing, channel string, action any) (*store.Delivery, error) {
-	d, err := actionDelivery(f.CustomerID, f.Rule, channel, action, f.FiredAt)
-	if err != nil {
-		return nil, err
-	}
-	d.FiringID = f.ID
-	if err := st.InsertDelivery(ctx, d); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// newCoupon is a coupon of action a with a fresh code, not stored yet.
-func newCoupon(customerID, rule string, a *rules.CouponAction, now time.Time) *store.Coupon {
-	c := &store.Coupon{Code: NewCouponCode(), CustomerID: customerID, Rule: rule, Kind: a.Kind, Value: a.Value, CreatedAt: now}
-	if a.ExpiresIn > 0 {
-		c.ExpiresAt = now.Add(a.ExpiresIn)
-	}
-	return c
-}
-
-// insertCoupon stores c, drawing a new code on the (astronomically rare)
-// collision.
-func insertCoupon(ctx context.Context, st *store.Store, c *store.Coupon) error {
-	for range couponCodeAttempts {
-		err := st.InsertCoupon(ctx, c)
-		if !errors.Is(err, store.ErrCouponCodeTaken) {
-			return err
-		}
-		c.Code = NewCouponCode()
-	}
-	return fmt.Errorf("issue coupon for %q: %d code collisions in a row", c.CustomerID, couponCodeAttempts)
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/ciclohq/ciclo/worker"
 )
 
-// TestFireTxSeveralStages covers the action-by-action path: a rule with two
-// stage actions logs both transitions, issues its coupon and queues its
-// delivery once, and a second firing for the occurrence writes nothing.
+// TestFireTxSeveralStages covers a rule with two stage actions: it logs
+// both transitions, issues its coupon and queues its delivery once, and a
+// second firing for the occurrence writes nothing.
 func TestFireTxSeveralStages(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -37,8 +37,8 @@ rules:
 	client, err := worker.NewClient(db.Pool, &worker.Config{Rules: worker.NewRuleSetHolder(rs), InsertOnly: true, Schema: db.Schema})
 	require.NoError(t, err)
 
-	fire := func() *worker.Firing {
-		var f *worker.Firing
+	fire := func() *store.Fire {
+		var f *store.Fire
 		require.NoError(t, pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 			st := store.New(tx)
 			if _, err := st.IngestEvent(ctx, &store.NewEvent{CustomerID: "c-1", Type: "promo", OccurredAt: at, ReceivedAt: at}, "reach", rs.Version); err != nil {
@@ -55,7 +55,7 @@ rules:
 	}
 	f := fire()
 	require.NotNil(t, f)
-	require.Equal(t, "retention", f.Transition.To)
+	require.Equal(t, "retention", f.Transitions[len(f.Transitions)-1].To)
 	require.Len(t, f.Coupons, 1)
 	require.Len(t, f.Deliveries, 1)
 	require.Equal(t, "webhook", f.Deliveries[0].Channel)

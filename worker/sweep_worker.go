@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -75,8 +74,8 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error
 // are gathered over pages until there are about fireBatch of them; those
 // customers are then locked, re-read and judged again on current facts,
 // and all their firings, stage transitions, coupons, deliveries and
-// dispatch jobs are written in bulk in one transaction, in four statements
-// (lock, firings, everything else in one, dispatch jobs by COPY). Memory is
+// dispatch jobs are written in bulk in one transaction, in three statements
+// (lock, firings with all they do in one, dispatch jobs by COPY). Memory is
 // one page and one batch of ids, whatever the number of customers.
 type SweepShardWorker struct {
 	river.WorkerDefaults[SweepShardArgs]
@@ -125,38 +124,11 @@ func (w *SweepShardWorker) Work(ctx context.Context, job *river.Job[SweepShardAr
 type sweepPlan struct {
 	due   []*rules.Rule
 	query *store.SweepQuery
-	// actions caches the encoded delivery actions, by rule and action index:
-	// they are the same for every customer.
-	actions map[sweepAction]json.RawMessage
-}
-
-type sweepAction struct {
-	rule  *rules.Rule
-	index int
-}
-
-// action returns the channel and encoded action of the delivery action i of
-// rule r, encoding it on first use.
-func (p *sweepPlan) action(r *rules.Rule, i int) (string, json.RawMessage, error) {
-	channel, action, _ := deliveryAction(r, i)
-	k := sweepAction{r, i}
-	if raw, ok := p.actions[k]; ok {
-		return channel, raw, nil
-	}
-	raw, err := json.Marshal(action)
-	if err != nil {
-		return "", nil, fmt.Errorf("encode %s action: %w", channel, err)
-	}
-	if p.actions == nil {
-		p.actions = map[sweepAction]json.RawMessage{}
-	}
-	p.actions[k] = raw
-	return channel, raw, nil
 }
 
 func newSweepPlan(rs *rules.RuleSet, names []string) *sweepPlan {
 	p := &sweepPlan{}
-	fields := []string{"stage"} // stage actions log the stage they leave
+	var fields []string
 	var filters []*rules.Prefilter
 	anyone := false
 	for _, name := range names {
@@ -192,6 +164,7 @@ func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx]
 	if len(plan.due) == 0 {
 		return stats, nil
 	}
+	fr := newFirer(rs.Version)
 	tick := args.Tick
 	if tick.IsZero() {
 		tick = w.now()
@@ -229,7 +202,7 @@ func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx]
 		last := len(page) < w.pageSize
 		if len(hits) > 0 && (last || len(hits) >= w.fireBatch) {
 			stats.Matched += len(hits)
-			fired, err := w.fire(ctx, client, rs.Version, plan, m, hits, tick)
+			fired, err := w.fire(ctx, client, fr, plan, m, hits, tick)
 			if err != nil {
 				return stats, err
 			}
@@ -267,7 +240,7 @@ func sweepOccurrence(r *rules.Rule, tick time.Time) string {
 // fire locks the page's matching customers, judges them again on current
 // facts and writes everything their firings do, in bulk and in one
 // transaction. It returns the number of firings written.
-func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx], version string, plan *sweepPlan,
+func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx], fr *firer, plan *sweepPlan,
 	m *rules.Matcher, ids []string, tick time.Time,
 ) (int, error) {
 	fired := 0
@@ -278,14 +251,7 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 			return err
 		}
 		now := w.now()
-		type ref struct {
-			cust *store.Customer
-			rule *rules.Rule
-		}
-		var (
-			firings []store.SweepFiring
-			refs    []ref
-		)
+		var fires []*store.Fire
 		matched := make([]bool, len(plan.due))
 		for i := range custs {
 			rc := RuleCustomer(&custs[i])
@@ -295,62 +261,23 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 					continue
 				}
 				r := plan.due[j]
-				firings = append(firings, store.SweepFiring{CustomerID: custs[i].ID, Rule: r.Name,
-					Occurrence: sweepOccurrence(r, tick), Cooldown: r.Cooldown})
-				refs = append(refs, ref{&custs[i], r})
-			}
-		}
-		if err := st.InsertSweepFirings(ctx, version, now, firings); err != nil {
-			return err
-		}
-
-		var eff store.SweepEffects
-		stage := map[string]string{}
-		for k, f := range firings {
-			if f.ID == 0 {
-				continue
-			}
-			fired++
-			c, r := refs[k].cust, refs[k].rule
-			for i, a := range r.Actions {
-				switch {
-				case a.Stage != "":
-					from, ok := stage[c.ID]
-					if !ok {
-						from = c.Stage
-					}
-					if from != a.Stage {
-						eff.Transitions = append(eff.Transitions, &store.Transition{CustomerID: c.ID, From: from, To: a.Stage,
-							Rule: r.Name, RuleSetVersion: version, FiringID: f.ID, OccurredAt: now})
-						stage[c.ID] = a.Stage
-					}
-				case a.Coupon != nil:
-					cp := &store.Coupon{CustomerID: c.ID, Rule: r.Name, FiringID: f.ID, Kind: a.Coupon.Kind, Value: a.Coupon.Value}
-					if a.Coupon.ExpiresIn > 0 {
-						cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
-					}
-					eff.Coupons = append(eff.Coupons, cp)
-				case a.Email != nil || a.Webhook != nil:
-					channel, raw, err := plan.action(r, i)
-					if err != nil {
-						return err
-					}
-					eff.Deliveries = append(eff.Deliveries, &store.Delivery{CustomerID: c.ID, FiringID: f.ID, Rule: r.Name,
-						Channel: channel, Action: raw})
+				f, err := fr.fire(r, &custs[i], sweepOccurrence(r, tick), 0, now)
+				if err != nil {
+					return err
 				}
+				fires = append(fires, f)
 			}
 		}
-		if err := st.ApplySweepEffects(ctx, version, now, &eff, NewCouponCode, couponCodeAttempts); err != nil {
+		deliveries, err := fr.write(ctx, st, fires, nil)
+		if err != nil {
 			return err
 		}
-		deliveries := eff.Deliveries
-		if len(deliveries) == 0 {
-			return nil
+		for _, f := range fires {
+			if f.Fired {
+				fired++
+			}
 		}
-		if _, err := client.InsertManyFastTx(ctx, tx, dispatchJobs(deliveries)); err != nil {
-			return fmt.Errorf("enqueue dispatch of %d deliveries: %w", len(deliveries), err)
-		}
-		return nil
+		return insertDispatchJobs(ctx, tx, client, deliveries, true)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("fire sweep page of %d customers: %w", len(ids), err)

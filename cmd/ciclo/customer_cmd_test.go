@@ -41,13 +41,20 @@ rules:
 		if err != nil {
 			return err
 		}
-		f, err := worker.FireTx(ctx, tx, nil, rs.Version, rs.Rule("welcome-gift"), c, "event:1", 1, at.Add(time.Second))
-		if err != nil {
+		fired := at.Add(time.Second)
+		f := &store.Fire{
+			Firing: store.Firing{CustomerID: c.ID, Rule: "welcome-gift", Occurrence: "event:1", RuleSetVersion: rs.Version,
+				EventID: 1, FiredAt: fired},
+			Stages:  []string{"acquisition"},
+			Coupons: []*store.Coupon{{Kind: "percent", Value: 10, ExpiresAt: fired.Add(14 * 24 * time.Hour)}},
+		}
+		if err := st.Fire(ctx, []*store.Fire{f}, worker.NewCouponCode, 1); err != nil {
 			return err
 		}
 		action, _ := json.Marshal(worker.EmailDelivery{Template: "welcome"})
-		return st.InsertDelivery(ctx, &store.Delivery{CustomerID: "c-1", FiringID: f.Firing.ID, Rule: "welcome-gift",
-			Channel: "email", Action: action, Status: store.DeliveryQueued, CreatedAt: at.Add(2 * time.Second)})
+		_, err = tx.Exec(ctx, `INSERT INTO deliveries (customer_id, firing_id, rule, channel, action, created_at)
+			VALUES ('c-1', $1, 'welcome-gift', 'email', $2, $3)`, f.Firing.ID, action, at.Add(2*time.Second))
+		return err
 	}))
 	return rs.Version
 }

@@ -1,16 +1,22 @@
--- name: InsertCoupon
--- Issues a coupon (its code in upper case) and lowers the customer's coupon_expires_at;
--- returns no row on a code collision (without aborting the transaction) so the caller can draw another code.
+-- name: InsertCoupons
+-- Issues coupons ($1 codes, $2 customers, $3 rules, $4 firings, $5 kinds, $6 values, $7 creation
+-- and $8 expiry times) and lowers their customers' coupon_expires_at; a code taken already is
+-- skipped (without aborting the transaction): returns the ids and codes stored, so that the caller
+-- can draw again for the others.
 WITH ins AS (
     INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
-    VALUES (upper($1), $2, $3, $4, $5, $6, $7, $8)
+    SELECT upper(v.code), v.customer_id, v.rule, v.firing_id, v.kind, v.value, v.created_at, v.expires_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
+         AS v(code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
     ON CONFLICT (code) DO NOTHING
-    RETURNING id, customer_id, expires_at
+    RETURNING id, code, customer_id, expires_at
 ), upd AS (
-    UPDATE customers AS c SET coupon_expires_at = LEAST(c.coupon_expires_at, ins.expires_at)
-    FROM ins WHERE c.id = ins.customer_id AND ins.expires_at IS NOT NULL
+    UPDATE customers AS c SET coupon_expires_at = LEAST(c.coupon_expires_at, e.expires_at)
+    FROM (SELECT customer_id, min(expires_at) AS expires_at FROM ins
+          WHERE expires_at IS NOT NULL GROUP BY customer_id) AS e
+    WHERE c.id = e.customer_id
 )
-SELECT id FROM ins;
+SELECT id, code FROM ins;
 
 -- name: GetCouponsByFiring
 -- Reads the coupons a firing issued.

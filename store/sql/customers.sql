@@ -24,13 +24,6 @@ SELECT id, email, name, timezone, stage, stage_entered_at, created_at, last_seen
 FROM customers
 WHERE id = $1;
 
--- name: SetCustomerStage
--- Moves a customer to a stage; returns the stage it left, or no row if it was already there.
-UPDATE customers AS c SET stage = $2, stage_entered_at = $3
-FROM (SELECT id, stage FROM customers WHERE id = $1 FOR UPDATE) AS old
-WHERE c.id = old.id AND old.stage IS DISTINCT FROM $2
-RETURNING old.stage;
-
 -- name: UnsubscribeCustomers
 -- Marks unsubscribed the customer a link was sent to (even if its address changed since) and
 -- every customer with that address.

@@ -1,9 +1,3 @@
--- name: InsertDelivery
--- Queues one delivery of a firing's action.
-INSERT INTO deliveries (customer_id, firing_id, rule, channel, action, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING id;
-
 -- name: GetDelivery
 -- Reads one delivery with the firing's event, if any.
 SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,

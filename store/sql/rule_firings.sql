@@ -1,72 +1,87 @@
--- name: InsertFiring
--- Records that a rule fired for a customer and occurrence; returns no row if it already had, or
--- if it fired for the customer within the cooldown $7 (milliseconds; 0 = none) before $6. The
--- caller holds the customer's row lock, so the look-back cannot race another firing.
-INSERT INTO rule_firings (customer_id, rule, occurrence, rule_set_version, event_id, fired_at)
-SELECT $1, $2, $3, $4, $5, $6
-WHERE $7::bigint = 0 OR NOT EXISTS (
-    SELECT 1 FROM rule_firings
-    WHERE customer_id = $1 AND rule = $2
-      AND fired_at > $6::timestamptz - $7::bigint * interval '1 millisecond')
-ON CONFLICT (customer_id, rule, occurrence) DO NOTHING
-RETURNING id;
-
 -- name: FiringExists
 -- Says whether a rule already fired for a customer and occurrence (dry runs).
 SELECT EXISTS (SELECT 1 FROM rule_firings WHERE customer_id = $1 AND rule = $2 AND occurrence = $3);
 
--- name: FireRule
--- Records one rule firing with everything it does, in one statement: the firing (unique per
--- customer, rule and occurrence, and outside the cooldown: otherwise nothing is written and no
--- row returned),
--- the move to stage $7 ('' for none) and its transition, coupons ($8 codes, $9 kinds, $10 values,
--- $11 expiries; a taken code is skipped, not an error) with the customer's coupon_expires_at,
--- and queued deliveries ($12 channels, $13 actions). Returns the firing id, the stage left
--- ('' when not moved), the ids and codes of the coupons issued, and the delivery ids in order.
-WITH f AS (
+-- name: FireRules
+-- Writes N rule firings with everything they do, in one statement. Firings ($1 customers, $2 rules,
+-- $3 occurrences, $4 rule-set versions, $5 event ids or NULL, $6 times, $7 cooldowns in ms, 0 =
+-- none) are unique per customer, rule and occurrence, and a cooldown also looks back across window
+-- boundaries: a firing refused is left out with all its effects. The effects name their firing by
+-- its 1-based position: stage moves ($8 firing, $9 stage; chained per customer in array order,
+-- each change logged), coupons ($10 firing, $11 code, $12 kind, $13 value, $14 expiry; a code taken
+-- already is skipped, the caller draws again) and queued deliveries ($15 firing, $16 channel, $17
+-- action). Each customer row is updated once: its last stage, and its earliest new coupon expiry.
+-- Returns one row per firing written ('firing', position, id), per transition ('transition',
+-- position of its stage move, 0, stage left), per coupon stored ('coupon', 0, id, code) and per
+-- delivery ('delivery', position, id).
+WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::bigint[])
+        WITH ORDINALITY AS v(customer_id, rule, occurrence, rule_set_version, event_id, fired_at, cooldown_ms, n)
+), f AS (
     INSERT INTO rule_firings (customer_id, rule, occurrence, rule_set_version, event_id, fired_at)
-    SELECT $1, $2, $3, $4, $5, $6
-    -- A cooldown ($14 ms, 0 = none) also looks back across window boundaries.
-    WHERE $14::bigint = 0 OR NOT EXISTS (
-        SELECT 1 FROM rule_firings
-        WHERE customer_id = $1 AND rule = $2
-          AND fired_at > $6::timestamptz - $14::bigint * interval '1 millisecond')
+    SELECT v.customer_id, v.rule, v.occurrence, v.rule_set_version, v.event_id, v.fired_at
+    FROM v
+    WHERE v.cooldown_ms = 0 OR NOT EXISTS (
+        SELECT 1 FROM rule_firings p
+        WHERE p.customer_id = v.customer_id AND p.rule = v.rule
+          AND p.fired_at > v.fired_at - v.cooldown_ms * interval '1 millisecond')
     ON CONFLICT (customer_id, rule, occurrence) DO NOTHING
-    RETURNING id
-), old AS (
-    SELECT c.id, c.stage FROM customers c
-    WHERE c.id = $1 AND EXISTS (SELECT 1 FROM f)
-    FOR UPDATE
-), cp AS (
-    INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
-    SELECT v.code, $1, $2, f.id, v.kind, v.value, $6, v.expires_at
-    FROM f, unnest($8::text[], $9::text[], $10::float8[], $11::timestamptz[]) WITH ORDINALITY AS v(code, kind, value, expires_at, n)
-    ORDER BY v.n
-    ON CONFLICT (code) DO NOTHING
-    RETURNING id, code, expires_at
-), up AS (
-    UPDATE customers AS c SET
-        stage             = CASE WHEN old.stage IS DISTINCT FROM $7 AND $7 <> '' THEN $7 ELSE c.stage END,
-        stage_entered_at  = CASE WHEN old.stage IS DISTINCT FROM $7 AND $7 <> '' THEN $6 ELSE c.stage_entered_at END,
-        coupon_expires_at = LEAST(c.coupon_expires_at, (SELECT min(expires_at) FROM cp))
-    FROM old
-    WHERE c.id = old.id
-      AND ((old.stage IS DISTINCT FROM $7 AND $7 <> '') OR EXISTS (SELECT 1 FROM cp WHERE expires_at IS NOT NULL))
-    RETURNING old.stage AS from_stage, old.stage IS DISTINCT FROM $7 AND $7 <> '' AS moved
+    RETURNING id, customer_id, rule
+), fv AS (
+    -- The firings written, with their position (a rule fires at most once per customer here).
+    SELECT f.id, v.customer_id, v.rule, v.rule_set_version, v.fired_at, v.n
+    FROM f JOIN v ON v.customer_id = f.customer_id AND v.rule = f.rule
+), sv AS (
+    -- Their stage moves: each leaves the stage the one before entered, the first the stored one.
+    SELECT fv.id AS firing_id, fv.customer_id, fv.rule, fv.rule_set_version, fv.fired_at, s.n, s.to_stage,
+           COALESCE(lag(s.to_stage) OVER (PARTITION BY fv.customer_id ORDER BY s.n), c.stage) AS from_stage
+    FROM unnest($8::bigint[], $9::text[]) WITH ORDINALITY AS s(firing, to_stage, n)
+    JOIN fv ON fv.n = s.firing
+    JOIN customers c ON c.id = fv.customer_id
+), tv AS (
+    SELECT * FROM sv WHERE from_stage <> to_stage
 ), tr AS (
     INSERT INTO stage_transitions (customer_id, from_stage, to_stage, rule, rule_set_version, firing_id, occurred_at)
-    SELECT $1, up.from_stage, $7, $2, $4, f.id, $6 FROM up, f WHERE up.moved
+    SELECT customer_id, NULLIF(from_stage, ''), to_stage, rule, rule_set_version, firing_id, fired_at
+    FROM tv
+    ORDER BY n
+), cv AS (
+    SELECT fv.id AS firing_id, fv.customer_id, fv.rule, fv.fired_at, k.code, k.kind, k.value, k.expires_at
+    FROM unnest($10::bigint[], $11::text[], $12::text[], $13::float8[], $14::timestamptz[]) AS k(firing, code, kind, value, expires_at)
+    JOIN fv ON fv.n = k.firing
+), cp AS (
+    INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
+    SELECT code, customer_id, rule, firing_id, kind, value, fired_at, expires_at FROM cv
+    ON CONFLICT (code) DO NOTHING
+    RETURNING id, code
+), cust AS (
+    -- One update per customer: the stage its last move entered, its earliest new coupon expiry
+    -- (also of coupons whose code must be drawn again).
+    UPDATE customers AS c SET
+        stage             = COALESCE(u.stage, c.stage),
+        stage_entered_at  = COALESCE(u.entered_at, c.stage_entered_at),
+        coupon_expires_at = LEAST(c.coupon_expires_at, u.expires_at)
+    FROM (
+        SELECT customer_id, m.stage, m.entered_at, e.expires_at
+        FROM (SELECT DISTINCT ON (customer_id) customer_id, to_stage AS stage, fired_at AS entered_at
+              FROM tv ORDER BY customer_id, n DESC) AS m
+        FULL JOIN (SELECT customer_id, min(expires_at) AS expires_at FROM cv
+                   WHERE expires_at IS NOT NULL GROUP BY customer_id) AS e USING (customer_id)
+    ) AS u
+    WHERE c.id = u.customer_id
+), dv AS MATERIALIZED (
+    -- Delivery ids are drawn here, in action order, so that each is returned with its position.
+    SELECT nextval('deliveries_id_seq') AS id,
+           d.n, fv.id AS firing_id, fv.customer_id, fv.rule, fv.fired_at, d.channel, d.action
+    FROM unnest($15::bigint[], $16::text[], $17::jsonb[]) WITH ORDINALITY AS d(firing, channel, action, n)
+    JOIN fv ON fv.n = d.firing
+    ORDER BY d.n
 ), dl AS (
-    INSERT INTO deliveries (customer_id, firing_id, rule, channel, action, created_at)
-    SELECT $1, f.id, $2, v.channel, v.action, $6
-    FROM f, unnest($12::text[], $13::jsonb[]) WITH ORDINALITY AS v(channel, action, n)
-    ORDER BY v.n
-    RETURNING id
+    INSERT INTO deliveries (id, customer_id, firing_id, rule, channel, action, created_at)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, customer_id, firing_id, rule, channel, action, fired_at FROM dv
 )
-SELECT f.id,
-       COALESCE((SELECT from_stage FROM up WHERE moved), ''),
-       (SELECT EXISTS (SELECT 1 FROM up WHERE moved)),
-       ARRAY(SELECT id FROM cp ORDER BY id),
-       ARRAY(SELECT code FROM cp ORDER BY id),
-       ARRAY(SELECT id FROM dl ORDER BY id)
-FROM f;
+SELECT 'firing', n, id, '' FROM fv
+UNION ALL SELECT 'transition', n, 0, from_stage FROM tv
+UNION ALL SELECT 'coupon', 0, id, code FROM cp
+UNION ALL SELECT 'delivery', n, id, '' FROM dv;
