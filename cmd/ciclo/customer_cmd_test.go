@@ -193,12 +193,10 @@ func TestCustomerSkipsAndHolds(t *testing.T) {
 	action, _ := json.Marshal(worker.EmailDelivery{Template: "welcome"})
 	var ids []int64
 	for i, lastError := range []string{"", "451 try again later"} {
-		d := &store.Delivery{CustomerID: "c-2", Rule: "welcome", Channel: "email", Action: action,
-			Status: store.DeliveryQueued, CreatedAt: at.Add(2 * time.Second)}
-		require.NoError(t, st.InsertDelivery(ctx, d))
-		_, err := db.Pool.Exec(ctx, `UPDATE deliveries SET attempts = $2, last_error = $3 WHERE id = $1`, d.ID, i, lastError)
-		require.NoError(t, err)
-		ids = append(ids, d.ID)
+		var id int64
+		require.NoError(t, db.Pool.QueryRow(ctx, `INSERT INTO deliveries (customer_id, firing_id, rule, channel, action, status, created_at, attempts, last_error)
+			VALUES ('c-2', 0, 'welcome', 'email', $1, 'queued', $2, $3, $4) RETURNING id`, action, at.Add(2*time.Second), i, lastError).Scan(&id))
+		ids = append(ids, id)
 	}
 	// The dispatch jobs as River leaves them: the first snoozed until 08:00
 	// New York time, the second retryable after a failed attempt.
