@@ -211,7 +211,7 @@ func (s *Store) RedeemPoints(ctx context.Context, customerID string, points int6
 	if op.ID, err = s.insertPointsOp(ctx, customerID, OpRedeem, points, orderID, "", key, at); err != nil {
 		return PointsOp{}, err
 	}
-	if _, err := s.takePoints(ctx, "TakeAvailablePoints", customerID, points, at, op.ID, PointsSpend, ""); err != nil {
+	if _, err := s.takePoints(ctx, customerID, points, at, op.ID, PointsSpend, ""); err != nil {
 		return PointsOp{}, err
 	}
 	op.Kind, op.Points, op.OrderID, op.CreatedAt = OpRedeem, points, orderID, at
@@ -243,11 +243,11 @@ func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, rea
 	if earned <= 0 {
 		return op, nil
 	}
-	fromOrder, err := s.takePoints(ctx, "TakeOrderPoints", customerID, earned, at, op.ID, PointsReverse, orderID)
+	fromOrder, err := s.takePoints(ctx, customerID, earned, at, op.ID, PointsReverse, orderID)
 	if err != nil {
 		return PointsOp{}, err
 	}
-	fromOthers, err := s.takePoints(ctx, "TakeAvailablePoints", customerID, earned-fromOrder, at, op.ID, PointsReverse, "")
+	fromOthers, err := s.takePoints(ctx, customerID, earned-fromOrder, at, op.ID, PointsReverse, "")
 	if err != nil {
 		return PointsOp{}, err
 	}
@@ -281,7 +281,7 @@ func (s *Store) AdjustPoints(ctx context.Context, customerID string, delta int64
 		}})
 		return op, err
 	}
-	taken, err := s.takePoints(ctx, "TakeAvailablePoints", customerID, -delta, at, op.ID, PointsAdjust, "")
+	taken, err := s.takePoints(ctx, customerID, -delta, at, op.ID, PointsAdjust, "")
 	if err != nil {
 		return PointsOp{}, err
 	}
@@ -412,17 +412,14 @@ func (s *Store) insertPointsOp(ctx context.Context, customerID, kind string, poi
 	return id, nil
 }
 
-// takePoints runs one of the take statements and returns what it took.
-func (s *Store) takePoints(ctx context.Context, query, customerID string, points int64, at time.Time, opID int64, kind, orderID string) (int64, error) {
+// takePoints takes up to points from the customer's available lots, or with
+// an orderID from what is left of that order's lots, and returns what it took.
+func (s *Store) takePoints(ctx context.Context, customerID string, points int64, at time.Time, opID int64, kind, orderID string) (int64, error) {
 	if points <= 0 {
 		return 0, nil
 	}
-	args := []any{customerID, points, at, opID, kind}
-	if query == "TakeOrderPoints" {
-		args = append(args, orderID)
-	}
 	var taken int64
-	if err := s.db.QueryRow(ctx, q(query), args...).Scan(&taken); err != nil {
+	if err := s.db.QueryRow(ctx, q("TakePoints"), customerID, points, at, opID, kind, orderID).Scan(&taken); err != nil {
 		return 0, fmt.Errorf("take %d points from %q: %w", points, customerID, err)
 	}
 	return taken, nil

@@ -50,36 +50,18 @@ SELECT
                 AND available_at <= $2 AND (expires_at IS NULL OR expires_at > $2)), 0)
   + COALESCE((SELECT sum(amount) FROM points_entries WHERE customer_id = $1 AND kind = 'debt'), 0);
 
--- name: TakeAvailablePoints
--- Takes up to $2 points from a customer's available, unexpired lots, those expiring soonest
--- first, recording an entry of kind $5 for operation $4 per lot touched; returns the total taken.
+-- name: TakePoints
+-- Takes up to $2 points from a customer's lots, those expiring soonest first, recording an entry
+-- of kind $5 for operation $4 per lot touched; returns the total taken. With order $6 it takes
+-- from what is left of the lots that order earned, pending or not (a reversal); without, from the
+-- lots available and unexpired at $3.
 WITH avail AS (
     SELECT id, remaining,
            sum(remaining) OVER (ORDER BY expires_at NULLS LAST, id) AS upto
     FROM points_lots
     WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
-      AND available_at <= $3 AND (expires_at IS NULL OR expires_at > $3)
-), take AS (
-    SELECT id, LEAST(remaining, $2 - (upto - remaining)) AS n FROM avail WHERE upto - remaining < $2
-), upd AS (
-    UPDATE points_lots l SET remaining = l.remaining - take.n
-    FROM take
-    WHERE l.customer_id = $1 AND l.id = take.id
-    RETURNING l.id, take.n
-), entry AS (
-    INSERT INTO points_entries (customer_id, lot_id, operation_id, kind, amount, created_at)
-    SELECT $1, id, $4, $5, -n, $3 FROM upd
-)
-SELECT COALESCE(sum(n), 0)::bigint FROM upd;
-
--- name: TakeOrderPoints
--- Takes up to $2 points from what is left of the lots order $6 earned, pending or not, recording a
--- reverse entry for operation $4 per lot touched; returns the total taken.
-WITH avail AS (
-    SELECT id, remaining,
-           sum(remaining) OVER (ORDER BY expires_at NULLS LAST, id) AS upto
-    FROM points_lots
-    WHERE customer_id = $1 AND order_id = $6 AND remaining > 0 AND expired_at IS NULL
+      AND CASE WHEN $6 = '' THEN available_at <= $3 AND (expires_at IS NULL OR expires_at > $3)
+               ELSE order_id = $6 END
 ), take AS (
     SELECT id, LEAST(remaining, $2 - (upto - remaining)) AS n FROM avail WHERE upto - remaining < $2
 ), upd AS (
