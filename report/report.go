@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
 
@@ -510,4 +511,53 @@ func formatDays(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
+}
+
+// WithRuleSet returns p with the rule set's stages and rule names; nil
+// leaves p as it is.
+func (p Params) WithRuleSet(rs *rules.RuleSet) Params {
+	if rs == nil {
+		return p
+	}
+	p.Stages = slices.Clone(rs.Stages)
+	p.Rules = nil
+	for _, r := range rs.Rules {
+		p.Rules = append(p.Rules, r.Name)
+	}
+	return p
+}
+
+// ParseParams reads a report's period and range as the CLI flags and the
+// API's query parameters give them: from and to are YYYY-MM-DD days, to
+// included, either may be "". Errors wrap ErrBadParams and name the input.
+func ParseParams(period, from, to string, now time.Time) (Params, error) {
+	p := Params{Period: period, Now: now}
+	day := func(name, s string) (time.Time, error) {
+		if s == "" {
+			return time.Time{}, nil
+		}
+		t, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: %s %q: want a date as YYYY-MM-DD, e.g. 2026-01-31", ErrBadParams, name, s)
+		}
+		return t, nil
+	}
+	var err error
+	if p.From, err = day("from", from); err != nil {
+		return p, err
+	}
+	if p.To, err = day("to", to); err != nil {
+		return p, err
+	}
+	if !p.To.IsZero() {
+		p.To = p.To.AddDate(0, 0, 1) // to is the last day included
+	}
+	n, err := p.Normalize()
+	if err != nil {
+		return p, err
+	}
+	if !p.From.IsZero() && p.To.IsZero() {
+		p.To = n.To // from alone runs to the end of the current period
+	}
+	return p, nil
 }

@@ -162,12 +162,12 @@ func TestLifecycle(t *testing.T) {
 	t.Run("Funnel", func(t *testing.T) {
 		// At 03-01 (b's conversion that day is after the range): a retention,
 		// b and g acquisition, c and d churned, e and f reach.
-		want := []report.StageCount{{"reach", 2}, {"acquisition", 2}, {"conversion", 0}, {"retention", 1},
-			{"loyalty", 0}, {"at_risk", 0}, {"churned", 2}}
+		want := []report.StageCount{sc("reach", 2), sc("acquisition", 2), sc("conversion", 0), sc("retention", 1),
+			sc("loyalty", 0), sc("at_risk", 0), sc("churned", 2)}
 		require.Equal(t, want, rep.Funnel)
 		// At the end of January: a conversion, b/d/g acquisition, c churned, f reach.
-		require.Equal(t, []report.StageCount{{"reach", 1}, {"acquisition", 3}, {"conversion", 1}, {"retention", 0},
-			{"loyalty", 0}, {"at_risk", 0}, {"churned", 1}}, jan.Stages)
+		require.Equal(t, []report.StageCount{sc("reach", 1), sc("acquisition", 3), sc("conversion", 1), sc("retention", 0),
+			sc("loyalty", 0), sc("at_risk", 0), sc("churned", 1)}, jan.Stages)
 	})
 	t.Run("ReachAndAcquisition", func(t *testing.T) {
 		require.Equal(t, int64(2), jan.NewCustomers) // b, f
@@ -227,7 +227,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("TimeInStage", func(t *testing.T) {
 		// Left reach: a 26d, b 7d, g 23d → 23. acquisition: a 15d, d 62d →
 		// 38.5. conversion: a 21d. at_risk: c 26d.
-		want := []report.StageTime{{"acquisition", 2, 38.5}, {"at_risk", 1, 26}, {"conversion", 1, 21}, {"reach", 3, 23}}
+		want := []report.StageTime{report.StageTime{Stage: "acquisition", Left: 2, MedianDays: 38.5}, report.StageTime{Stage: "at_risk", Left: 1, MedianDays: 26}, report.StageTime{Stage: "conversion", Left: 1, MedianDays: 21}, report.StageTime{Stage: "reach", Left: 3, MedianDays: 23}}
 		require.Equal(t, want, rep.TimeInStage)
 	})
 	t.Run("CohortCell", func(t *testing.T) {
@@ -369,4 +369,8 @@ func TestCompareGroups(t *testing.T) {
 	require.Nil(t, none.Lift)
 	require.Zero(t, none.Z)
 	require.False(t, math.IsNaN(none.PValue))
+}
+
+func sc(stage string, n int64) report.StageCount {
+	return report.StageCount{Stage: stage, Customers: n}
 }

@@ -82,6 +82,7 @@ func (o *Ops) Handler() http.Handler {
 		mux.Handle("GET /riverui", http.RedirectHandler("/riverui/", http.StatusMovedPermanently))
 	}
 	if o.cfg.API != nil {
+		o.reportRoutes(mux) // server/reports.go: /v1/reports/{name}, /dashboard/
 		mux.Handle("/", o.cfg.API)
 	}
 	return withRequestID(o.cfg.Logger, mux)
