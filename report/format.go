@@ -64,21 +64,21 @@ func (l *Lifecycle) Label(ps *PeriodStat) string { return periodLabel(l.Period, 
 
 // WriteTable writes the lifecycle report as aligned text tables.
 func (l *Lifecycle) WriteTable(out io.Writer) error {
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "Lifecycle report, %s to %s by %s (churn: %s)\t\n\n", l.From.Format(time.DateOnly),
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "Lifecycle report, %s to %s by %s (churn: %s)\n\n", l.From.Format(time.DateOnly),
 		l.To.Add(-time.Nanosecond).Format(time.DateOnly), l.Period, l.ChurnBy)
-	fmt.Fprintln(w, "Funnel (customers per stage)\t")
+	fmt.Fprintln(w, "Funnel (customers per stage)")
 	for _, s := range l.Funnel {
 		fmt.Fprintf(w, "%s\t%d\t\n", s.Stage, s.Customers)
 	}
-	fmt.Fprintln(w, "\t")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "period\tnew\tacquired\trepeat rate\tchurn rate\tNPS (n)\tCSAT (n)\t")
 	for _, ps := range l.Periods {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%s (%d/%d)\t%s (%d/%d)\t%s (%d)\t%s (%d)\t\n", l.Label(ps), ps.NewCustomers, ps.Acquired,
 			pct(ps.Repeat.Rate), ps.Repeat.Count, ps.Repeat.Of, pct(ps.Churn.Rate), ps.Churn.Count, ps.Churn.Of,
 			score(ps.NPS.Value), ps.NPS.Answers, score(ps.CSAT.Value), ps.CSAT.Answers)
 	}
-	fmt.Fprintf(w, "\t\nConversion within %gd of entering a stage\t\n", l.ConversionWindowDays)
+	fmt.Fprintf(w, "\nConversion within %gd of entering a stage\n", l.ConversionWindowDays)
 	if len(l.Periods) > 0 {
 		fmt.Fprint(w, "period\t")
 		for _, c := range l.Periods[0].Conversion {
@@ -93,7 +93,7 @@ func (l *Lifecycle) WriteTable(out io.Writer) error {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "\t\nStage flows (transitions)\t")
+	fmt.Fprintln(w, "\nStage flows (transitions)")
 	fmt.Fprintln(w, "period\tfrom\tto\ttransitions\tcustomers\t")
 	for _, ps := range l.Periods {
 		for _, f := range ps.Flows {
@@ -104,12 +104,12 @@ func (l *Lifecycle) WriteTable(out io.Writer) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t\n", l.Label(ps), from, f.To, f.Transitions, f.Customers)
 		}
 	}
-	fmt.Fprintln(w, "\t\nMedian time in stage (customers who left it)\t")
+	fmt.Fprintln(w, "\nMedian time in stage (customers who left it)")
 	fmt.Fprintln(w, "stage\tleft\tmedian days\t")
 	for _, t := range l.TimeInStage {
 		fmt.Fprintf(w, "%s\t%d\t%.1f\t\n", t.Stage, t.Left, t.MedianDays)
 	}
-	fmt.Fprintln(w, "\t\nCohort retention (first-order month; % with an order k months later)\t")
+	fmt.Fprintln(w, "\nCohort retention (first-order month; % with an order k months later)")
 	maxK := 0
 	for _, c := range l.Cohorts {
 		maxK = max(maxK, len(c.Rates))
@@ -199,8 +199,8 @@ func (l *Lifecycle) WriteCSV(out io.Writer) error {
 
 // WriteTable writes the rules report as an aligned text table.
 func (r *Rules) WriteTable(out io.Writer) error {
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "Rules, %s to %s (revenue: orders within %gd after a firing)\t\n\n", r.From.Format(time.DateOnly),
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "Rules, %s to %s (revenue: orders within %gd after a firing)\n\n", r.From.Format(time.DateOnly),
 		r.To.Add(-time.Nanosecond).Format(time.DateOnly), r.AttributionWindowDays)
 	fmt.Fprintln(w, strings.Join(ruleHeader, "\t")+"\t")
 	for _, s := range r.Rules {

@@ -93,8 +93,9 @@ func (z demoZone) describe(qh *rules.QuietHours) string {
 
 func newDemoCmd() *cobra.Command {
 	var (
-		f    flags
-		keep bool
+		f       flags
+		keep    bool
+		history historyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -110,9 +111,19 @@ Marketing email waits out the rules' quiet hours in the customer's time
 zone, so the demo customer gets the first of UTC, Europe/Madrid,
 America/New_York, America/Los_Angeles, Asia/Tokyo and Australia/Sydney where
 it is outside quiet hours now; the demo prints which. If all of them are in
-quiet hours, it reports the email held until they end and exits successfully.`,
+quiet hours, it reports the email held until they end and exits successfully.
+
+With --history N, demo instead plays a year of store history for N
+customers through ciclo: sign-ups, orders with repeat-purchase decay, NPS
+and CSAT answers, coupon redemptions and customers going quiet, posted to
+the HTTP API day by day with ciclo's clock set to each day, the scheduled
+sweeps run for each day, so the rules fire as they would have. Then
+` + "`ciclo report`" + ` and /dashboard/ have something true to show.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if history.customers != 0 {
+				return runHistory(cmd, &f, &history, keep)
+			}
 			r, err := startApp(cmd, &f)
 			if err != nil {
 				return err
@@ -140,6 +151,7 @@ quiet hours, it reports the email held until they end and exits successfully.`,
 	cmd.Flags().Lookup("addr").DefValue = "127.0.0.1:0"
 	_ = cmd.Flags().Set("addr", env("CICLO_ADDR", "127.0.0.1:0"))
 	cmd.Flags().BoolVar(&keep, "keep-running", false, "keep serving after the demo event")
+	history.register(cmd)
 	return cmd
 }
 
