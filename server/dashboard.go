@@ -33,7 +33,7 @@ var dashboardTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 		return fmt.Sprintf("%.1f%%", 100**r)
 	},
 	"pctf":  func(r float64) string { return fmt.Sprintf("%.0f%%", 100*r) },
-	"alpha": func(r float64) string { return fmt.Sprintf("%.2f", 0.08+0.8*r) },
+	"alpha": func(r float64) string { return fmt.Sprintf("%.2f", 0.05+0.6*r) },
 	"num": func(v *float64) string {
 		if v == nil {
 			return "–"
