@@ -307,6 +307,9 @@ func Build(ctx context.Context, st *store.Store, params Params) (*Lifecycle, err
 	if err != nil {
 		return nil, err
 	}
+	if err := st.ReportSettings(ctx); err != nil {
+		return nil, err
+	}
 	rep := &Lifecycle{Period: p.Period, From: p.From, To: p.To, Now: p.Now,
 		ConversionWindowDays: p.ConversionWindow.Hours() / 24}
 	starts, ends := periodStarts(p.Period, p.From, p.To)

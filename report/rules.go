@@ -77,6 +77,9 @@ func BuildRules(ctx context.Context, st *store.Store, params Params) (*Rules, er
 	if err != nil {
 		return nil, err
 	}
+	if err := st.ReportSettings(ctx); err != nil {
+		return nil, err
+	}
 	rep := &Rules{From: p.From, To: p.To, Now: p.Now, AttributionWindowDays: p.AttributionWindow.Hours() / 24}
 	byName := map[string]*RuleStat{}
 	get := func(name string) *RuleStat {

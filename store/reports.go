@@ -209,6 +209,15 @@ func (s *Store) ReportRuleRevenue(ctx context.Context, from, to time.Time, order
 	}, from, to, orderTypes, window.Milliseconds())
 }
 
+// ReportSettings tunes the current transaction for the report queries (no
+// JIT, more work_mem); on a pool it has no lasting effect.
+func (s *Store) ReportSettings(ctx context.Context) error {
+	if _, err := s.db.Exec(ctx, q("ReportSettings")); err != nil {
+		return fmt.Errorf("report settings: %w", err)
+	}
+	return nil
+}
+
 // CountEvents counts all events (the report benchmark's baseline).
 func (s *Store) CountEvents(ctx context.Context) (int64, error) {
 	var n int64
