@@ -6,6 +6,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -373,4 +375,29 @@ func TestCompareGroups(t *testing.T) {
 
 func sc(stage string, n int64) report.StageCount {
 	return report.StageCount{Stage: stage, Customers: n}
+}
+
+// TestMetricsDoc checks that docs/metrics.md shows every report query as
+// store/sql/reports.sql has it.
+func TestMetricsDoc(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	require.NoError(t, err)
+	src, err := os.ReadFile(filepath.Join("..", "store", "sql", "reports.sql"))
+	require.NoError(t, err)
+	for _, block := range strings.Split(string(src), "-- name: ")[1:] {
+		name, body, _ := strings.Cut(block, "\n")
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(body), "\n") {
+			if len(lines) == 0 && strings.HasPrefix(l, "--") {
+				continue
+			}
+			lines = append(lines, l)
+		}
+		if name == "ReportEventsCount" || name == "ReportSettings" {
+			continue
+		}
+		require.Contains(t, string(doc), "-- "+name+"\n"+strings.TrimSpace(strings.Join(lines, "\n"))+"\n```",
+			"docs/metrics.md shows %s as in reports.sql", name)
+	}
 }
