@@ -229,7 +229,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("TimeInStage", func(t *testing.T) {
 		// Left reach: a 26d, b 7d, g 23d → 23. acquisition: a 15d, d 62d →
 		// 38.5. conversion: a 21d. at_risk: c 26d.
-		want := []report.StageTime{report.StageTime{Stage: "acquisition", Left: 2, MedianDays: 38.5}, report.StageTime{Stage: "at_risk", Left: 1, MedianDays: 26}, report.StageTime{Stage: "conversion", Left: 1, MedianDays: 21}, report.StageTime{Stage: "reach", Left: 3, MedianDays: 23}}
+		want := []report.StageTime{{Stage: "acquisition", Left: 2, MedianDays: 38.5}, {Stage: "at_risk", Left: 1, MedianDays: 26}, {Stage: "conversion", Left: 1, MedianDays: 21}, {Stage: "reach", Left: 3, MedianDays: 23}}
 		require.Equal(t, want, rep.TimeInStage)
 	})
 	t.Run("CohortCell", func(t *testing.T) {

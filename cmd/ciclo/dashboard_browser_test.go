@@ -59,6 +59,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		total += s.Customers
 	}
 	require.Equal(t, int64(40), total, "every seeded customer is in a stage")
+	// The history went through the rules: sign-ups, buyers, NPS answers.
+	var newCustomers, buyers, answers int64
+	for _, p := range want.Periods {
+		newCustomers, buyers, answers = newCustomers+p.NewCustomers, buyers+p.Repeat.Of, answers+p.NPS.Answers
+	}
+	require.Equal(t, int64(40), newCustomers)
+	require.Positive(t, buyers)
+	require.Positive(t, answers)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
