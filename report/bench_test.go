@@ -105,18 +105,18 @@ func BenchmarkReport(b *testing.B) {
 var benchHistory = []string{
 	`INSERT INTO customers (id, email, created_at, first_order_at, stage)
 	 SELECT 'c' || lpad(i::text, 8, '0'), 'c' || i || '@example.com',
-	        timestamptz '2025-12-01' + ((i * 7919) % 365) * interval '1 day',
-	        CASE WHEN i % 5 < 3 THEN timestamptz '2025-12-01' + ((i * 7919) % 365 + 2) * interval '1 day' END,
+	        timestamptz '2025-12-01' + ((i::bigint * 7919) % 365) * interval '1 day',
+	        CASE WHEN i % 5 < 3 THEN timestamptz '2025-12-01' + ((i::bigint * 7919) % 365 + 2) * interval '1 day' END,
 	        'acquisition'
 	 FROM generate_series(1, $1::int) AS i WHERE $2::int > 0`,
 	`INSERT INTO events (customer_id, type, properties, occurred_at)
 	 SELECT 'c' || lpad((g % $1::int + 1)::text, 8, '0'),
-	        CASE g % 10 WHEN 0 THEN 'signed_up' WHEN 1 THEN 'nps_answered' WHEN 2 THEN 'csat_answered'
-	                    WHEN 3 THEN 'page_view' ELSE 'order_placed' END,
-	        CASE g % 10 WHEN 1 THEN jsonb_build_object('score', g % 11) WHEN 2 THEN jsonb_build_object('score', 1 + g % 5)
-	                    WHEN 0 THEN '{}' WHEN 3 THEN '{}' ELSE jsonb_build_object('total', 10 + g % 100) END,
+	        CASE t WHEN 0 THEN 'signed_up' WHEN 1 THEN 'nps_answered' WHEN 2 THEN 'csat_answered'
+	               WHEN 3 THEN 'page_view' ELSE 'order_placed' END,
+	        CASE t WHEN 1 THEN jsonb_build_object('score', g % 11) WHEN 2 THEN jsonb_build_object('score', 1 + g % 5)
+	               WHEN 0 THEN '{}' WHEN 3 THEN '{}' ELSE jsonb_build_object('total', 10 + g % 100) END,
 	        timestamptz '2025-12-01' + ((g * 7907) % 365) * interval '1 day' + (g % 86400) * interval '1 second'
-	 FROM generate_series(1, $2::int) AS g`,
+	 FROM (SELECT g, (g % 10 + g / $1::int) % 10 AS t FROM generate_series(1::bigint, $2::int) AS g) x`,
 	`INSERT INTO stage_transitions (customer_id, from_stage, to_stage, occurred_at)
 	 SELECT id, NULL, 'reach', created_at FROM customers WHERE $1::int > 0 AND $2::int > 0
 	 UNION ALL SELECT id, 'reach', 'acquisition', created_at + interval '1 hour' FROM customers
