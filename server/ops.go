@@ -120,6 +120,9 @@ func (o *Ops) Routes() []Route {
 			Route{Pattern: "GET /riverui", Auth: AuthPublic, Timeout: t, Handler: http.RedirectHandler("/riverui/", http.StatusMovedPermanently)},
 		)
 	}
+	if len(o.cfg.APIRoutes) > 0 || o.cfg.API != nil {
+		routes = append(routes, o.reportRoutes()...) // server/reports.go: /v1/reports/{name}, /dashboard/
+	}
 	return append(routes, o.cfg.APIRoutes...)
 }
 

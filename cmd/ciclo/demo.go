@@ -93,8 +93,9 @@ func (z demoZone) describe(qh *rules.QuietHours) string {
 
 func newDemoCmd() *cobra.Command {
 	var (
-		f    flags
-		keep bool
+		f       flags
+		keep    bool
+		history historyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -114,9 +115,19 @@ quiet hours, it reports the email held until they end and exits successfully.
 
 Without DATABASE_URL the demo uses the database ciclo_demo on the local
 Postgres, or a throwaway cluster deleted on exit; never the database or the
-data folder serve uses, so demo customers do not mix with yours.`,
+data folder serve uses, so demo customers do not mix with yours.
+
+With --history N, demo instead plays a year of store history for N
+customers through ciclo: sign-ups, orders with repeat-purchase decay, NPS
+and CSAT answers, coupon redemptions and customers going quiet, posted to
+the HTTP API day by day with ciclo's clock set to each day, the scheduled
+sweeps run for each day, so the rules fire as they would have. Then
+` + "`ciclo report`" + ` and /dashboard/ have something true to show.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if history.customers != 0 {
+				return runHistory(cmd, &f, &history, keep)
+			}
 			r, err := startApp(cmd, &f)
 			if err != nil {
 				return err
@@ -145,6 +156,7 @@ data folder serve uses, so demo customers do not mix with yours.`,
 	cmd.Flags().Lookup("addr").DefValue = "127.0.0.1:0"
 	_ = cmd.Flags().Set("addr", env("CICLO_ADDR", "127.0.0.1:0"))
 	cmd.Flags().BoolVar(&keep, "keep-running", false, "keep serving after the demo event")
+	history.register(cmd)
 	return cmd
 }
 

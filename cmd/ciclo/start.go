@@ -22,7 +22,8 @@ type running struct {
 // startApp resolves the configuration (config file, environment, flags),
 // builds the app and starts it; serve and demo share it. On error nothing
 // is left running.
-func startApp(cmd *cobra.Command, f *flags) (*running, error) {
+// Each adjust runs on the configuration before the app is built.
+func startApp(cmd *cobra.Command, f *flags, adjust ...func(*app.Config)) (*running, error) {
 	if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
 		return nil, err
 	}
@@ -31,6 +32,9 @@ func startApp(cmd *cobra.Command, f *flags) (*running, error) {
 	cfg, release, err := f.config(ctx, logger)
 	if err != nil {
 		return nil, err
+	}
+	for _, fn := range adjust {
+		fn(&cfg)
 	}
 	// Bind first, so that links built from the address (unsubscribe) carry
 	// the real port when --addr asks for any (port 0, as the demo does).

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The report queries aggregate in Postgres: each returns at most one row
+// per period and stage (or rule, or cohort month), so what they hold in
+// memory never grows with the number of customers or events. Periods are
+// "week", "month" or "quarter" buckets in UTC; ranges are [from, to).
+
+// StageDelta is the net number of customers who entered a stage (entries
+// minus exits) in one period; Period is nil for everything before the
+// report's range.
+type StageDelta struct {
+	Period *time.Time
+	Stage  string
+	Delta  int64
+}
+
+// Flow counts the stage changes from one stage to another in a period.
+type Flow struct {
+	Period      time.Time
+	From, To    string // From is "" for a new customer
+	Transitions int64
+	Customers   int64 // distinct customers
+}
+
+// ConversionCount is one funnel step's conversion in a period.
+type ConversionCount struct {
+	Period    time.Time
+	From, To  string
+	Entered   int64 // customers who entered From in the period
+	Converted int64 // of those, who entered To within the window
+}
+
+// RepeatCount is one period's buyers.
+type RepeatCount struct {
+	Period         time.Time
+	Repeat, Buyers int64 // with ≥ 2 orders, with ≥ 1 order
+}
+
+// InactiveChurn is one period's churn by inactivity.
+type InactiveChurn struct {
+	Period        time.Time
+	Churned       int64 // went inactive in the period
+	ActiveAtStart int64 // with an order in the window before the period
+}
+
+// StageTime is how long the customers who left a stage had been in it.
+type StageTime struct {
+	Stage         string
+	Left          int64
+	MedianSeconds float64
+}
+
+// CohortCount is a cohort's size (K 0) or the customers of the cohort with
+// an order in its K-th month after the first-order month.
+type CohortCount struct {
+	Cohort    time.Time
+	K         int
+	Customers int64
+}
+
+// ScoreCount is one period's survey answers.
+type ScoreCount struct {
+	Period    time.Time
+	High, Low int64 // promoters or satisfied; detractors
+	Answers   int64
+}
+
+// RuleCount is a per-rule count.
+type RuleCount struct {
+	Rule string
+	N    int64
+}
+
+// RuleDeliveryCount counts one rule's deliveries on a channel with a status.
+type RuleDeliveryCount struct {
+	Rule, Channel, Status string
+	N                     int64
+}
+
+// RuleCouponCount is one rule's coupons.
+type RuleCouponCount struct {
+	Rule                      string
+	Issued, Redeemed, Expired int64
+}
+
+// RuleRevenue is the orders attributed to one rule and their total.
+type RuleRevenue struct {
+	Rule    string
+	Orders  int64
+	Revenue float64 // currency units
+}
+
+// ReportStageDeltas returns the net stage entries per period over
+// [from, to), after one row per stage for everything before from.
+func (s *Store) ReportStageDeltas(ctx context.Context, period string, from, to time.Time) ([]StageDelta, error) {
+	return reportRows(ctx, s, "ReportStageDeltas", func(r pgx.Rows, d *StageDelta) error {
+		return r.Scan(&d.Period, &d.Stage, &d.Delta)
+	}, period, from, to)
+}
+
+// ReportFlows returns the stage changes per period over [from, to).
+func (s *Store) ReportFlows(ctx context.Context, period string, from, to time.Time) ([]Flow, error) {
+	return reportRows(ctx, s, "ReportFlows", func(r pgx.Rows, f *Flow) error {
+		return r.Scan(&f.Period, &f.From, &f.To, &f.Transitions, &f.Customers)
+	}, period, from, to)
+}
+
+// ReportConversion returns, per period over [from, to) and step
+// steps[i][0] → steps[i][1], the customers who entered the first stage and
+// how many of them entered the second within window.
+func (s *Store) ReportConversion(ctx context.Context, period string, from, to time.Time, steps [][2]string, window time.Duration) ([]ConversionCount, error) {
+	a, b := make([]string, len(steps)), make([]string, len(steps))
+	for i, st := range steps {
+		a[i], b[i] = st[0], st[1]
+	}
+	return reportRows(ctx, s, "ReportConversion", func(r pgx.Rows, c *ConversionCount) error {
+		return r.Scan(&c.Period, &c.From, &c.To, &c.Entered, &c.Converted)
+	}, period, from, to, a, b, window.Milliseconds())
+}
+
+// ReportRepeat returns the buyers and repeat buyers per period over [from, to).
+func (s *Store) ReportRepeat(ctx context.Context, period string, from, to time.Time, orderTypes []string) ([]RepeatCount, error) {
+	return reportRows(ctx, s, "ReportRepeat", func(r pgx.Rows, c *RepeatCount) error {
+		return r.Scan(&c.Period, &c.Repeat, &c.Buyers)
+	}, period, from, to, orderTypes)
+}
+
+// ReportInactiveChurn returns churn by inactivity for the periods
+// [starts[i], ends[i]); customers go inactive window after an order not
+// followed by another, and not after now.
+func (s *Store) ReportInactiveChurn(ctx context.Context, to time.Time, orderTypes []string, window time.Duration, now time.Time, starts, ends []time.Time) ([]InactiveChurn, error) {
+	return reportRows(ctx, s, "ReportInactiveChurn", func(r pgx.Rows, c *InactiveChurn) error {
+		return r.Scan(&c.Period, &c.Churned, &c.ActiveAtStart)
+	}, to, orderTypes, window.Milliseconds(), now, starts, ends)
+}
+
+// ReportTimeInStage returns, per stage left in [from, to), the median time
+// spent in it.
+func (s *Store) ReportTimeInStage(ctx context.Context, from, to time.Time) ([]StageTime, error) {
+	return reportRows(ctx, s, "ReportTimeInStage", func(r pgx.Rows, t *StageTime) error {
+		return r.Scan(&t.Stage, &t.Left, &t.MedianSeconds)
+	}, from, to)
+}
+
+// ReportCohorts returns the cohorts of customers whose first order is in
+// [from, to): their sizes (K 0) and, for K ≥ 1, the customers with an
+// order before now in the K-th month after the first-order month.
+func (s *Store) ReportCohorts(ctx context.Context, from, to time.Time, orderTypes []string, now time.Time) ([]CohortCount, error) {
+	sizes, err := reportRows(ctx, s, "ReportCohortSizes", func(r pgx.Rows, c *CohortCount) error {
+		return r.Scan(&c.Cohort, &c.Customers)
+	}, from, to)
+	if err != nil {
+		return nil, err
+	}
+	cells, err := reportRows(ctx, s, "ReportCohortCells", func(r pgx.Rows, c *CohortCount) error {
+		return r.Scan(&c.Cohort, &c.K, &c.Customers)
+	}, from, to, orderTypes, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(sizes, cells...), nil
+}
+
+// ReportScores returns, per period over [from, to), the answers of
+// eventType whose score is a number in [lo, hi]: how many are ≥ high, how
+// many ≤ low, and all of them.
+func (s *Store) ReportScores(ctx context.Context, period string, from, to time.Time, eventType string, lo, hi, high, low float64) ([]ScoreCount, error) {
+	return reportRows(ctx, s, "ReportScores", func(r pgx.Rows, c *ScoreCount) error {
+		return r.Scan(&c.Period, &c.High, &c.Low, &c.Answers)
+	}, period, from, to, eventType, lo, hi, high, low)
+}
+
+// ReportRuleFirings returns the firings per rule in [from, to).
+func (s *Store) ReportRuleFirings(ctx context.Context, from, to time.Time) ([]RuleCount, error) {
+	return reportRows(ctx, s, "ReportRuleFirings", func(r pgx.Rows, c *RuleCount) error {
+		return r.Scan(&c.Rule, &c.N)
+	}, from, to)
+}
+
+// ReportRuleDeliveries returns the deliveries per rule, channel and status
+// created in [from, to).
+func (s *Store) ReportRuleDeliveries(ctx context.Context, from, to time.Time) ([]RuleDeliveryCount, error) {
+	return reportRows(ctx, s, "ReportRuleDeliveries", func(r pgx.Rows, c *RuleDeliveryCount) error {
+		return r.Scan(&c.Rule, &c.Channel, &c.Status, &c.N)
+	}, from, to)
+}
+
+// ReportRuleCoupons returns the coupons per rule issued in [from, to):
+// issued, redeemed, and expired unredeemed by now.
+func (s *Store) ReportRuleCoupons(ctx context.Context, from, to, now time.Time) ([]RuleCouponCount, error) {
+	return reportRows(ctx, s, "ReportRuleCoupons", func(r pgx.Rows, c *RuleCouponCount) error {
+		return r.Scan(&c.Rule, &c.Issued, &c.Redeemed, &c.Expired)
+	}, from, to, now)
+}
+
+// ReportRuleRevenue returns, per rule, the orders in [from, to) that came
+// within window after a firing of the rule for the customer, and their total.
+func (s *Store) ReportRuleRevenue(ctx context.Context, from, to time.Time, orderTypes []string, window time.Duration) ([]RuleRevenue, error) {
+	return reportRows(ctx, s, "ReportRuleRevenue", func(r pgx.Rows, c *RuleRevenue) error {
+		return r.Scan(&c.Rule, &c.Orders, &c.Revenue)
+	}, from, to, orderTypes, window.Milliseconds())
+}
+
+// ReportSettings tunes the current transaction for the report queries (no
+// JIT, more work_mem); on a pool it has no lasting effect.
+func (s *Store) ReportSettings(ctx context.Context) error {
+	if _, err := s.db.Exec(ctx, q("ReportSettings")); err != nil {
+		return fmt.Errorf("report settings: %w", err)
+	}
+	return nil
+}
+
+// CountEvents counts all events (the report benchmark's baseline).
+func (s *Store) CountEvents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRow(ctx, q("ReportEventsCount")).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
+
+// reportRows runs the named report query and scans its (few) rows.
+func reportRows[T any](ctx context.Context, s *Store, name string, scan func(pgx.Rows, *T) error, args ...any) ([]T, error) {
+	rows, err := s.db.Query(ctx, q(name), args...)
+	if err != nil {
+		return nil, fmt.Errorf("report query %s: %w", name, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := scan(rows, &v); err != nil {
+			return nil, fmt.Errorf("report query %s: %w", name, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("report query %s: %w", name, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,187 @@
+-- Lifecycle report queries (docs/metrics.md explains each figure). Every
+-- query aggregates in Postgres and returns at most one row per period and
+-- stage, rule or cohort month: their size never grows with the customers.
+-- Periods are date_trunc($1, … AT TIME ZONE 'UTC') buckets: week (from Monday),
+-- month or quarter, as UTC timestamps (date_trunc's own time zone argument
+-- costs ten times more per row); ranges are [$2, $3).
+
+-- name: ReportStageDeltas
+-- Net entries per stage (entries minus exits) from the stage transitions before $3, bucketed by
+-- the period they happened in; transitions before $2 fall in one NULL bucket, so the running sum
+-- gives the customers per stage at $2 and at the end of every period.
+SELECT CASE WHEN t.occurred_at < $2 THEN NULL ELSE date_trunc($1::text, t.occurred_at AT TIME ZONE 'UTC') END AS period,
+       s.stage, sum(s.delta)::bigint
+FROM stage_transitions t
+CROSS JOIN LATERAL (VALUES (t.to_stage, 1), (t.from_stage, -1)) AS s (stage, delta)
+WHERE t.occurred_at < $3 AND s.stage IS NOT NULL
+GROUP BY 1, 2
+ORDER BY 1 NULLS FIRST, 2;
+
+-- name: ReportFlows
+-- Stage changes per period, from → to ('' for a new customer), as transitions and distinct customers.
+SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC'), COALESCE(from_stage, ''), to_stage,
+       count(*), count(DISTINCT customer_id)
+FROM stage_transitions
+WHERE occurred_at >= $2 AND occurred_at < $3
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
+
+-- name: ReportConversion
+-- Per period and funnel step A → B ($4[i] → $5[i]): the customers who entered A in the period,
+-- and how many of them entered B within $6 milliseconds after their first entry into A then.
+WITH steps AS (
+    SELECT * FROM unnest($4::text[], $5::text[]) AS s (a, b)
+), entered AS (
+    SELECT s.a, s.b, t.customer_id, date_trunc($1::text, t.occurred_at AT TIME ZONE 'UTC') AS period, min(t.occurred_at) AS at
+    FROM stage_transitions t JOIN steps s ON t.to_stage = s.a
+    WHERE t.occurred_at >= $2 AND t.occurred_at < $3
+    GROUP BY 1, 2, 3, 4
+)
+SELECT period, a, b, count(*),
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM stage_transitions r
+           WHERE r.customer_id = e.customer_id AND r.to_stage = e.b
+             AND r.occurred_at >= e.at AND r.occurred_at <= e.at + $6::bigint * interval '1 millisecond'))
+FROM entered e
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
+
+-- name: ReportRepeat
+-- Per period: customers with at least two orders (event types $4) in it, and with at least one.
+SELECT period, count(*) FILTER (WHERE n >= 2), count(*)
+FROM (
+    SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') AS period, customer_id, count(*) AS n
+    FROM events
+    WHERE type = ANY($4::text[]) AND occurred_at >= $2 AND occurred_at < $3
+    GROUP BY 1, 2
+) o
+GROUP BY 1
+ORDER BY 1;
+
+-- name: ReportInactiveChurn
+-- For rule files without a churned stage. A customer goes inactive $3 milliseconds after an order
+-- (types $2) not followed by another within that window. Per period: the customers who went
+-- inactive in it (up to $4, now), and the customers active at its start (an order in the window
+-- before it). $5 lists the period starts, $6 their ends.
+WITH o AS (
+    SELECT customer_id, occurred_at,
+           lead(occurred_at) OVER (PARTITION BY customer_id ORDER BY occurred_at) AS next_at
+    FROM events
+    WHERE type = ANY($2::text[]) AND occurred_at < $1
+), lapsed AS MATERIALIZED (
+    SELECT occurred_at + $3::bigint * interval '1 millisecond' AS inactive_at
+    FROM o
+    WHERE next_at IS NULL OR next_at > occurred_at + $3::bigint * interval '1 millisecond'
+), p AS (
+    SELECT * FROM unnest($5::timestamptz[], $6::timestamptz[]) AS p (starts, ends)
+)
+SELECT p.starts,
+       (SELECT count(*) FROM lapsed l
+        WHERE l.inactive_at >= p.starts AND l.inactive_at < p.ends AND l.inactive_at <= $4),
+       (SELECT count(DISTINCT e.customer_id) FROM events e
+        WHERE e.type = ANY($2::text[]) AND e.occurred_at < p.starts
+          AND e.occurred_at >= p.starts - $3::bigint * interval '1 millisecond')
+FROM p
+ORDER BY 1;
+
+-- name: ReportTimeInStage
+-- Per stage, for the customers who left it in [$1, $2): how many left, and the median time in
+-- seconds since they entered it.
+SELECT t.from_stage, count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.occurred_at - e.occurred_at))
+FROM stage_transitions t
+CROSS JOIN LATERAL (
+    SELECT p.occurred_at FROM stage_transitions p
+    WHERE p.customer_id = t.customer_id AND p.to_stage = t.from_stage
+      AND (p.occurred_at < t.occurred_at OR (p.occurred_at = t.occurred_at AND p.id < t.id))
+    ORDER BY p.occurred_at DESC, p.id DESC
+    LIMIT 1
+) e
+WHERE t.from_stage IS NOT NULL AND t.occurred_at >= $1 AND t.occurred_at < $2
+GROUP BY 1
+ORDER BY 1;
+
+-- name: ReportCohortSizes
+-- Customers per month of their first order, for first orders in [$1, $2).
+SELECT date_trunc('month', first_order_at AT TIME ZONE 'UTC'), count(*)
+FROM customers
+WHERE first_order_at >= $1 AND first_order_at < $2
+GROUP BY 1
+ORDER BY 1;
+
+-- name: ReportCohortCells
+-- Per first-order month (first orders in [$1, $2)) and k ≥ 1: the customers of the cohort with an
+-- order (types $3) in the k-th calendar month after it, up to $4.
+SELECT cohort, k, count(*)
+FROM (
+    SELECT DISTINCT date_trunc('month', c.first_order_at AT TIME ZONE 'UTC') AS cohort,
+           ((date_part('year', e.occurred_at AT TIME ZONE 'UTC') - date_part('year', c.first_order_at AT TIME ZONE 'UTC')) * 12
+            + date_part('month', e.occurred_at AT TIME ZONE 'UTC') - date_part('month', c.first_order_at AT TIME ZONE 'UTC'))::int AS k,
+           c.id
+    FROM customers c
+    JOIN events e ON e.customer_id = c.id
+    WHERE c.first_order_at >= $1 AND c.first_order_at < $2
+      AND e.type = ANY($3::text[]) AND e.occurred_at < $4
+      AND e.occurred_at >= (date_trunc('month', c.first_order_at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
+) x
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: ReportScores
+-- Per period, the answers of event type $4 whose properties.score is a number from $5 to $6:
+-- how many scored at least $7 (promoters, satisfied), at most $8 (detractors), and in all.
+SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC'),
+       count(*) FILTER (WHERE score >= $7), count(*) FILTER (WHERE score <= $8), count(*)
+FROM (
+    SELECT occurred_at, (properties->>'score')::numeric AS score
+    FROM events
+    WHERE type = $4 AND occurred_at >= $2 AND occurred_at < $3 AND jsonb_typeof(properties->'score') = 'number'
+) a
+WHERE score BETWEEN $5 AND $6
+GROUP BY 1
+ORDER BY 1;
+
+-- name: ReportRuleFirings
+-- Firings per rule in [$1, $2).
+SELECT rule, count(*) FROM rule_firings WHERE fired_at >= $1 AND fired_at < $2 GROUP BY 1 ORDER BY 1;
+
+-- name: ReportRuleDeliveries
+-- Deliveries per rule, channel and status, created in [$1, $2).
+SELECT rule, channel, status, count(*)
+FROM deliveries
+WHERE created_at >= $1 AND created_at < $2
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
+
+-- name: ReportRuleCoupons
+-- Coupons per rule issued in [$1, $2): issued, redeemed, and expired unredeemed by $3 (now).
+SELECT rule, count(*), count(*) FILTER (WHERE redeemed_at IS NOT NULL),
+       count(*) FILTER (WHERE redeemed_at IS NULL AND (expired_at IS NOT NULL OR expires_at <= $3))
+FROM coupons
+WHERE created_at >= $1 AND created_at < $2
+GROUP BY 1
+ORDER BY 1;
+
+-- name: ReportRuleRevenue
+-- Orders (types $3) in [$1, $2) attributed to each rule that fired for the customer in the $4
+-- milliseconds before the order (each such rule gets the order once), with their total.
+SELECT r.rule, count(*), COALESCE(sum(CASE WHEN jsonb_typeof(e.properties->'total') = 'number'
+                                         THEN (e.properties->>'total')::numeric END), 0)::float8
+FROM events e
+CROSS JOIN LATERAL (
+    SELECT DISTINCT f.rule FROM rule_firings f
+    WHERE f.customer_id = e.customer_id AND f.fired_at < e.occurred_at
+      AND f.fired_at >= e.occurred_at - $4::bigint * interval '1 millisecond'
+) r
+WHERE e.type = ANY($3::text[]) AND e.occurred_at >= $1 AND e.occurred_at < $2
+GROUP BY 1
+ORDER BY 1;
+
+-- name: ReportEventsCount
+-- Counts every event: the benchmark's baseline scan.
+SELECT count(*) FROM events;
+
+-- name: ReportSettings
+-- Tunes the report's transaction: its queries are few, large aggregates that JIT compilation
+-- slows down more than it speeds up, and that sort and hash less on disk with more work_mem.
+SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true);
