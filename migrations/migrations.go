@@ -113,7 +113,11 @@ func provider(db *sql.DB, locked bool) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded migrations: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithTableName(VersionTable)}
+	// Out-of-order migrations are applied: each of ciclo's is independent
+	// of the ones numbered after it, so a database that got a later one
+	// first (a build with one feature before another) still gets the one it
+	// lacks instead of refusing to start.
+	opts := []goose.ProviderOption{goose.WithTableName(VersionTable), goose.WithAllowOutofOrder(true)}
 	if locked {
 		locker, err := lock.NewPostgresSessionLocker()
 		if err != nil {

@@ -209,16 +209,25 @@ func (r *Rules) WriteTable(out io.Writer) error {
 	return w.Flush()
 }
 
-// ruleHeader names the rules table's columns; a holdout round adds lift
-// and p-value columns at the end.
+// ruleHeader names the rules table's columns; the last four compare a
+// rule's treated and held-out customers (empty without a holdout).
 var ruleHeader = []string{"rule", "firings", "emails sent", "suppressed", "capped", "failed", "webhooks",
-	"coupons", "redeemed", "expired", "redemption", "orders", "revenue"}
+	"coupons", "redeemed", "expired", "redemption", "orders", "revenue",
+	"treated conversion", "holdout conversion", "lift", "p value"}
 
 func (s *RuleStat) cells() []string {
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
-	return []string{s.Rule, i(s.Firings), i(s.Emails.Sent), i(s.Emails.Suppressed), i(s.Emails.Capped), i(s.Emails.Failed),
+	lift := []string{"", "", "", ""}
+	if l := s.Holdout; l != nil {
+		tr, cr := l.Treated.Rate, l.Control.Rate
+		lift = []string{pct(&tr), pct(&cr), pct(l.Lift), strconv.FormatFloat(l.PValue, 'f', 3, 64)}
+		if l.TooFew {
+			lift[3] += " (too few customers)"
+		}
+	}
+	return append([]string{s.Rule, i(s.Firings), i(s.Emails.Sent), i(s.Emails.Suppressed), i(s.Emails.Capped), i(s.Emails.Failed),
 		i(s.Webhooks.Sent), i(s.Coupons.Issued), i(s.Coupons.Redeemed), i(s.Coupons.Expired), pct(s.RedemptionRate),
-		i(s.AttributedOrders), strconv.FormatFloat(s.AttributedRevenue, 'f', 2, 64)}
+		i(s.AttributedOrders), strconv.FormatFloat(s.AttributedRevenue, 'f', 2, 64)}, lift...)
 }
 
 // WriteCSV writes the rules report as CSV with a header row.

@@ -119,7 +119,7 @@ func fixture(t *testing.T) *store.Store {
 	}
 	coupon := func(c string, firingID int64, created, expires string, redeemed *time.Time) {
 		exec(`INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at, redeemed_at)
-			VALUES ($1, $2, 'first-order-bonus', $3, 'percent', 10, $4, $5, $6)`, "CODE-"+c, c, firingID, day(created), day(expires), redeemed)
+			VALUES ($1, $2, 'first-order-bonus', $3, 'percent', 10, $4, $5, $6)`, "CODE-"+strings.ToUpper(c), c, firingID, day(created), day(expires), redeemed)
 	}
 	wa, wb, wg := firing("a", "welcome", "2026-01-05"), firing("b", "welcome", "2026-01-10"), firing("g", "welcome", "2026-01-12")
 	delivery("a", "welcome", wa, "email", "sent")
@@ -400,4 +400,55 @@ func TestMetricsDoc(t *testing.T) {
 		require.Contains(t, string(doc), "-- "+name+"\n"+strings.TrimSpace(strings.Join(lines, "\n"))+"\n```",
 			"docs/metrics.md shows %s as in reports.sql", name)
 	}
+}
+
+// TestRuleHoldout builds a rule that fired for 10 treated and 5 held-out
+// customers; 4 treated and 1 held-out customer ordered within the 7-day
+// window after the firing. By hand: rates 0.4 and 0.2, lift (0.4 − 0.2) ÷
+// 0.2 = 1; pooled p = 5/15, se = √(1/3 · 2/3 · (1/10 + 1/5)) = 0.258199,
+// z = 0.2 ÷ se = 0.774597, p-value = erfc(z/√2) = 0.438578; both groups are
+// under 500 customers.
+func TestRuleHoldout(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, sql, args...)
+		require.NoError(t, err, sql)
+	}
+	fired := day("2026-01-10")
+	for i := range 15 {
+		id := string(rune('a' + i))
+		held := i >= 10
+		exec(`INSERT INTO customers (id, stage, created_at) VALUES ($1, 'reach', $2)`, id, fired.Add(-24*time.Hour))
+		exec(`INSERT INTO rule_firings (customer_id, rule, occurrence, rule_set_version, fired_at, holdout) VALUES ($1, 'win-back', 'w1', 'v1', $2, $3)`, id, fired, held)
+		// Converted: treated a–d, held-out k. e orders after the window, f
+		// before the firing: neither counts.
+		switch id {
+		case "a", "b", "c", "d", "k":
+			exec(`INSERT INTO events (customer_id, type, occurred_at, properties) VALUES ($1, 'order_placed', $2, '{"total": 10}')`, id, fired.Add(3*24*time.Hour))
+		case "e":
+			exec(`INSERT INTO events (customer_id, type, occurred_at) VALUES ($1, 'order_placed', $2)`, id, fired.Add(8*24*time.Hour))
+		case "f":
+			exec(`INSERT INTO events (customer_id, type, occurred_at) VALUES ($1, 'order_placed', $2)`, id, fired.Add(-time.Hour))
+		}
+	}
+	exec(`INSERT INTO rule_firings (customer_id, rule, occurrence, rule_set_version, fired_at) VALUES ('a', 'welcome', 'e1', 'v1', $1)`, fired)
+
+	p := fixtureParams
+	p.Rules = []string{"win-back", "welcome"}
+	rep, err := report.BuildRules(ctx, store.New(db.Pool), p)
+	require.NoError(t, err)
+	wb, welcome := rep.Rules[0], rep.Rules[1]
+	require.Nil(t, welcome.Holdout, "a rule without held-out firings has no comparison")
+	require.NotNil(t, wb.Holdout)
+	l := wb.Holdout
+	require.Equal(t, report.Group{Customers: 10, Converted: 4, Rate: 0.4}, l.Treated)
+	require.Equal(t, report.Group{Customers: 5, Converted: 1, Rate: 0.2}, l.Control)
+	require.NotNil(t, l.Lift)
+	require.InDelta(t, 1.0, *l.Lift, 1e-9)
+	require.InDelta(t, 0.774597, l.Z, 1e-6)
+	require.InDelta(t, 0.438578, l.PValue, 1e-6)
+	require.True(t, l.TooFew)
 }

@@ -34,7 +34,9 @@ type RuleStat struct {
 	AttributedOrders  int64   `json:"attributed_orders"`
 	AttributedRevenue float64 `json:"attributed_revenue"`
 	// Holdout compares treated and held-out customers for rules with a
-	// holdout; nil otherwise.
+	// holdout: the share of each group that placed an order within the
+	// attribution window after the rule first fired for them in the range,
+	// the lift and its p-value; nil for rules without held-out firings.
 	Holdout *Lift `json:"holdout,omitempty"`
 }
 
@@ -131,6 +133,27 @@ func BuildRules(ctx context.Context, st *store.Store, params Params) (*Rules, er
 	for _, rv := range revenue {
 		r := get(rv.Rule)
 		r.AttributedOrders, r.AttributedRevenue = rv.Orders, rv.Revenue
+	}
+	groups, err := st.ReportRuleHoldout(ctx, p.From, p.To, p.OrderEvents, p.AttributionWindow)
+	if err != nil {
+		return nil, err
+	}
+	arms := map[string]*[2]store.RuleHoldoutGroup{} // [treated, held out]
+	for _, g := range groups {
+		a, ok := arms[g.Rule]
+		if !ok {
+			a = &[2]store.RuleHoldoutGroup{}
+			arms[g.Rule] = a
+		}
+		if g.Holdout {
+			a[1] = g
+		} else {
+			a[0] = g
+		}
+	}
+	for name, a := range arms {
+		l := CompareGroups(a[0].Customers, a[0].Converted, a[1].Customers, a[1].Converted)
+		get(name).Holdout = &l
 	}
 	slices.SortFunc(rep.Rules[known:], func(a, b *RuleStat) int {
 		switch {

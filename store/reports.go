@@ -209,6 +209,24 @@ func (s *Store) ReportRuleRevenue(ctx context.Context, from, to time.Time, order
 	}, from, to, orderTypes, window.Milliseconds())
 }
 
+// RuleHoldoutGroup is one group of a rule with a holdout: the customers it
+// fired for (held out, or treated) and how many of them converted.
+type RuleHoldoutGroup struct {
+	Rule      string
+	Holdout   bool
+	Customers int64
+	Converted int64
+}
+
+// ReportRuleHoldout returns, for each rule with held-out firings in
+// [from, to), its two groups: the customers it fired for and how many
+// placed an order (orderTypes) within window after their first firing.
+func (s *Store) ReportRuleHoldout(ctx context.Context, from, to time.Time, orderTypes []string, window time.Duration) ([]RuleHoldoutGroup, error) {
+	return reportRows(ctx, s, "ReportRuleHoldout", func(r pgx.Rows, g *RuleHoldoutGroup) error {
+		return r.Scan(&g.Rule, &g.Holdout, &g.Customers, &g.Converted)
+	}, from, to, orderTypes, window.Milliseconds())
+}
+
 // ReportSettings tunes the current transaction for the report queries (no
 // JIT, more work_mem); on a pool it has no lasting effect.
 func (s *Store) ReportSettings(ctx context.Context) error {

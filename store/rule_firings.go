@@ -20,6 +20,9 @@ type Firing struct {
 	// customer less than Cooldown before FiredAt (whatever the occurrence),
 	// so a window boundary cannot let it fire twice in quick succession.
 	Cooldown time.Duration
+	// Holdout marks a firing for a customer in the rule's holdout group:
+	// recorded, with no effects, so reports can compare the groups.
+	Holdout bool
 }
 
 // Fire is one rule firing with everything it writes (see Store.Fire).
@@ -109,7 +112,7 @@ func (s *Store) Fire(ctx context.Context, fs []*Fire, newCode func() string, att
 		a.customer, a.rule, a.occurrence, a.version, a.eventID, a.firedAt, a.cooldown,
 		a.stageFire, a.stageTo,
 		couponFire, cc.code, cc.kind, cc.value, cc.expires,
-		a.deliveryFire, a.deliveryChannel, a.deliveryAction)
+		a.deliveryFire, a.deliveryChannel, a.deliveryAction, a.holdout)
 	if err != nil {
 		return fmt.Errorf("fire %d rules: %w", len(fs), err)
 	}
@@ -189,6 +192,7 @@ type fireArrays struct {
 	eventID                             []*int64
 	firedAt                             []time.Time
 	cooldown                            []int64
+	holdout                             []bool
 
 	stageFire []int64
 	stageTo   []string
@@ -223,4 +227,5 @@ func (a *fireArrays) addFiring(f *Firing) {
 	a.eventID = append(a.eventID, eventID)
 	a.firedAt = append(a.firedAt, f.FiredAt)
 	a.cooldown = append(a.cooldown, f.Cooldown.Milliseconds())
+	a.holdout = append(a.holdout, f.Holdout)
 }

@@ -54,12 +54,18 @@ func newFirer(version string) *firer {
 }
 
 // fire is the firing of rule r for customer c and occurrence at now with
-// everything its actions do, not written yet.
+// everything its actions do, not written yet; for a customer in the rule's
+// holdout group, a firing marked Holdout that does nothing.
 func (fr *firer) fire(r *rules.Rule, c *store.Customer, occurrence string, eventID int64, now time.Time) (*store.Fire, error) {
 	f := &store.Fire{Firing: store.Firing{
 		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: fr.version,
 		EventID: eventID, FiredAt: now, Cooldown: r.Cooldown,
 	}}
+	if r.HeldOut(c.ID) {
+		// The control group: the firing is recorded, nothing is done.
+		f.Firing.Holdout = true
+		return f, nil
+	}
 	for i, a := range r.Actions {
 		switch {
 		case a.Stage != "":

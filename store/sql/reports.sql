@@ -177,6 +177,26 @@ WHERE e.type = ANY($3::text[]) AND e.occurred_at >= $1 AND e.occurred_at < $2
 GROUP BY 1
 ORDER BY 1;
 
+-- name: ReportRuleHoldout
+-- For each rule with held-out firings in [$1, $2): per group (held out or treated) the customers
+-- it fired for in the range and how many of them placed an order (types $3) within $4
+-- milliseconds after their first firing in the range.
+WITH fired AS (
+    SELECT rule, customer_id, bool_or(holdout) AS holdout, min(fired_at) AS at
+    FROM rule_firings
+    WHERE fired_at >= $1 AND fired_at < $2
+      AND rule IN (SELECT DISTINCT rule FROM rule_firings WHERE holdout AND fired_at >= $1 AND fired_at < $2)
+    GROUP BY rule, customer_id
+)
+SELECT f.rule, f.holdout, count(*),
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM events e
+           WHERE e.customer_id = f.customer_id AND e.type = ANY($3::text[])
+             AND e.occurred_at > f.at AND e.occurred_at <= f.at + $4::bigint * interval '1 millisecond'))
+FROM fired f
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
 -- name: ReportEventsCount
 -- Counts every event: the benchmark's baseline scan.
 SELECT count(*) FROM events;

@@ -15,11 +15,11 @@ SELECT EXISTS (SELECT 1 FROM rule_firings WHERE customer_id = $1 AND rule = $2 A
 -- position of its stage move, 0, stage left), per coupon stored ('coupon', 0, id, code) and per
 -- delivery ('delivery', position, id).
 WITH v AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::bigint[])
-        WITH ORDINALITY AS v(customer_id, rule, occurrence, rule_set_version, event_id, fired_at, cooldown_ms, n)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::bigint[], $18::boolean[])
+        WITH ORDINALITY AS v(customer_id, rule, occurrence, rule_set_version, event_id, fired_at, cooldown_ms, holdout, n)
 ), f AS (
-    INSERT INTO rule_firings (customer_id, rule, occurrence, rule_set_version, event_id, fired_at)
-    SELECT v.customer_id, v.rule, v.occurrence, v.rule_set_version, v.event_id, v.fired_at
+    INSERT INTO rule_firings (customer_id, rule, occurrence, rule_set_version, event_id, fired_at, holdout)
+    SELECT v.customer_id, v.rule, v.occurrence, v.rule_set_version, v.event_id, v.fired_at, v.holdout
     FROM v
     WHERE v.cooldown_ms = 0 OR NOT EXISTS (
         SELECT 1 FROM rule_firings p
