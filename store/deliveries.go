@@ -211,7 +211,7 @@ type Dispatch struct {
 // and coupons in one round trip (one pipelined query per delivery: each
 // keeps its cached plan, which a query over arrays of ids would not):
 // element i is the delivery refs[i] names, nil if there is none.
-func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef) ([]*Dispatch, error) {
+func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef, now time.Time) ([]*Dispatch, error) {
 	db, ok := s.db.(batcher)
 	if !ok {
 		return nil, fmt.Errorf("get %d deliveries: store cannot send a batch", len(refs))
@@ -219,7 +219,7 @@ func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef) ([]*Dispa
 	var b pgx.Batch
 	out := make([]*Dispatch, len(refs))
 	for i, r := range refs {
-		b.Queue(q("GetDispatch"), r.CustomerID, r.ID).Query(func(rows pgx.Rows) error {
+		b.Queue(q("GetDispatch"), r.CustomerID, r.ID, now).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				dp, err := scanDispatch(rows)
 				if err != nil {

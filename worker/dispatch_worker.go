@@ -164,7 +164,10 @@ func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, n
 	}
 	st := store.New(pool)
 	return &dispatcher{cfg: cfg, pool: pool, rules: rs, now: now, logger: logger, jobNow: time.Now, retry: retry,
-		reads:  &coalescer[store.DeliveryRef, *store.Dispatch]{max: DispatchBatchSize, timeout: recordTimeout, run: st.GetDispatches},
+		reads: &coalescer[store.DeliveryRef, *store.Dispatch]{max: DispatchBatchSize, timeout: recordTimeout,
+			run: func(ctx context.Context, refs []store.DeliveryRef) ([]*store.Dispatch, error) {
+				return st.GetDispatches(ctx, refs, now())
+			}},
 		claims: &coalescer[store.Cap, store.CapClaim]{max: DispatchBatchSize, timeout: recordTimeout, run: st.ClaimUnderCap},
 		writes: &coalescer[store.Outcome, struct{}]{max: DispatchBatchSize, timeout: recordTimeout,
 			run: func(ctx context.Context, outs []store.Outcome) ([]struct{}, error) {
@@ -177,7 +180,7 @@ func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, n
 // the next coalesced round.
 func (w *dispatcher) getDispatches(ctx context.Context, st *store.Store, refs []store.DeliveryRef) ([]*store.Dispatch, error) {
 	if len(refs) != 1 {
-		return st.GetDispatches(ctx, refs)
+		return st.GetDispatches(ctx, refs, w.now())
 	}
 	dp, err := w.reads.do(ctx, refs[0])
 	return []*store.Dispatch{dp}, err

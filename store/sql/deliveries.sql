@@ -89,7 +89,7 @@ LEFT JOIN LATERAL (
     SELECT code, kind, value, expires_at FROM coupons
     WHERE customer_id = d.customer_id
       AND (firing_id = d.firing_id
-           OR (redeemed_at IS NULL AND (expires_at IS NULL OR expires_at > now())))
+           OR (redeemed_at IS NULL AND (expires_at IS NULL OR expires_at > $3)))
     ORDER BY firing_id = d.firing_id DESC, expires_at NULLS LAST, id
     LIMIT 1
 ) cp ON true
