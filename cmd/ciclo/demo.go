@@ -141,9 +141,7 @@ data folder serve uses, so demo customers do not mix with yours.`,
 		},
 	}
 	f.db.demo = true
-	f.register(cmd, "rules.example.yaml")
-	cmd.Flags().Lookup("addr").DefValue = "127.0.0.1:0"
-	_ = cmd.Flags().Set("addr", env("CICLO_ADDR", "127.0.0.1:0"))
+	f.register(cmd, map[string]string{"rules": "rules.example.yaml", "addr": "127.0.0.1:0"})
 	cmd.Flags().BoolVar(&keep, "keep-running", false, "keep serving after the demo event")
 	return cmd
 }

@@ -23,7 +23,7 @@ type running struct {
 // builds the app and starts it; serve and demo share it. On error nothing
 // is left running.
 func startApp(cmd *cobra.Command, f *flags) (*running, error) {
-	if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
+	if err := f.resolve(cmd); err != nil {
 		return nil, err
 	}
 	logger := newLogger(slog.LevelInfo)
