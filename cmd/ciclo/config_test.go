@@ -251,3 +251,17 @@ func TestConfigFileKeys(t *testing.T) {
 		require.Equal(t, "ciclo: config file "+path+`: unknown key "email_workers"; did you mean "email-workers"? (keys are the flag names of `+"`ciclo serve --help`)\n", stderr)
 	})
 }
+
+// TestConfigREADME checks that the README's configuration table lists every
+// setting of serve with its environment variable and flag.
+func TestConfigREADME(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	f, err := parseConfig(t, false, nil, "")
+	require.NoError(t, err)
+	for _, st := range f.conf.list {
+		require.Contains(t, string(readme), "`"+st.Env+"`", "README configuration table: %s", st.Key)
+		require.Contains(t, string(readme), "`--"+st.Key+"`", "README configuration table: %s", st.Key)
+	}
+}
