@@ -1,3 +1,28 @@
+// Configuration of serve and demo (and migrate's database settings).
+//
+// Every setting is declared once, in (*flags).settings or (*dbFlags).settings
+// below: one setting{Key, Env, Value, Usage} line gives the flag --Key, the
+// environment variable Env and the config-file key Key, parsed alike, with
+// the precedence flags > environment > config file > default (koanf does the
+// layering, see settings.go). Value names where the value lands and its
+// default: text(&s, ""), integer(&n, 4), duration(&d, time.Minute),
+// boolean(&b, false) (takes 1/0, true/false, yes/no, on/off) or list(&l, nil)
+// (comma-separated, a YAML list in the file).
+//
+// To add a setting, add one line to (*flags).settings that points at the
+// app.Config field it fills, e.g.
+//
+//	{Key: "shopify-secret", Env: "CICLO_SHOPIFY_SECRET", Value: text(&c.ShopifySecret, ""),
+//		Usage: "verifies Shopify webhook signatures"},
+//
+// and a row to the README's configuration table (TestConfigREADME fails
+// until it is there). Nothing else: --help, the environment variable, the
+// config-file key, the did-you-mean for a mistyped key and the error naming
+// a bad value's source all follow from that line. A setting that does not
+// go straight into app.Config points at a field of flags and is copied in
+// (*flags).config, as no-migrate is. Checks across settings go in
+// (*flags).validate, naming the value and its origin with f.conf.describe.
+
 package main
 
 import (
@@ -18,26 +43,6 @@ import (
 	"github.com/ciclohq/ciclo/worker"
 )
 
-// Configuration of serve and demo (and migrate's database settings).
-//
-// Every setting is declared once, in (*flags).settings or (*dbFlags).settings
-// below: one setting{Key, Env, Value, Usage} line gives the flag --Key, the
-// environment variable Env and the config-file key Key, parsed alike, with
-// the precedence flags > environment > config file > default (koanf does the
-// layering, see settings.go). Value names where the value lands and its
-// default: text(&s, ""), integer(&n, 4), duration(&d, time.Minute),
-// boolean(&b, false) (takes 1/0, true/false, yes/no, on/off) or list(&l, nil)
-// (comma-separated, a YAML list in the file).
-//
-// To add a setting, add one line to (*flags).settings that points at the
-// app.Config field it fills, e.g.
-//
-//	{Key: "shopify-secret", Env: "CICLO_SHOPIFY_SECRET", Value: text(&c.ShopifySecret, ""),
-//		Usage: "verifies Shopify webhook signatures"},
-//
-// and a row to the README's configuration table. Checks across settings
-// go in (*flags).validate, naming the value's origin with f.conf.describe.
-
 // flags are the settings shared by serve and demo.
 type flags struct {
 	cfg        app.Config // where most settings land
@@ -47,6 +52,8 @@ type flags struct {
 	conf       *settingSet
 }
 
+// env is an environment variable or def, for the commands whose few
+// flags are not settings (rules test, templates preview).
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
@@ -54,7 +61,7 @@ func env(name, def string) string {
 	return def
 }
 
-// settings are serve's and demo's settings, in the order --help lists them.
+// settings are serve's and demo's settings.
 func (f *flags) settings() []setting {
 	c := &f.cfg
 	w := &c.Worker
