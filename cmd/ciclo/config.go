@@ -1,3 +1,28 @@
+// Configuration of serve and demo (and migrate's database settings).
+//
+// Every setting is declared once, in (*flags).settings or (*dbFlags).settings
+// below: one setting{Key, Env, Value, Usage} line gives the flag --Key, the
+// environment variable Env and the config-file key Key, parsed alike, with
+// the precedence flags > environment > config file > default (koanf does the
+// layering, see settings.go). Value names where the value lands and its
+// default: text(&s, ""), integer(&n, 4), duration(&d, time.Minute),
+// boolean(&b, false) (takes 1/0, true/false, yes/no, on/off) or list(&l, nil)
+// (comma-separated, a YAML list in the file).
+//
+// To add a setting, add one line to (*flags).settings that points at the
+// app.Config field it fills, e.g.
+//
+//	{Key: "shopify-secret", Env: "CICLO_SHOPIFY_SECRET", Value: text(&c.ShopifySecret, ""),
+//		Usage: "verifies Shopify webhook signatures"},
+//
+// and a row to the README's configuration table (TestConfigREADME fails
+// until it is there). Nothing else: --help, the environment variable, the
+// config-file key, the did-you-mean for a mistyped key and the error naming
+// a bad value's source all follow from that line. A setting that does not
+// go straight into app.Config points at a field of flags and is copied in
+// (*flags).config, as no-migrate is. Checks across settings go in
+// (*flags).validate, naming the value and its origin with f.conf.describe.
+
 package main
 
 import (
@@ -15,20 +40,20 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/localpg"
+	"github.com/ciclohq/ciclo/worker"
 )
 
-// flags are the settings shared by serve and demo; each has an environment
-// variable, and a flag given on the command line wins over it.
+// flags are the settings shared by serve and demo.
 type flags struct {
-	rules, token, smtpURL, outbox, addr, publicURL, from, secret string
-	webhookSecret, unsubscribeMailto                             string
-	webhookAllowHosts                                            []string
-	webhookAllowPrivate, noMigrate                               bool
-	configFile                                                   string
-	db                                                           dbFlags
-	ops                                                          opsFlags
+	cfg        app.Config // where most settings land
+	noMigrate  bool
+	configFile string
+	db         dbFlags
+	conf       *settingSet
 }
 
+// env is an environment variable or def, for the commands whose few
+// flags are not settings (rules test, templates preview).
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
@@ -36,56 +61,102 @@ func env(name, def string) string {
 	return def
 }
 
-func (f *flags) register(cmd *cobra.Command, defaultRules string) {
-	fs := cmd.Flags()
-	f.db.register(cmd)
-	fs.StringVar(&f.rules, "rules", env("CICLO_RULES", defaultRules), "rules file (env CICLO_RULES)")
-	fs.StringVar(&f.token, "api-token", env("CICLO_API_TOKEN", ""), "bearer token the HTTP API requires (env CICLO_API_TOKEN); empty: a random one, printed at start")
-	fs.StringVar(&f.smtpURL, "smtp-url", env("CICLO_SMTP_URL", ""), "SMTP server, smtp://user:pass@host:port?tls=none|starttls|tls (env CICLO_SMTP_URL); empty: write emails to the outbox")
-	fs.StringVar(&f.outbox, "outbox-dir", env("CICLO_OUTBOX_DIR", app.OutboxDirDefault), "folder for .eml files when no SMTP server is set (env CICLO_OUTBOX_DIR)")
-	fs.StringVar(&f.addr, "addr", env("CICLO_ADDR", app.AddrDefault), "HTTP listen address (env CICLO_ADDR)")
-	fs.StringVar(&f.publicURL, "public-url", env("CICLO_PUBLIC_URL", ""), "URL recipients reach this server at, for unsubscribe links (env CICLO_PUBLIC_URL); default http://localhost:PORT")
-	fs.StringVar(&f.from, "from", env("CICLO_FROM", app.FromDefault), "sender of every email (env CICLO_FROM)")
-	fs.StringVar(&f.secret, "secret", env("CICLO_SECRET", ""), "secret that signs unsubscribe links (env CICLO_SECRET); default: generated once and kept in the database")
-	fs.StringVar(&f.webhookSecret, "webhook-secret", env("CICLO_WEBHOOK_SECRET", ""), "signs webhooks whose rule sets no secret (env CICLO_WEBHOOK_SECRET)")
-	fs.StringVar(&f.unsubscribeMailto, "unsubscribe-mailto", env("CICLO_UNSUBSCRIBE_MAILTO", ""), "address for the mailto: entry of List-Unsubscribe (env CICLO_UNSUBSCRIBE_MAILTO)")
-	fs.StringSliceVar(&f.webhookAllowHosts, "webhook-allow-host", splitList(env("CICLO_WEBHOOK_ALLOW_HOSTS", "")), "webhook hosts allowed even on private addresses (env CICLO_WEBHOOK_ALLOW_HOSTS, comma-separated)")
-	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", env("CICLO_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhooks to private and loopback addresses (env CICLO_WEBHOOK_ALLOW_PRIVATE=true)")
-	fs.BoolVar(&f.noMigrate, "no-migrate", false, "do not apply migrations at start; refuse to start if the schema is behind")
-	fs.StringVar(&f.configFile, "config", env("CICLO_CONFIG", ""), "YAML config file whose keys are these flags' names (env CICLO_CONFIG); flags win over environment variables, which win over the file")
-	f.ops.register(fs)
+// settings are serve's and demo's settings.
+func (f *flags) settings() []setting {
+	c := &f.cfg
+	w := &c.Worker
+	return append(f.db.settings(), []setting{
+		{Key: "rules", Env: "CICLO_RULES", Value: text(&c.RulesPath, "rules.yaml"), Usage: "rules file"},
+		{Key: "api-token", Env: "CICLO_API_TOKEN", Value: text(&c.APIToken, ""), Usage: "bearer token the HTTP API requires; empty: a random one, printed at start"},
+		{Key: "smtp-url", Env: "CICLO_SMTP_URL", Value: text(&c.SMTPURL, ""), Usage: "SMTP server, smtp://user:pass@host:port?tls=none|starttls|tls; empty: write emails to the outbox"},
+		{Key: "outbox-dir", Env: "CICLO_OUTBOX_DIR", Value: text(&c.OutboxDir, app.OutboxDirDefault), Usage: "folder for .eml files when no SMTP server is set"},
+		{Key: "addr", Env: "CICLO_ADDR", Value: text(&c.Addr, app.AddrDefault), Usage: "HTTP listen address"},
+		{Key: "public-url", Env: "CICLO_PUBLIC_URL", Value: text(&c.PublicURL, ""), Usage: "URL recipients reach this server at, for unsubscribe links; default http://localhost:PORT"},
+		{Key: "from", Env: "CICLO_FROM", Value: text(&c.From, app.FromDefault), Usage: "sender of every email"},
+		{Key: "secret", Env: "CICLO_SECRET", Value: text(&c.Secret, ""), Usage: "secret that signs unsubscribe links; default: generated once and kept in the database"},
+		{Key: "webhook-secret", Env: "CICLO_WEBHOOK_SECRET", Value: text(&c.WebhookSecret, ""), Usage: "signs webhooks whose rule sets no secret"},
+		{Key: "unsubscribe-mailto", Env: "CICLO_UNSUBSCRIBE_MAILTO", Value: text(&c.UnsubscribeMailto, ""), Usage: "address for the mailto: entry of List-Unsubscribe"},
+		{Key: "webhook-allow-host", Env: "CICLO_WEBHOOK_ALLOW_HOSTS", Value: list(&c.WebhookAllowHosts, nil), Usage: "webhook hosts allowed even on private addresses, comma-separated"},
+		{Key: "webhook-allow-private", Env: "CICLO_WEBHOOK_ALLOW_PRIVATE", Value: boolean(&c.WebhookAllowPrivate, false), Usage: "allow webhooks to private and loopback addresses"},
+		{Key: "no-migrate", Env: "CICLO_NO_MIGRATE", Value: boolean(&f.noMigrate, false), Usage: "do not apply migrations at start; refuse to start if the schema is behind"},
+		{Key: "role", Env: "CICLO_ROLE", Value: text(&c.Role, app.RoleAll), Usage: "what this process runs: api (HTTP API and River UI, only enqueues jobs), worker (works jobs; HTTP serves only /healthz, /readyz, /metrics) or all"},
+		{Key: "metrics-token", Env: "CICLO_METRICS_TOKEN", Value: text(&c.MetricsToken, ""), Usage: "bearer token that opens /metrics only, for a scraper; the API token opens it too"},
+		{Key: "ui-user", Env: "CICLO_UI_USER", Value: text(&c.UIUser, ""), Usage: "user for HTTP basic auth to the River UI at /riverui/; the API token as bearer token opens it too"},
+		{Key: "ui-password", Env: "CICLO_UI_PASSWORD", Value: text(&c.UIPassword, ""), Usage: "password for the River UI user"},
+		{Key: "evaluate-workers", Env: "CICLO_EVALUATE_WORKERS", Value: integer(&w.EvaluateWorkers, worker.EvaluateWorkersDefault), Usage: "concurrent jobs of the evaluate queue in this process"},
+		{Key: "sweep-workers", Env: "CICLO_SWEEP_WORKERS", Value: integer(&w.SweepWorkers, worker.SweepWorkersDefault), Usage: "concurrent jobs of the sweep queue in this process"},
+		{Key: "email-workers", Env: "CICLO_EMAIL_WORKERS", Value: integer(&w.EmailWorkers, worker.EmailWorkersDefault), Usage: "concurrent jobs of the email queue in this process"},
+		{Key: "webhook-workers", Env: "CICLO_WEBHOOK_WORKERS", Value: integer(&w.WebhookWorkers, worker.WebhookWorkersDefault), Usage: "concurrent jobs of the webhook queue in this process"},
+		{Key: "job-retention", Env: "CICLO_JOB_RETENTION", Value: duration(&w.JobRetention, worker.JobRetentionDefault), Usage: "how long completed, cancelled and discarded jobs stay in river_job"},
+		{Key: "rescue-after", Env: "CICLO_RESCUE_AFTER", Value: duration(&w.RescueAfter, worker.RescueAfterDefault), Usage: "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails; must be longer than " + worker.LongestJobTimeout.String() + ", the longest a job that sends may run"},
+		{Key: "shutdown-timeout", Env: "CICLO_SHUTDOWN_TIMEOUT", Value: duration(&c.ShutdownTimeout, app.ShutdownTimeoutDefault), Usage: "on SIGTERM, how long running jobs and requests get to finish before they are cancelled"},
+		{Key: "config", Env: "CICLO_CONFIG", Value: text(&f.configFile, ""), NoFile: true, Usage: "YAML config file whose keys are these flags' names; flags win over environment variables, which win over the file"},
+	}...)
 }
 
-func splitList(s string) []string {
-	if s == "" {
-		return nil
+// register adds the flags of the settings to cmd; defaults, by key,
+// replace the declared defaults for this command.
+func (f *flags) register(cmd *cobra.Command, defaults map[string]string) {
+	f.conf = registerSettings(cmd, f.settings(), defaults)
+	f.db.conf = f.conf
+}
+
+// resolve applies the config file and the environment under the parsed flags.
+func (f *flags) resolve(cmd *cobra.Command) error {
+	return f.conf.resolve(cmd.Flags())
+}
+
+// validate checks the values that one setting alone cannot.
+func (f *flags) validate() error {
+	c, d := &f.cfg, f.conf.describe
+	switch c.Role {
+	case app.RoleAll, app.RoleAPI, app.RoleWorker:
+	default:
+		return fmt.Errorf("%s: use api, worker or all", d("role"))
 	}
-	return strings.Split(s, ",")
+	for _, w := range []struct {
+		key string
+		n   int
+	}{{"evaluate-workers", c.Worker.EvaluateWorkers}, {"sweep-workers", c.Worker.SweepWorkers},
+		{"email-workers", c.Worker.EmailWorkers}, {"webhook-workers", c.Worker.WebhookWorkers}} {
+		if w.n < 1 {
+			return fmt.Errorf("%s: must be at least 1", d(w.key))
+		}
+	}
+	if c.Worker.JobRetention <= 0 {
+		return fmt.Errorf("%s: must be a positive duration such as 24h", d("job-retention"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("%s: must be a positive duration such as 30s", d("shutdown-timeout"))
+	}
+	if c.Worker.RescueAfter <= worker.LongestJobTimeout {
+		return fmt.Errorf("%s: must be longer than %s, the longest a job that sends may run (a dispatch batch), "+
+			"or a job still sending would be run a second time and its emails sent twice; the default is %s",
+			d("rescue-after"), worker.LongestJobTimeout, worker.RescueAfterDefault)
+	}
+	if (c.UIUser == "") != (c.UIPassword == "") {
+		return fmt.Errorf("set both CICLO_UI_USER and CICLO_UI_PASSWORD (--ui-user, --ui-password), or neither")
+	}
+	return nil
 }
 
 // config resolves the database and token and returns the app config, and a
-// function that releases a throwaway database if one was started.
+// function that releases a throwaway database if one was started. resolve
+// must have run.
 func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, func(), error) {
-	if err := f.ops.validate(); err != nil {
+	if err := f.validate(); err != nil {
 		return app.Config{}, nil, err
 	}
 	dbURL, release, err := f.db.resolve(ctx, logger)
 	if err != nil {
 		return app.Config{}, nil, err
 	}
-	token := f.token
-	if token == "" {
-		token = randomToken()
-		logger.Warn("config: no CICLO_API_TOKEN set; using a random token for this run", slog.String("api_token", token))
+	cfg := f.cfg
+	if cfg.APIToken == "" {
+		cfg.APIToken = randomToken()
+		logger.Warn("config: no CICLO_API_TOKEN set; using a random token for this run", slog.String("api_token", cfg.APIToken))
 	}
-	cfg := app.Config{
-		DatabaseURL: dbURL, RulesPath: f.rules, APIToken: token, Secret: f.secret,
-		Addr: f.addr, PublicURL: f.publicURL, SMTPURL: f.smtpURL, OutboxDir: f.outbox, From: f.from,
-		WebhookSecret: f.webhookSecret, UnsubscribeMailto: f.unsubscribeMailto,
-		WebhookAllowHosts: f.webhookAllowHosts, WebhookAllowPrivate: f.webhookAllowPrivate,
-		Migrate: !f.noMigrate, Logger: logger,
-	}
-	f.ops.apply(&cfg)
+	cfg.DatabaseURL, cfg.Migrate, cfg.Logger = dbURL, !f.noMigrate, logger
 	warnMailSetup(logger, &cfg)
 	return cfg, release, nil
 }
@@ -127,34 +198,34 @@ type dbFlags struct {
 	// demo: the local server's demoDatabase, else a throwaway cluster;
 	// never the data folder or the database serve uses.
 	demo bool
-	// dataDirSet: the user named the data folder (flag or environment).
-	dataDirSet func() bool
+	conf *settingSet // tells whether the user named the data folder
 }
 
 // demoDatabase is the demo's database on a local server, kept apart from
 // serve's (localpg.DatabaseDefault) so demo customers never mix with real ones.
 const demoDatabase = "ciclo_demo"
 
-// register adds --database-url, and --data-dir for commands that keep data.
-func (d *dbFlags) register(cmd *cobra.Command) {
-	fs := cmd.Flags()
+// settings are --database-url, and --data-dir for commands that keep data.
+func (d *dbFlags) settings() []setting {
 	if d.demo {
-		fs.StringVar(&d.url, "database-url", env("DATABASE_URL", ""),
-			"Postgres URL (env DATABASE_URL); empty: database "+demoDatabase+" on the local server at 127.0.0.1:5432, else a throwaway cluster deleted on exit")
-		return
+		return []setting{{Key: "database-url", Env: "DATABASE_URL", Value: text(&d.url, ""),
+			Usage: "Postgres URL; empty: database " + demoDatabase + " on the local server at 127.0.0.1:5432, else a throwaway cluster deleted on exit"}}
 	}
-	fs.StringVar(&d.url, "database-url", env("DATABASE_URL", ""),
-		"Postgres URL (env DATABASE_URL); empty: the durable cluster in --data-dir if it holds one, else the local server at 127.0.0.1:5432, else a new durable cluster in --data-dir")
 	def, err := localpg.DefaultDataDir()
 	if err != nil {
 		def = ""
 	}
-	fs.StringVar(&d.dataDir, "data-dir", env(localpg.DataDirEnv, def),
-		"folder of the embedded Postgres cluster used without DATABASE_URL (env "+localpg.DataDirEnv+"); naming it always uses it; it survives restarts")
-	d.dataDirSet = func() bool {
-		_, inEnv := os.LookupEnv(localpg.DataDirEnv)
-		return cmd.Flags().Changed("data-dir") || inEnv
+	return []setting{
+		{Key: "database-url", Env: "DATABASE_URL", Value: text(&d.url, ""),
+			Usage: "Postgres URL; empty: the durable cluster in --data-dir if it holds one, else the local server at 127.0.0.1:5432, else a new durable cluster in --data-dir"},
+		{Key: "data-dir", Env: localpg.DataDirEnv, Value: text(&d.dataDir, def),
+			Usage: "folder of the embedded Postgres cluster used without DATABASE_URL; naming it always uses it; it survives restarts"},
 	}
+}
+
+// register adds the database flags alone, for migrate.
+func (d *dbFlags) register(cmd *cobra.Command) {
+	d.conf = registerSettings(cmd, d.settings(), nil)
 }
 
 // resolve returns the database to use and a function that stops a
@@ -178,7 +249,7 @@ func (d *dbFlags) resolve(ctx context.Context, logger *slog.Logger) (string, fun
 		if d.dataDir == "" {
 			return "", nil, fmt.Errorf("no DATABASE_URL and no data folder: set DATABASE_URL, or %s (--data-dir) to a folder for ciclo's Postgres cluster", localpg.DataDirEnv)
 		}
-		opts.DataDir, opts.OnlyDataDir = d.dataDir, d.dataDirSet != nil && d.dataDirSet()
+		opts.DataDir, opts.OnlyDataDir = d.dataDir, d.conf != nil && d.conf.isSet("data-dir")
 	}
 	res, err := localpg.Find(ctx, opts)
 	if err != nil {

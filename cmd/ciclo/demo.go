@@ -152,9 +152,7 @@ sweeps run for each day, so the rules fire as they would have. Then
 		},
 	}
 	f.db.demo = true
-	f.register(cmd, "rules.example.yaml")
-	cmd.Flags().Lookup("addr").DefValue = "127.0.0.1:0"
-	_ = cmd.Flags().Set("addr", env("CICLO_ADDR", "127.0.0.1:0"))
+	f.register(cmd, map[string]string{"rules": "rules.example.yaml", "addr": "127.0.0.1:0"})
 	cmd.Flags().BoolVar(&keep, "keep-running", false, "keep serving after the demo event")
 	history.register(cmd)
 	return cmd

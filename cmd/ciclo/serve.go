@@ -69,6 +69,6 @@ which wins over the file.`,
 			return a.Stop(stopCtx)
 		},
 	}
-	f.register(cmd, "rules.yaml")
+	f.register(cmd, nil)
 	return cmd
 }

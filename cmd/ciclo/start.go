@@ -24,7 +24,7 @@ type running struct {
 // is left running.
 // Each adjust runs on the configuration before the app is built.
 func startApp(cmd *cobra.Command, f *flags, adjust ...func(*app.Config)) (*running, error) {
-	if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
+	if err := f.resolve(cmd); err != nil {
 		return nil, err
 	}
 	logger := newLogger(slog.LevelInfo)
