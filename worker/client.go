@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/jobs"
 )
 
 // Defaults for Config.
@@ -189,10 +190,10 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 		}
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{
-			QueueEvaluate: {MaxWorkers: cfg.EvaluateWorkers},
-			QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
-			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
-			QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
+			jobs.QueueEvaluate: {MaxWorkers: cfg.EvaluateWorkers},
+			jobs.QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
+			jobs.QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
+			jobs.QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
 		}
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})

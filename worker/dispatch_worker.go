@@ -19,16 +19,12 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
 )
-
-// DispatchMaxAttempts is how often a delivery is tried before it is
-// recorded as failed. With River's default backoff (attempt⁴ seconds) the
-// last try is about five hours after the first.
-const DispatchMaxAttempts = 10
 
 // ConfigErrorRetry is how long an email delivery waits after the SMTP
 // server turned it away for a configuration error (see
@@ -105,32 +101,32 @@ const (
 // DispatchWorker sends one delivery through its channel and records the
 // outcome on the delivery row.
 type DispatchWorker struct {
-	river.WorkerDefaults[DispatchArgs]
+	river.WorkerDefaults[jobs.DispatchArgs]
 	*dispatcher
 }
 
 // Work sends a queued delivery; see dispatcher.dispatch.
-func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
+func (w *DispatchWorker) Work(ctx context.Context, job *river.Job[jobs.DispatchArgs]) error {
 	return w.dispatch(ctx, job.JobRow, []store.DeliveryRef{{CustomerID: job.Args.CustomerID, ID: job.Args.DeliveryID}}, nil)
 }
 
 // DispatchBatchWorker sends several deliveries of one channel and records
 // their outcomes.
 type DispatchBatchWorker struct {
-	river.WorkerDefaults[DispatchBatchArgs]
+	river.WorkerDefaults[jobs.DispatchBatchArgs]
 	*dispatcher
 }
 
 // Work sends a batch's queued deliveries; see dispatcher.dispatch.
-func (w *DispatchBatchWorker) Work(ctx context.Context, job *river.Job[DispatchBatchArgs]) error {
-	return w.dispatch(ctx, job.JobRow, job.Args.refs(), func(ctx context.Context, tx pgx.Tx) error {
+func (w *DispatchBatchWorker) Work(ctx context.Context, job *river.Job[jobs.DispatchBatchArgs]) error {
+	return w.dispatch(ctx, job.JobRow, deliveryRefs(job.Args), func(ctx context.Context, tx pgx.Tx) error {
 		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 		return err
 	})
 }
 
 // Timeout gives a batch time for all its sends.
-func (w *DispatchBatchWorker) Timeout(*river.Job[DispatchBatchArgs]) time.Duration {
+func (w *DispatchBatchWorker) Timeout(*river.Job[jobs.DispatchBatchArgs]) time.Duration {
 	return dispatchBatchTimeout
 }
 
@@ -390,7 +386,7 @@ func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result
 	}
 	permanent := channels.IsPermanent(sendErr)
 	// The last try: the job's (a lone delivery's) or the delivery's own.
-	last := job.Attempt >= job.MaxAttempts || s.dp.Delivery.Attempts+1 >= DispatchMaxAttempts
+	last := job.Attempt >= job.MaxAttempts || s.dp.Delivery.Attempts+1 >= jobs.DispatchMaxAttempts
 	if !permanent && !last {
 		out.Status = store.DeliveryQueued
 		return
@@ -456,7 +452,7 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 		if s.out != nil && s.out.Attempted {
 			attempts++
 		}
-		opts := &river.InsertOpts{MaxAttempts: max(DispatchMaxAttempts-attempts, 1)}
+		opts := &river.InsertOpts{MaxAttempts: max(jobs.DispatchMaxAttempts-attempts, 1)}
 		switch {
 		case s.snooze > 0:
 			opts.ScheduledAt = now.Add(s.snooze)
@@ -465,7 +461,7 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 				Errors: make([]rivertype.AttemptError, attempts-1)})
 		}
 		later = append(later, river.InsertManyParams{
-			Args:       DispatchArgs{CustomerID: d.CustomerID, DeliveryID: d.ID, Channel: d.Channel},
+			Args:       jobs.DispatchArgs{CustomerID: d.CustomerID, DeliveryID: d.ID, Channel: d.Channel},
 			InsertOpts: opts,
 		})
 	}
@@ -755,4 +751,13 @@ func (w *dispatcher) webhook(rs *rules.RuleSet, dp *store.Dispatch) (*channels.M
 		return nil, undeliverable("no signing secret for webhook of rule %q: set `secret:` on the action or CICLO_WEBHOOK_SECRET", d.Rule)
 	}
 	return &channels.Message{ID: "delivery-" + strconv.FormatInt(d.ID, 10), URL: a.URL, Secret: secret, Body: body}, nil
+}
+
+// deliveryRefs are the deliveries a batch job names, as the store takes them.
+func deliveryRefs(a jobs.DispatchBatchArgs) []store.DeliveryRef {
+	out := make([]store.DeliveryRef, len(a.Deliveries))
+	for i, d := range a.Deliveries {
+		out[i] = store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID}
+	}
+	return out
 }

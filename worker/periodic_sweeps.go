@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 )
 
@@ -106,7 +107,7 @@ func (p *PeriodicSweeps) constructor(id string, sched river.PeriodicSchedule) ri
 		if len(names) == 0 {
 			return nil, nil
 		}
-		return SweepArgs{Tick: LastTick(sched, time.Now()), Rules: names}, nil
+		return jobs.SweepArgs{Tick: LastTick(sched, time.Now()), Rules: names}, nil
 	}
 }
 

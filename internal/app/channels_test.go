@@ -26,6 +26,7 @@ import (
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -523,7 +524,7 @@ func TestChannels(t *testing.T) {
 		b.smtp.FailNext(451, "try again later", 1)
 
 		// One sweep fires both campaigns for k1–k4: eight deliveries, one batch job.
-		_, err = b.app.River.Insert(ctx, worker.SweepArgs{Tick: noon, Rules: []string{"campaign-a", "campaign-b"}}, nil)
+		_, err = b.app.River.Insert(ctx, jobs.SweepArgs{Tick: noon, Rules: []string{"campaign-a", "campaign-b"}}, nil)
 		require.NoError(t, err)
 		campaign := "rule IN ('campaign-a', 'campaign-b')"
 		// The batch tries each delivery once, then gives those left queued
