@@ -13,6 +13,7 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/rules"
 )
 
 // Defaults for Config.
@@ -48,7 +49,7 @@ const (
 // Config configures the River client that runs ciclo's jobs.
 type Config struct {
 	// Rules holds the rule set in force. Required.
-	Rules *RuleSetHolder
+	Rules *rules.Holder
 	// Dispatch is what deliveries are sent with. Required unless InsertOnly.
 	Dispatch *DispatchConfig
 	// InsertOnly builds a client that only enqueues (an API-only process).

@@ -134,7 +134,7 @@ func (w *DispatchBatchWorker) Timeout(*river.Job[jobs.DispatchBatchArgs]) time.D
 type dispatcher struct {
 	cfg    *DispatchConfig
 	pool   *pgxpool.Pool
-	rules  *RuleSetHolder
+	rules  *rules.Holder
 	now    Clock
 	logger *slog.Logger
 	// jobNow is River's clock, which the jobs a batch hands deliveries to
@@ -152,7 +152,7 @@ type dispatcher struct {
 	writes *coalescer[store.Outcome, struct{}]
 }
 
-func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *RuleSetHolder, now Clock, logger *slog.Logger,
+func newDispatcher(cfg *DispatchConfig, pool *pgxpool.Pool, rs *rules.Holder, now Clock, logger *slog.Logger,
 	retry river.ClientRetryPolicy,
 ) *dispatcher {
 	if retry == nil {

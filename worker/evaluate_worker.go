@@ -31,7 +31,7 @@ type EvaluateWorker struct {
 	river.WorkerDefaults[jobs.EvaluateArgs]
 
 	pool   *pgxpool.Pool
-	rules  *RuleSetHolder
+	rules  *rules.Holder
 	now    Clock
 	logger *slog.Logger
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
 	"github.com/ciclohq/ciclo/worker"
@@ -44,7 +45,7 @@ func TestRescueAfter(t *testing.T) {
 
 	t.Run("ReachesRiverConfig", func(t *testing.T) {
 		t.Parallel()
-		b := &sweepBundle{rules: worker.NewRuleSetHolder(parseRules(t, sweepRules)), clock: &testClock{}, db: &testdb.DB{}}
+		b := &sweepBundle{rules: rules.NewHolder(parseRules(t, sweepRules)), clock: &testClock{}, db: &testdb.DB{}}
 		cfg := baseConfig(t, b)
 		rc, err := worker.RiverConfig(nil, cfg)
 		require.NoError(t, err)

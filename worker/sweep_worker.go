@@ -82,7 +82,7 @@ type SweepShardWorker struct {
 	river.WorkerDefaults[jobs.SweepShardArgs]
 
 	pool     *pgxpool.Pool
-	rules    *RuleSetHolder
+	rules    *rules.Holder
 	now      Clock
 	pageSize int
 	// fireBatch is how many matching customers are fired in one

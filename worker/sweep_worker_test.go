@@ -52,7 +52,7 @@ func (c nopChannel) Close() error { return nil }
 
 type sweepBundle struct {
 	db    *testdb.DB
-	rules *worker.RuleSetHolder
+	rules *rules.Holder
 	clock *testClock
 }
 
@@ -71,7 +71,7 @@ func parseRules(t testing.TB, src string) *rules.RuleSet {
 
 func setupSweep(t testing.TB, src string) *sweepBundle {
 	t.Helper()
-	b := &sweepBundle{db: testdb.New(t), rules: worker.NewRuleSetHolder(parseRules(t, src)), clock: &testClock{}}
+	b := &sweepBundle{db: testdb.New(t), rules: rules.NewHolder(parseRules(t, src)), clock: &testClock{}}
 	b.clock.Set(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
 	return b
 }
