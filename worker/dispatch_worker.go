@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/ciclohq/ciclo/channels"
 	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/message"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
@@ -593,37 +592,17 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 	if !a.Transactional {
 		s.cap = frequencyCap(rs, d.Rule)
 	}
-	list := "<" + data.UnsubscribeURL + ">"
-	if w.cfg.UnsubscribeMailto != "" {
-		list += ", <mailto:" + w.cfg.UnsubscribeMailto + "?subject=unsubscribe>"
-	}
 	s.msg = &channels.Message{
-		ID:      emailID(d),
+		ID:      message.EmailID(d),
 		From:    w.cfg.From,
 		To:      cust.Email,
 		ToName:  cust.Name,
 		Subject: r.Subject,
 		HTML:    r.HTML,
 		Text:    r.Text,
-		Headers: map[string]string{
-			"List-Unsubscribe":      list,
-			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-		},
+		Headers: message.EmailHeaders(data.UnsubscribeURL, w.cfg.UnsubscribeMailto),
 	}
 	return nil
-}
-
-// emailID is the Message-ID local part of an email delivery:
-// "delivery-<id>.<message key>", unique everywhere thanks to the random key
-// drawn when the delivery was queued, and the same on every retry. The
-// channel adds the sending domain. Deliveries finished before keys existed
-// have none and keep the old "delivery-<id>".
-func emailID(d *store.Delivery) string {
-	id := "delivery-" + strconv.FormatInt(d.ID, 10)
-	if d.MessageKey != "" {
-		id += "." + strings.ReplaceAll(d.MessageKey, "-", "")
-	}
-	return id
 }
 
 // frequencyCap is the cap in force for a rule: its own, else the default.
@@ -653,81 +632,7 @@ func (w *dispatcher) location(name string) *time.Location {
 
 // templateData gathers what templates and webhook bodies show.
 func (w *dispatcher) templateData(dp *store.Dispatch) templates.Data {
-	cust := dp.Customer
-	data := templates.Data{
-		Customer: templates.Customer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
-			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent, Attributes: cust.Attributes},
-		Rule:           dp.Delivery.Rule,
-		StoreName:      w.cfg.StoreName,
-		UnsubscribeURL: w.cfg.Unsubscribe.URL(cust.ID, cust.Email),
-	}
-	if data.StoreName == "" {
-		data.StoreName = "our store"
-	}
-	if ev := dp.Event; ev != nil {
-		data.Event = &templates.Event{Type: ev.Type, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
-	}
-	if c := dp.Coupon; c != nil {
-		data.Coupon = &templates.Coupon{Code: c.Code, Kind: c.Kind, Value: c.Value, ExpiresAt: c.ExpiresAt}
-	}
-	return data
-}
-
-// WebhookBody is the JSON a webhook receives.
-type WebhookBody struct {
-	Type           string          `json:"type"` // always "rule.fired"
-	Rule           string          `json:"rule"`
-	RuleSetVersion string          `json:"rule_set_version"`
-	FiringID       int64           `json:"firing_id"`
-	DeliveryID     int64           `json:"delivery_id"`
-	Customer       WebhookCustomer `json:"customer"`
-	Coupon         *WebhookCoupon  `json:"coupon,omitempty"`
-	Event          *WebhookEvent   `json:"event,omitempty"`
-	FiredAt        time.Time       `json:"fired_at"`
-}
-
-// WebhookCoupon is the firing's coupon as a webhook receives it.
-type WebhookCoupon struct {
-	Code      string    `json:"code"`
-	Kind      string    `json:"kind"` // percent, amount or free_shipping
-	Value     float64   `json:"value"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-}
-
-// WebhookEvent is the event that fired the rule as a webhook receives it.
-type WebhookEvent struct {
-	Type       string         `json:"type"`
-	Properties map[string]any `json:"properties"`
-	OccurredAt time.Time      `json:"occurred_at"`
-}
-
-// WebhookCustomer is the customer as a webhook receives it.
-type WebhookCustomer struct {
-	ID          string  `json:"id"`
-	Email       string  `json:"email"`
-	Name        string  `json:"name"`
-	Stage       string  `json:"stage"`
-	OrdersCount int     `json:"orders_count"`
-	TotalSpent  float64 `json:"total_spent"`
-}
-
-// NewWebhookBody builds the webhook body for a firing from the same data
-// its emails are rendered with.
-func NewWebhookBody(rule, version string, firingID, deliveryID int64, data templates.Data, firedAt time.Time) WebhookBody {
-	c := data.Customer
-	wb := WebhookBody{
-		Type: "rule.fired", Rule: rule, RuleSetVersion: version, FiringID: firingID, DeliveryID: deliveryID,
-		Customer: WebhookCustomer{ID: c.ID, Email: c.Email, Name: c.Name, Stage: c.Stage,
-			OrdersCount: c.OrdersCount, TotalSpent: c.TotalSpent},
-		FiredAt: firedAt,
-	}
-	if cp := data.Coupon; cp != nil {
-		wb.Coupon = &WebhookCoupon{Code: cp.Code, Kind: cp.Kind, Value: cp.Value, ExpiresAt: cp.ExpiresAt}
-	}
-	if ev := data.Event; ev != nil {
-		wb.Event = &WebhookEvent{Type: ev.Type, Properties: ev.Properties, OccurredAt: ev.OccurredAt}
-	}
-	return wb
+	return message.Data(dp, w.cfg.StoreName, w.cfg.Unsubscribe.URL(dp.Customer.ID, dp.Customer.Email))
 }
 
 func (w *dispatcher) webhook(rs *rules.RuleSet, dp *store.Dispatch) (*channels.Message, error) {
@@ -736,7 +641,7 @@ func (w *dispatcher) webhook(rs *rules.RuleSet, dp *store.Dispatch) (*channels.M
 	if err := json.Unmarshal(d.Action, &a); err != nil {
 		return nil, undeliverable("decode webhook action: %v", err)
 	}
-	wb := NewWebhookBody(d.Rule, d.RuleSetVersion, d.FiringID, d.ID, w.templateData(dp), d.CreatedAt)
+	wb := message.NewWebhookBody(d.Rule, d.RuleSetVersion, d.FiringID, d.ID, w.templateData(dp), d.CreatedAt)
 	body, err := json.Marshal(wb)
 	if err != nil {
 		return nil, undeliverable("encode webhook body: %v", err)
@@ -750,7 +655,7 @@ func (w *dispatcher) webhook(rs *rules.RuleSet, dp *store.Dispatch) (*channels.M
 	if secret == "" {
 		return nil, undeliverable("no signing secret for webhook of rule %q: set `secret:` on the action or CICLO_WEBHOOK_SECRET", d.Rule)
 	}
-	return &channels.Message{ID: "delivery-" + strconv.FormatInt(d.ID, 10), URL: a.URL, Secret: secret, Body: body}, nil
+	return &channels.Message{ID: message.WebhookID(d), URL: a.URL, Secret: secret, Body: body}, nil
 }
 
 // deliveryRefs are the deliveries a batch job names, as the store takes them.

@@ -27,6 +27,7 @@ import (
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/message"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -609,7 +610,7 @@ func TestChannels(t *testing.T) {
 			require.False(t, verifyWebhook(t, fallbackWebhookSecret, r))
 		}
 		require.Equal(t, strconv.FormatInt(noon.Unix(), 10), reqs[0].header.Get("webhook-timestamp"))
-		var body worker.WebhookBody
+		var body message.WebhookBody
 		require.NoError(t, json.Unmarshal(reqs[0].body, &body))
 		require.Equal(t, "rule.fired", body.Type)
 		require.Equal(t, "hook", body.Rule)
