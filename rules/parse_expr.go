@@ -52,9 +52,9 @@ func exprMessage(msg string) (string, string) {
 	if m := exprUnknownRe.FindStringSubmatch(msg); m != nil {
 		hint := didYouMean(m[1], envNames)
 		if slices.Contains(customerFields, m[1]) {
-			hint = fmt.Sprintf("did you mean %q?", "customer."+m[1])
+			hint = meant("customer." + m[1])
 		} else if slices.Contains(eventFields, m[1]) {
-			hint = fmt.Sprintf("did you mean %q?", "event."+m[1])
+			hint = meant("event." + m[1])
 		}
 		if hint == "" {
 			hint = "known names: " + strings.Join(envNames, ", ")
