@@ -15,9 +15,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // Limits on event fields besides the contact fields' (check.go).
@@ -186,7 +186,7 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 		if err != nil {
 			return err
 		}
-		var jobs []river.InsertManyParams
+		var inserts []river.InsertManyParams
 		for k, i := range order {
 			e, res := prepared[i], ingested[k]
 			results[i] = Result{ID: res.EventID, Duplicate: res.Duplicate, Type: e.Type}
@@ -203,14 +203,14 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 					return err
 				}
 			}
-			jobs = append(jobs, river.InsertManyParams{Args: worker.EvaluateArgs{
+			inserts = append(inserts, river.InsertManyParams{Args: jobs.EvaluateArgs{
 				CustomerID: e.CustomerID, EventID: res.EventID,
 			}})
 		}
-		if len(jobs) == 0 {
+		if len(inserts) == 0 {
 			return nil
 		}
-		if _, err := s.cfg.River.InsertManyTx(ctx, tx, jobs); err != nil {
+		if _, err := s.cfg.River.InsertManyTx(ctx, tx, inserts); err != nil {
 			return fmt.Errorf("enqueue evaluation: %w", err)
 		}
 		return nil

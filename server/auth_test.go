@@ -12,15 +12,15 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/server"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // insertJob adds a River job the UI can delete; it stays available since
 // an API process works no jobs.
 func insertJob(t *testing.T, b *appBundle) int64 {
 	t.Helper()
-	res, err := b.app.River.Insert(context.Background(), worker.EvaluateArgs{CustomerID: "c1", EventID: 1}, nil)
+	res, err := b.app.River.Insert(context.Background(), jobs.EvaluateArgs{CustomerID: "c1", EventID: 1}, nil)
 	require.NoError(t, err)
 	return res.Job.ID
 }

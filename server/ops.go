@@ -11,7 +11,7 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/migrations"
-	"github.com/ciclohq/ciclo/worker"
+	"github.com/ciclohq/ciclo/rules"
 )
 
 // ReadyTimeoutDefault bounds the database checks of one /readyz probe.
@@ -24,7 +24,7 @@ type OpsConfig struct {
 	// Pool is the database /readyz checks. Required.
 	Pool *pgxpool.Pool
 	// Rules holds the rule set /readyz reports. Required.
-	Rules *worker.RuleSetHolder
+	Rules *rules.Holder
 	// APIToken is the bearer token of the API; it also opens /metrics and
 	// /riverui/. Required.
 	APIToken string

@@ -18,8 +18,8 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/server"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // switchProxy forwards TCP connections to a target while up; down cuts
@@ -91,7 +91,7 @@ func TestOpsReadyz(t *testing.T) {
 	db := testdb.New(t)
 	rs, _, err := app.LoadRules(filepath.Join("..", "rules.example.yaml"))
 	require.NoError(t, err)
-	rules := worker.NewRuleSetHolder(rs)
+	rules := rules.NewHolder(rs)
 
 	newOps := func(t *testing.T, url string) http.Handler {
 		t.Helper()
@@ -193,7 +193,7 @@ func TestRequestID(t *testing.T) {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /unsubscribe/{token}", api)
-	h := server.NewOps(&server.OpsConfig{Pool: db.Pool, Rules: worker.NewRuleSetHolder(rs), APIToken: "tok", API: mux, Logger: logger}).Handler()
+	h := server.NewOps(&server.OpsConfig{Pool: db.Pool, Rules: rules.NewHolder(rs), APIToken: "tok", API: mux, Logger: logger}).Handler()
 
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/unsubscribe/secret-token-with-email", nil)

@@ -16,8 +16,8 @@ import (
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/report"
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/server"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 type reportsBundle struct {
@@ -43,7 +43,7 @@ func setupReports(t *testing.T) *reportsBundle {
 		_, err := db.Pool.Exec(ctx, stmt)
 		require.NoError(t, err)
 	}
-	h := server.NewOps(&server.OpsConfig{Pool: db.Pool, Rules: worker.NewRuleSetHolder(rs), APIToken: "tok",
+	h := server.NewOps(&server.OpsConfig{Pool: db.Pool, Rules: rules.NewHolder(rs), APIToken: "tok",
 		UIUser: "ops", UIPassword: "pw", API: http.NotFoundHandler()}).Handler()
 	return &reportsBundle{db: db, h: h}
 }

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/unsubscribe"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // Defaults for Config.
@@ -36,7 +36,7 @@ type Config struct {
 	// River enqueues evaluate jobs in the ingest transaction. Required.
 	River *river.Client[pgx.Tx]
 	// Rules holds the rule set in force (for the initial stage and version). Required.
-	Rules *worker.RuleSetHolder
+	Rules *rules.Holder
 	// Token is the bearer token the API requires. Required.
 	Token string
 	// Unsubscribe verifies unsubscribe links. Required.

@@ -115,8 +115,19 @@ func (s *Store) FinishDeliveries(ctx context.Context, outs []Outcome) error {
 		if o.ResponseCode != 0 {
 			code = &o.ResponseCode
 		}
-		b.Queue(q("FinishDelivery"), o.Delivery.CustomerID, o.Delivery.ID, o.Status, attempts, pgText(o.Error),
-			pgText(o.ProviderID), code, o.At, pgText(o.Response), o.BounceClass, pgText(o.EnhancedStatus))
+		b.Queue(q("FinishDelivery"), pgx.NamedArgs{
+			"customer_id":     o.Delivery.CustomerID,
+			"id":              o.Delivery.ID,
+			"status":          o.Status,
+			"attempts":        attempts,
+			"last_error":      pgText(o.Error),
+			"provider_id":     pgText(o.ProviderID),
+			"response_code":   code,
+			"at":              o.At,
+			"response":        pgText(o.Response),
+			"bounce_class":    o.BounceClass,
+			"enhanced_status": pgText(o.EnhancedStatus),
+		})
 		if o.Bounce != "" {
 			b.Queue(q("AddSuppression"), o.Bounce, SuppressBounced, pgText(o.Error), o.At)
 		}

@@ -128,8 +128,21 @@ func ingestArgs(e *NewEvent) []any {
 	if attrs == nil {
 		attrs = map[string]any{}
 	}
-	return []any{e.CustomerID, e.Type, props, e.OccurredAt, e.ReceivedAt, e.IdempotencyKey,
-		e.Email, e.Name, e.Timezone, e.IsOrder, cents(e.OrderTotal), attrs, e.PayloadHash}
+	return []any{pgx.NamedArgs{
+		"customer_id":       e.CustomerID,
+		"type":              e.Type,
+		"properties":        props,
+		"occurred_at":       e.OccurredAt,
+		"received_at":       e.ReceivedAt,
+		"idempotency_key":   e.IdempotencyKey,
+		"email":             e.Email,
+		"name":              e.Name,
+		"timezone":          e.Timezone,
+		"is_order":          e.IsOrder,
+		"order_total_cents": cents(e.OrderTotal),
+		"attributes":        attrs,
+		"payload_hash":      e.PayloadHash,
+	}}
 }
 
 func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {

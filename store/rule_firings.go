@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Firing is one rule firing for one customer and occurrence.
@@ -108,11 +110,26 @@ func (s *Store) Fire(ctx context.Context, fs []*Fire, newCode func() string, att
 		couponFire[i] = a.couponFire[n]
 	}
 
-	rows, err := s.db.Query(ctx, q("FireRules"),
-		a.customer, a.rule, a.occurrence, a.version, a.eventID, a.firedAt, a.cooldown,
-		a.stageFire, a.stageTo,
-		couponFire, cc.code, cc.kind, cc.value, cc.expires,
-		a.deliveryFire, a.deliveryChannel, a.deliveryAction, a.holdout)
+	rows, err := s.db.Query(ctx, q("FireRules"), pgx.NamedArgs{
+		"customer_ids":      a.customer,
+		"rules":             a.rule,
+		"occurrences":       a.occurrence,
+		"rule_set_versions": a.version,
+		"event_ids":         a.eventID,
+		"fired_at":          a.firedAt,
+		"cooldowns_ms":      a.cooldown,
+		"stage_firings":     a.stageFire,
+		"stage_tos":         a.stageTo,
+		"coupon_firings":    couponFire,
+		"coupon_codes":      cc.code,
+		"coupon_kinds":      cc.kind,
+		"coupon_values":     cc.value,
+		"coupon_expires":    cc.expires,
+		"delivery_firings":  a.deliveryFire,
+		"delivery_channels": a.deliveryChannel,
+		"delivery_actions":  a.deliveryAction,
+		"holdouts":          a.holdout,
+	})
 	if err != nil {
 		return fmt.Errorf("fire %d rules: %w", len(fs), err)
 	}

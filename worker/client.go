@@ -12,6 +12,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/rules"
 )
 
 // Defaults for Config.
@@ -47,7 +49,7 @@ const (
 // Config configures the River client that runs ciclo's jobs.
 type Config struct {
 	// Rules holds the rule set in force. Required.
-	Rules *RuleSetHolder
+	Rules *rules.Holder
 	// Dispatch is what deliveries are sent with. Required unless InsertOnly.
 	Dispatch *DispatchConfig
 	// InsertOnly builds a client that only enqueues (an API-only process).
@@ -189,10 +191,10 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 		}
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{
-			QueueEvaluate: {MaxWorkers: cfg.EvaluateWorkers},
-			QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
-			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
-			QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
+			jobs.QueueEvaluate: {MaxWorkers: cfg.EvaluateWorkers},
+			jobs.QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
+			jobs.QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
+			jobs.QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
 		}
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})

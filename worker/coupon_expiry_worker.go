@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 )
 
@@ -27,7 +28,7 @@ const (
 // coupon_expires_at. Each coupon is reported once: the event is idempotent
 // on the code and the coupon is marked in the same transaction.
 type CouponExpiryWorker struct {
-	river.WorkerDefaults[CouponExpiryArgs]
+	river.WorkerDefaults[jobs.CouponExpiryArgs]
 
 	pool   *pgxpool.Pool
 	now    Clock
@@ -35,7 +36,7 @@ type CouponExpiryWorker struct {
 }
 
 // Work reports every coupon expired by now, in batches.
-func (w *CouponExpiryWorker) Work(ctx context.Context, _ *river.Job[CouponExpiryArgs]) error {
+func (w *CouponExpiryWorker) Work(ctx context.Context, _ *river.Job[jobs.CouponExpiryArgs]) error {
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	total := 0
 	for {
@@ -79,12 +80,12 @@ func (w *CouponExpiryWorker) batch(ctx context.Context, client *river.Client[pgx
 		if err != nil || len(evs) == 0 {
 			return err
 		}
-		jobs := make([]river.InsertManyParams, len(evs))
+		inserts := make([]river.InsertManyParams, len(evs))
 		for i, e := range evs {
-			jobs[i] = river.InsertManyParams{Args: EvaluateArgs{CustomerID: e.CustomerID, EventID: e.ID}}
+			inserts[i] = river.InsertManyParams{Args: jobs.EvaluateArgs{CustomerID: e.CustomerID, EventID: e.ID}}
 		}
-		if _, err := client.InsertManyTx(ctx, tx, jobs); err != nil {
-			return fmt.Errorf("enqueue evaluation of %d coupon_expired events: %w", len(jobs), err)
+		if _, err := client.InsertManyTx(ctx, tx, inserts); err != nil {
+			return fmt.Errorf("enqueue evaluation of %d coupon_expired events: %w", len(inserts), err)
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 )
 
@@ -15,16 +16,16 @@ func TestDispatchJobs(t *testing.T) {
 	}
 	ds = append(ds, &store.Delivery{CustomerID: "w", ID: 100, Channel: "webhook"})
 
-	jobs := dispatchJobs(ds)
-	require.Len(t, jobs, 3)
-	batch, ok := jobs[0].Args.(DispatchBatchArgs)
+	inserts := dispatchJobs(ds)
+	require.Len(t, inserts, 3)
+	batch, ok := inserts[0].Args.(jobs.DispatchBatchArgs)
 	require.True(t, ok, "the first 50 emails share a batch job")
 	require.Equal(t, "email", batch.Channel)
 	require.Len(t, batch.Deliveries, DispatchBatchSize)
-	require.Equal(t, DeliveryRef{CustomerID: "c", ID: 1}, batch.Deliveries[0])
-	require.Equal(t, QueueEmail, batch.InsertOpts().Queue)
-	require.Equal(t, DispatchArgs{CustomerID: "c", DeliveryID: 51, Channel: "email"}, jobs[1].Args, "the 51st goes on its own")
-	require.Equal(t, DispatchArgs{CustomerID: "w", DeliveryID: 100, Channel: "webhook"}, jobs[2].Args)
-	require.Equal(t, QueueWebhook, jobs[2].Args.(DispatchArgs).InsertOpts().Queue)
+	require.Equal(t, jobs.DeliveryRef{CustomerID: "c", ID: 1}, batch.Deliveries[0])
+	require.Equal(t, jobs.QueueEmail, batch.InsertOpts().Queue)
+	require.Equal(t, jobs.DispatchArgs{CustomerID: "c", DeliveryID: 51, Channel: "email"}, inserts[1].Args, "the 51st goes on its own")
+	require.Equal(t, jobs.DispatchArgs{CustomerID: "w", DeliveryID: 100, Channel: "webhook"}, inserts[2].Args)
+	require.Equal(t, jobs.QueueWebhook, inserts[2].Args.(jobs.DispatchArgs).InsertOpts().Queue)
 	require.Empty(t, dispatchJobs(nil))
 }

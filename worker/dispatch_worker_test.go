@@ -77,7 +77,7 @@ func benchDispatch(b *testing.B, defaults string, campaign bool) {
 	defer email.Close()
 	signer := unsubscribe.NewSigner("bench-secret", "https://shop.example")
 	client, err := worker.NewClient(db.Pool, &worker.Config{
-		Rules:  worker.NewRuleSetHolder(rs),
+		Rules:  rules.NewHolder(rs),
 		Logger: logger,
 		Schema: db.Schema,
 		Now:    func() time.Time { return time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC) },

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -27,10 +28,10 @@ import (
 // events' rules left it. A job whose event was already evaluated by an
 // earlier job does nothing.
 type EvaluateWorker struct {
-	river.WorkerDefaults[EvaluateArgs]
+	river.WorkerDefaults[jobs.EvaluateArgs]
 
 	pool   *pgxpool.Pool
-	rules  *RuleSetHolder
+	rules  *rules.Holder
 	now    Clock
 	logger *slog.Logger
 }
@@ -39,7 +40,7 @@ type EvaluateWorker struct {
 // rule whose `when` fails at run time is logged, recorded in rule_skips and
 // skipped so that the other rules still run; everything else commits or
 // retries as one.
-func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs]) error {
+func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateArgs]) error {
 	rs := w.rules.Load()
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {

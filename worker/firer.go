@@ -12,6 +12,7 @@ import (
 
 	"github.com/ciclohq/ciclo/channels"
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -160,23 +161,23 @@ func insertDispatchJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx
 // DispatchBatchArgs job for each DispatchBatchSize deliveries, or a
 // DispatchArgs job for a delivery on its own.
 func dispatchJobs(ds []*store.Delivery) []river.InsertManyParams {
-	byChannel := map[string][]DeliveryRef{}
+	byChannel := map[string][]jobs.DeliveryRef{}
 	var order []string
 	for _, d := range ds {
 		if _, ok := byChannel[d.Channel]; !ok {
 			order = append(order, d.Channel)
 		}
-		byChannel[d.Channel] = append(byChannel[d.Channel], DeliveryRef{CustomerID: d.CustomerID, ID: d.ID})
+		byChannel[d.Channel] = append(byChannel[d.Channel], jobs.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID})
 	}
-	var jobs []river.InsertManyParams
+	var inserts []river.InsertManyParams
 	for _, ch := range order {
 		for refs := range slices.Chunk(byChannel[ch], DispatchBatchSize) {
 			if len(refs) == 1 {
-				jobs = append(jobs, river.InsertManyParams{Args: DispatchArgs{CustomerID: refs[0].CustomerID, DeliveryID: refs[0].ID, Channel: ch}})
+				inserts = append(inserts, river.InsertManyParams{Args: jobs.DispatchArgs{CustomerID: refs[0].CustomerID, DeliveryID: refs[0].ID, Channel: ch}})
 				continue
 			}
-			jobs = append(jobs, river.InsertManyParams{Args: DispatchBatchArgs{Channel: ch, Deliveries: refs}})
+			inserts = append(inserts, river.InsertManyParams{Args: jobs.DispatchBatchArgs{Channel: ch, Deliveries: refs}})
 		}
 	}
-	return jobs
+	return inserts
 }

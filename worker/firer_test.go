@@ -34,7 +34,7 @@ rules:
 `), rules.ParseOptions{})
 	require.NoError(t, err)
 	r := rs.Rule("jump")
-	client, err := worker.NewClient(db.Pool, &worker.Config{Rules: worker.NewRuleSetHolder(rs), InsertOnly: true, Schema: db.Schema})
+	client, err := worker.NewClient(db.Pool, &worker.Config{Rules: rules.NewHolder(rs), InsertOnly: true, Schema: db.Schema})
 	require.NoError(t, err)
 
 	fire := func() *store.Fire {

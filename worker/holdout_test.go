@@ -36,7 +36,7 @@ rules:
 `), rules.ParseOptions{})
 	require.NoError(t, err)
 	r := rs.Rule("win-back")
-	client, err := worker.NewClient(db.Pool, &worker.Config{Rules: worker.NewRuleSetHolder(rs), InsertOnly: true, Schema: db.Schema})
+	client, err := worker.NewClient(db.Pool, &worker.Config{Rules: rules.NewHolder(rs), InsertOnly: true, Schema: db.Schema})
 	require.NoError(t, err)
 
 	const n = 400

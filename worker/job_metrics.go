@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 )
 
@@ -56,7 +57,7 @@ func (mw *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner f
 		}
 	}()
 	ctx = metrics.WithJob(ctx, rec)
-	if job.Kind == (DispatchArgs{}).Kind() || job.Kind == (DispatchBatchArgs{}).Kind() {
+	if job.Kind == (jobs.DispatchArgs{}).Kind() || job.Kind == (jobs.DispatchBatchArgs{}).Kind() {
 		noted = &notedOutcome{}
 		ctx = context.WithValue(ctx, notedOutcomeKey{}, noted)
 	}
@@ -87,8 +88,8 @@ func noteOutcome(ctx context.Context, channel string, out *store.DeliveryOutcome
 // delivery's job that noted none (it found the delivery done already,
 // snoozed, or failed before recording) has its outcome read back.
 func (mw *jobMetrics) recordDeliveries(ctx context.Context, job *rivertype.JobRow, outs []channelOutcome) {
-	if len(outs) == 0 && job.Kind == (DispatchArgs{}).Kind() {
-		var args DispatchArgs
+	if len(outs) == 0 && job.Kind == (jobs.DispatchArgs{}).Kind() {
+		var args jobs.DispatchArgs
 		if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 			return
 		}

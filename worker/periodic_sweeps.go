@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 )
 
@@ -27,7 +28,7 @@ const tickMargin = 500 * time.Millisecond
 // second leader never doubles it. Safe for concurrent use.
 type PeriodicSweeps struct {
 	client *river.Client[pgx.Tx]
-	rules  *RuleSetHolder
+	rules  *rules.Holder
 
 	mu  sync.Mutex
 	ids map[string]bool
@@ -37,7 +38,7 @@ type PeriodicSweeps struct {
 // job registered yet; call Sync. At each tick the job reads the rule set in
 // force from holder, so a rule edited or removed since Sync is swept as it
 // is then.
-func NewPeriodicSweeps(client *river.Client[pgx.Tx], holder *RuleSetHolder) *PeriodicSweeps {
+func NewPeriodicSweeps(client *river.Client[pgx.Tx], holder *rules.Holder) *PeriodicSweeps {
 	return &PeriodicSweeps{client: client, rules: holder, ids: map[string]bool{}}
 }
 
@@ -106,7 +107,7 @@ func (p *PeriodicSweeps) constructor(id string, sched river.PeriodicSchedule) ri
 		if len(names) == 0 {
 			return nil, nil
 		}
-		return SweepArgs{Tick: LastTick(sched, time.Now()), Rules: names}, nil
+		return jobs.SweepArgs{Tick: LastTick(sched, time.Now()), Rules: names}, nil
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
 	"github.com/ciclohq/ciclo/worker"
@@ -43,7 +45,7 @@ func TestRescueAfter(t *testing.T) {
 
 	t.Run("ReachesRiverConfig", func(t *testing.T) {
 		t.Parallel()
-		b := &sweepBundle{rules: worker.NewRuleSetHolder(parseRules(t, sweepRules)), clock: &testClock{}, db: &testdb.DB{}}
+		b := &sweepBundle{rules: rules.NewHolder(parseRules(t, sweepRules)), clock: &testClock{}, db: &testdb.DB{}}
 		cfg := baseConfig(t, b)
 		rc, err := worker.RiverConfig(nil, cfg)
 		require.NoError(t, err)
@@ -70,7 +72,7 @@ func TestRescueAfter(t *testing.T) {
 		b := setupSweep(t, sweepRules)
 		tick := b.clock.Now()
 		over := b.loadCustomers(t, 300, tick)
-		args, err := json.Marshal(worker.SweepArgs{Tick: tick, Rules: []string{"at-risk"}})
+		args, err := json.Marshal(jobs.SweepArgs{Tick: tick, Rules: []string{"at-risk"}})
 		require.NoError(t, err)
 		ctx := context.Background()
 		var id int64
@@ -78,7 +80,7 @@ func TestRescueAfter(t *testing.T) {
 			(state, attempt, max_attempts, attempted_at, attempted_by, kind, args, queue, priority, scheduled_at, created_at)
 			VALUES ('running', 1, 25, now() - interval '20 seconds', ARRAY['killed-worker'], $1, $2, $3, 1,
 			        now() - interval '20 seconds', now() - interval '20 seconds')
-			RETURNING id`, worker.SweepArgs{}.Kind(), args, worker.QueueSweep).Scan(&id))
+			RETURNING id`, jobs.SweepArgs{}.Kind(), args, jobs.QueueSweep).Scan(&id))
 
 		cfg := baseConfig(t, b)
 		cfg.RescueAfter, cfg.JobTimeout, cfg.RetryPolicy = 3*time.Second, time.Second, retryNow{}

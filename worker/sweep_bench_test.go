@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ciclohq/ciclo/worker"
+	"github.com/ciclohq/ciclo/jobs"
 )
 
 // benchNoFireRules are ten scheduled rules of the usual shapes whose
@@ -69,7 +69,7 @@ func BenchmarkSweep(b *testing.B) {
 	// dispatching the last case's 100,000 jobs, so that Stop only waits for
 	// those in flight and meets its deadline on a busy machine.
 	b.Cleanup(func() {
-		_ = client.QueuePause(ctx, worker.QueueEmail, nil)
+		_ = client.QueuePause(ctx, jobs.QueueEmail, nil)
 		_, _ = bench.db.Pool.Exec(ctx, "DELETE FROM river_job WHERE kind IN ('ciclo.dispatch', 'ciclo.dispatch_batch') AND state = 'available'")
 	})
 	sweeps := 0
@@ -91,10 +91,10 @@ func BenchmarkSweep(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			// Dispatch of an earlier case's jobs stops while the tables are reset.
-			require.NoError(b, client.QueuePause(ctx, worker.QueueEmail, nil))
+			require.NoError(b, client.QueuePause(ctx, jobs.QueueEmail, nil))
 			resetFirings(b, bench)
 			if !tc.noDispatch {
-				require.NoError(b, client.QueueResume(ctx, worker.QueueEmail, nil))
+				require.NoError(b, client.QueueResume(ctx, jobs.QueueEmail, nil))
 			}
 			rs := parseRules(b, tc.rules)
 			bench.rules.Store(rs)
@@ -111,7 +111,7 @@ func BenchmarkSweep(b *testing.B) {
 				start := time.Now()
 				sweeps++
 				tick := now.Add(time.Duration(sweeps) * time.Minute) // a new sweep, not a duplicate
-				_, err := client.Insert(ctx, worker.SweepArgs{Tick: tick, Rules: names}, nil)
+				_, err := client.Insert(ctx, jobs.SweepArgs{Tick: tick, Rules: names}, nil)
 				require.NoError(b, err)
 				waitSweep(b, bench)
 				elapsed := time.Since(start)

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -37,7 +38,7 @@ const (
 // SweepWorker splits a scheduled sweep into shard jobs over key ranges of
 // the customers table, sized from Postgres' statistics.
 type SweepWorker struct {
-	river.WorkerDefaults[SweepArgs]
+	river.WorkerDefaults[jobs.SweepArgs]
 
 	pool      *pgxpool.Pool
 	shardSize int
@@ -46,7 +47,7 @@ type SweepWorker struct {
 
 // Work enqueues the shards of one sweep. Shards are unique per sweep and
 // range, so a retried sweep does not enqueue them twice.
-func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
+func (w *SweepWorker) Work(ctx context.Context, job *river.Job[jobs.SweepArgs]) error {
 	bounds, err := store.New(w.pool).KeyBounds(ctx, w.shardSize)
 	if err != nil {
 		return err
@@ -54,7 +55,7 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error
 	params := make([]river.InsertManyParams, 0, len(bounds)+1)
 	after := ""
 	for _, b := range append(bounds, "") {
-		params = append(params, river.InsertManyParams{Args: SweepShardArgs{Tick: job.Args.Tick, Rules: job.Args.Rules, After: after, UpTo: b}})
+		params = append(params, river.InsertManyParams{Args: jobs.SweepShardArgs{Tick: job.Args.Tick, Rules: job.Args.Rules, After: after, UpTo: b}})
 		after = b
 	}
 	client := river.ClientFromContext[pgx.Tx](ctx)
@@ -78,10 +79,10 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error
 // (lock, firings with all they do in one, dispatch jobs by COPY). Memory is
 // one page and one batch of ids, whatever the number of customers.
 type SweepShardWorker struct {
-	river.WorkerDefaults[SweepShardArgs]
+	river.WorkerDefaults[jobs.SweepShardArgs]
 
 	pool     *pgxpool.Pool
-	rules    *RuleSetHolder
+	rules    *rules.Holder
 	now      Clock
 	pageSize int
 	// fireBatch is how many matching customers are fired in one
@@ -91,7 +92,7 @@ type SweepShardWorker struct {
 }
 
 // Timeout lets a shard run longer than River's default minute.
-func (w *SweepShardWorker) Timeout(*river.Job[SweepShardArgs]) time.Duration {
+func (w *SweepShardWorker) Timeout(*river.Job[jobs.SweepShardArgs]) time.Duration {
 	return SweepShardTimeout
 }
 
@@ -103,7 +104,7 @@ type SweepStats struct {
 // Work runs one shard. Rules missing from the rule set in force (removed
 // by a reload) are skipped. A retry starts the range over; firings already
 // written are not written again (unique occurrence).
-func (w *SweepShardWorker) Work(ctx context.Context, job *river.Job[SweepShardArgs]) error {
+func (w *SweepShardWorker) Work(ctx context.Context, job *river.Job[jobs.SweepShardArgs]) error {
 	rs := w.rules.Load()
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	start := time.Now()
@@ -158,7 +159,7 @@ func newSweepPlan(rs *rules.RuleSet, names []string) *sweepPlan {
 	return p
 }
 
-func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx], rs *rules.RuleSet, args SweepShardArgs) (SweepStats, error) {
+func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx], rs *rules.RuleSet, args jobs.SweepShardArgs) (SweepStats, error) {
 	var stats SweepStats
 	plan := newSweepPlan(rs, args.Rules)
 	if len(plan.due) == 0 {
@@ -304,6 +305,6 @@ func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) er
 // and once at start.
 func couponExpiryPeriodicJob(cfg *Config) *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(cfg.CouponExpiryInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return CouponExpiryArgs{}, nil },
+		func() (river.JobArgs, *river.InsertOpts) { return jobs.CouponExpiryArgs{}, nil },
 		&river.PeriodicJobOpts{ID: "ciclo.coupon_expiry", RunOnStart: true})
 }

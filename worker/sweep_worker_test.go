@@ -16,6 +16,7 @@ import (
 
 	"github.com/ciclohq/ciclo/channels"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
@@ -51,7 +52,7 @@ func (c nopChannel) Close() error { return nil }
 
 type sweepBundle struct {
 	db    *testdb.DB
-	rules *worker.RuleSetHolder
+	rules *rules.Holder
 	clock *testClock
 }
 
@@ -70,7 +71,7 @@ func parseRules(t testing.TB, src string) *rules.RuleSet {
 
 func setupSweep(t testing.TB, src string) *sweepBundle {
 	t.Helper()
-	b := &sweepBundle{db: testdb.New(t), rules: worker.NewRuleSetHolder(parseRules(t, src)), clock: &testClock{}}
+	b := &sweepBundle{db: testdb.New(t), rules: rules.NewHolder(parseRules(t, src)), clock: &testClock{}}
 	b.clock.Set(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
 	return b
 }
@@ -217,7 +218,7 @@ func TestSweepShardWorker(t *testing.T) {
 		c1 := b.newClient(t, 150, 64)
 		c2 := b.newClient(t, 150, 64)
 
-		sweep := worker.SweepArgs{Tick: start, Rules: []string{"at-risk", "never"}}
+		sweep := jobs.SweepArgs{Tick: start, Rules: []string{"at-risk", "never"}}
 		var wg sync.WaitGroup
 		for _, c := range []*river.Client[pgx.Tx]{c1, c2} {
 			wg.Go(func() {
@@ -225,7 +226,7 @@ func TestSweepShardWorker(t *testing.T) {
 				// shard racing the sweep's own shards.
 				_, err := c.Insert(ctx, sweep, nil)
 				require.NoError(t, err)
-				_, err = c.Insert(ctx, worker.SweepShardArgs{Tick: start, Rules: sweep.Rules}, nil)
+				_, err = c.Insert(ctx, jobs.SweepShardArgs{Tick: start, Rules: sweep.Rules}, nil)
 				require.NoError(t, err)
 			})
 		}
@@ -236,7 +237,7 @@ func TestSweepShardWorker(t *testing.T) {
 
 		// A later sweep inside the cooldown changes nothing.
 		b.clock.Add(time.Hour)
-		_, err := c1.Insert(ctx, worker.SweepArgs{Tick: b.clock.Now(), Rules: sweep.Rules}, nil)
+		_, err := c1.Insert(ctx, jobs.SweepArgs{Tick: b.clock.Now(), Rules: sweep.Rules}, nil)
 		require.NoError(t, err)
 		waitJobs(t, b.db)
 
@@ -256,7 +257,7 @@ func TestSweepShardWorker(t *testing.T) {
 		// who fired before fire once more, the others for the first time.
 		b.clock.Add(91 * 24 * time.Hour)
 		for range 2 {
-			_, err := c2.Insert(ctx, worker.SweepArgs{Tick: b.clock.Now(), Rules: sweep.Rules}, nil)
+			_, err := c2.Insert(ctx, jobs.SweepArgs{Tick: b.clock.Now(), Rules: sweep.Rules}, nil)
 			require.NoError(t, err)
 			waitJobs(t, b.db)
 			b.clock.Add(time.Hour)

@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // demoTimeout bounds the wait for the demo event's email.
@@ -273,7 +273,7 @@ func runDemo(ctx context.Context, out io.Writer, a *app.App, cfg app.Config) err
 // snoozed it (quiet hours), nil if not.
 func snoozedDispatch(ctx context.Context, a *app.App, id int64) (*rivertype.JobRow, error) {
 	res, err := a.River.JobList(ctx, river.NewJobListParams().
-		Kinds(worker.DispatchArgs{}.Kind()).
+		Kinds(jobs.DispatchArgs{}.Kind()).
 		States(rivertype.JobStateScheduled).
 		Where("args->>'delivery_id' = @delivery_id", river.NamedArgs{"delivery_id": strconv.FormatInt(id, 10)}).
 		First(1))

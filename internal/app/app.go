@@ -131,7 +131,7 @@ type Config struct {
 type App struct {
 	cfg   Config
 	Pool  *pgxpool.Pool
-	Rules *worker.RuleSetHolder
+	Rules *rules.Holder
 	River *river.Client[pgx.Tx]
 	// Sweeps registers the scheduled rules' periodic sweeps; a rules reload
 	// calls Sweeps.Sync with the new set. Nil in an insert-only process.
@@ -198,7 +198,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Rules, a.Templates = worker.NewRuleSetHolder(rs), tset
+	a.Rules, a.Templates = rules.NewHolder(rs), tset
 
 	a.Pool, err = newPool(ctx, &cfg)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/ciclohq/ciclo/internal/examplerules"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/worker"
 )
 
@@ -143,7 +144,7 @@ func TestEndToEnd(t *testing.T) {
 		require.Contains(t, body, `"id":`+jsonInt(first.Events[0].ID))
 
 		// River retries the evaluate job (at-least-once): still one of each.
-		_, err := b.app.River.Insert(context.Background(), worker.EvaluateArgs{CustomerID: "c-1", EventID: first.Events[0].ID}, nil)
+		_, err := b.app.River.Insert(context.Background(), jobs.EvaluateArgs{CustomerID: "c-1", EventID: first.Events[0].ID}, nil)
 		require.NoError(t, err)
 		waitJobs(t, b.db)
 

@@ -26,6 +26,8 @@ import (
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/message"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -523,7 +525,7 @@ func TestChannels(t *testing.T) {
 		b.smtp.FailNext(451, "try again later", 1)
 
 		// One sweep fires both campaigns for k1–k4: eight deliveries, one batch job.
-		_, err = b.app.River.Insert(ctx, worker.SweepArgs{Tick: noon, Rules: []string{"campaign-a", "campaign-b"}}, nil)
+		_, err = b.app.River.Insert(ctx, jobs.SweepArgs{Tick: noon, Rules: []string{"campaign-a", "campaign-b"}}, nil)
 		require.NoError(t, err)
 		campaign := "rule IN ('campaign-a', 'campaign-b')"
 		// The batch tries each delivery once, then gives those left queued
@@ -608,7 +610,7 @@ func TestChannels(t *testing.T) {
 			require.False(t, verifyWebhook(t, fallbackWebhookSecret, r))
 		}
 		require.Equal(t, strconv.FormatInt(noon.Unix(), 10), reqs[0].header.Get("webhook-timestamp"))
-		var body worker.WebhookBody
+		var body message.WebhookBody
 		require.NoError(t, json.Unmarshal(reqs[0].body, &body))
 		require.Equal(t, "rule.fired", body.Type)
 		require.Equal(t, "hook", body.Rule)

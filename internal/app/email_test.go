@@ -13,7 +13,7 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/smtptest"
-	"github.com/ciclohq/ciclo/worker"
+	"github.com/ciclohq/ciclo/jobs"
 )
 
 // emailRow is what the email tests read of a delivery.
@@ -155,7 +155,7 @@ func TestEmailDelivery(t *testing.T) {
 		b.event(t, `[{"customer_id":"k1","type":"seen","email":"k1@example.com","attributes":{"segment":"campaign"}},
 			{"customer_id":"k2","type":"seen","email":"k2@example.com","attributes":{"segment":"campaign"}}]`)
 		waitJobs(t, b.db)
-		_, err := b.app.River.Insert(context.Background(), worker.SweepArgs{Tick: noon, Rules: []string{"campaign-a"}}, nil)
+		_, err := b.app.River.Insert(context.Background(), jobs.SweepArgs{Tick: noon, Rules: []string{"campaign-a"}}, nil)
 		require.NoError(t, err)
 		waitFor(t, "both deliveries waiting", func() bool {
 			return b.db.Count(t, "deliveries", "rule = 'campaign-a' AND status = 'queued' AND attempts = 0 AND bounce_class = 'config'"+

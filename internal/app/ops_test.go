@@ -14,7 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ciclohq/ciclo/worker"
+	"github.com/ciclohq/ciclo/jobs"
 )
 
 // get sends a GET with optional headers and returns status, headers and body.
@@ -89,10 +89,10 @@ func TestOps(t *testing.T) {
 		waitJobs(t, b.db)
 		// A job that fails (its customer does not exist) and one waiting.
 		ctx := context.Background()
-		_, err := b.app.River.Insert(ctx, worker.EvaluateArgs{CustomerID: "nobody", EventID: 1}, nil)
+		_, err := b.app.River.Insert(ctx, jobs.EvaluateArgs{CustomerID: "nobody", EventID: 1}, nil)
 		require.NoError(t, err)
 		waitJobs(t, b.db)
-		_, err = b.app.River.Insert(ctx, worker.EvaluateArgs{CustomerID: "later", EventID: 2}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+		_, err = b.app.River.Insert(ctx, jobs.EvaluateArgs{CustomerID: "later", EventID: 2}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
 		require.NoError(t, err)
 
 		_, _, after := get(t, b.url+"/metrics", "Authorization", "Bearer "+token)

@@ -15,9 +15,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/ciclohq/ciclo/internal/metrics"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // ReloadDebounceDefault is how long the rules watcher waits after the last
@@ -219,9 +219,9 @@ func metricLabels(rs *rules.RuleSet) metrics.Labels {
 		Channels: []string{"email", "webhook"},
 		DeliveryStatuses: []string{store.DeliverySent, store.DeliverySuppressed, store.DeliverySkippedCap,
 			store.DeliveryFailed, "retry"},
-		JobKinds: []string{worker.EvaluateArgs{}.Kind(), worker.DispatchArgs{}.Kind(), worker.DispatchBatchArgs{}.Kind(),
-			worker.SweepArgs{}.Kind(), worker.SweepShardArgs{}.Kind(), worker.CouponExpiryArgs{}.Kind()},
-		Queues:    []string{worker.QueueEvaluate, worker.QueueEmail, worker.QueueWebhook, worker.QueueSweep},
+		JobKinds: []string{jobs.EvaluateArgs{}.Kind(), jobs.DispatchArgs{}.Kind(), jobs.DispatchBatchArgs{}.Kind(),
+			jobs.SweepArgs{}.Kind(), jobs.SweepShardArgs{}.Kind(), jobs.CouponExpiryArgs{}.Kind()},
+		Queues:    []string{jobs.QueueEvaluate, jobs.QueueEmail, jobs.QueueWebhook, jobs.QueueSweep},
 		JobStates: []string{"available", "cancelled", "discarded", "pending", "retryable", "running", "scheduled"},
 	}
 	l.EventTypes = []string{"other"} // the API's label for types no rule reacts to

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ciclohq/ciclo/message"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
@@ -273,10 +274,10 @@ func (rep *Report) actions(ctx context.Context, st *store.Store, rs *rules.RuleS
 	}
 	c := rep.customerStore
 	data := templates.Data{
-		Customer: templates.Customer{ID: c.ID, Email: c.Email, Name: c.Name, Stage: stage,
-			OrdersCount: c.OrdersCount, TotalSpent: c.TotalSpent, Attributes: c.Attributes},
-		Coupon: coupon, Rule: r.Name, UnsubscribeURL: PreviewUnsubscribeURL, StoreName: "our store", Now: rep.At,
+		Customer: message.Customer(c),
+		Coupon:   coupon, Rule: r.Name, UnsubscribeURL: PreviewUnsubscribeURL, StoreName: message.DefaultStoreName, Now: rep.At,
 	}
+	data.Customer.Stage = stage
 	if rep.Event != nil {
 		data.Event = &templates.Event{Type: rep.Event.Type, Properties: rep.Event.Properties, OccurredAt: rep.Event.OccurredAt}
 	}
@@ -308,7 +309,7 @@ func (rep *Report) actions(ctx context.Context, st *store.Store, rs *rules.RuleS
 			}
 			rr.Actions = append(rr.Actions, act)
 		case a.Webhook != nil:
-			body, err := json.Marshal(worker.NewWebhookBody(r.Name, rs.Version, 0, 0, data, rep.At))
+			body, err := json.Marshal(message.NewWebhookBody(r.Name, rs.Version, 0, 0, data, rep.At))
 			if err != nil {
 				return "", fmt.Errorf("encode webhook body: %w", err)
 			}

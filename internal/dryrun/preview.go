@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/message"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
@@ -75,9 +76,8 @@ func Preview(ctx context.Context, pool *pgxpool.Pool, tset *templates.Set, opts 
 			return err
 		}
 		data = templates.Data{
-			Customer: templates.Customer{ID: c.ID, Email: c.Email, Name: c.Name, Stage: c.Stage,
-				OrdersCount: c.OrdersCount, TotalSpent: c.TotalSpent, Attributes: c.Attributes},
-			Rule: "preview", UnsubscribeURL: PreviewUnsubscribeURL, StoreName: "our store", Now: opts.At,
+			Customer: message.Customer(c),
+			Rule:     "preview", UnsubscribeURL: PreviewUnsubscribeURL, StoreName: message.DefaultStoreName, Now: opts.At,
 			Coupon: &templates.Coupon{Code: PreviewCouponCode, Kind: "percent", Value: 10, ExpiresAt: opts.At.Add(14 * 24 * time.Hour)},
 		}
 		if opts.Rule != nil {
@@ -110,10 +110,7 @@ func Preview(ctx context.Context, pool *pgxpool.Pool, tset *templates.Set, opts 
 	}
 	return &channels.Message{
 		ID: "preview", From: opts.From, To: c.Email, ToName: c.Name, Subject: r.Subject, HTML: r.HTML, Text: r.Text,
-		Headers: map[string]string{
-			"List-Unsubscribe":      "<" + PreviewUnsubscribeURL + ">",
-			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-		},
+		Headers: message.EmailHeaders(PreviewUnsubscribeURL, ""),
 	}, nil
 }
 

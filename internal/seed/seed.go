@@ -26,9 +26,9 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // Defaults for Config.
@@ -272,14 +272,14 @@ func enqueueSweeps(ctx context.Context, client *river.Client[pgx.Tx], rs *rules.
 		}
 		groups[i].names = append(groups[i].names, r.Name)
 	}
-	var jobs []river.InsertManyParams
+	var inserts []river.InsertManyParams
 	for _, g := range groups {
 		for t := g.rule.CronSchedule().Next(after); !t.After(upTo); t = g.rule.CronSchedule().Next(t) {
-			jobs = append(jobs, river.InsertManyParams{Args: worker.SweepArgs{Tick: t.UTC(), Rules: g.names}})
+			inserts = append(inserts, river.InsertManyParams{Args: jobs.SweepArgs{Tick: t.UTC(), Rules: g.names}})
 		}
 	}
-	jobs = append(jobs, river.InsertManyParams{Args: worker.CouponExpiryArgs{}})
-	if _, err := client.InsertMany(ctx, jobs); err != nil {
+	inserts = append(inserts, river.InsertManyParams{Args: jobs.CouponExpiryArgs{}})
+	if _, err := client.InsertMany(ctx, inserts); err != nil {
 		return fmt.Errorf("seed: enqueue sweeps: %w", err)
 	}
 	return nil

@@ -9,19 +9,20 @@ WHERE d.customer_id = $1 AND d.id = $2;
 
 -- name: FinishDelivery
 -- Records a delivery's final or latest outcome, and how its last SMTP
--- rejection was classified ($10, $11; '' when it was not rejected).
+-- rejection was classified (@bounce_class, @enhanced_status; '' when it was not
+-- rejected).
 UPDATE deliveries SET
-    status        = $3,
-    attempts      = attempts + $4,
-    last_error    = $5,
-    bounce_class    = NULLIF($10, ''),
-    enhanced_status = NULLIF($11, ''),
-    provider_id   = COALESCE(NULLIF($6, ''), provider_id),
-    response_code = COALESCE($7, response_code),
-    response      = COALESCE(NULLIF($9, ''), response),
-    sent_at       = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END,
+    status        = @status,
+    attempts      = attempts + @attempts,
+    last_error    = @last_error,
+    bounce_class    = NULLIF(@bounce_class, ''),
+    enhanced_status = NULLIF(@enhanced_status, ''),
+    provider_id   = COALESCE(NULLIF(@provider_id, ''), provider_id),
+    response_code = COALESCE(@response_code, response_code),
+    response      = COALESCE(NULLIF(@response, ''), response),
+    sent_at       = CASE WHEN @status = 'sent' THEN @at ELSE sent_at END,
     claimed_at    = NULL
-WHERE customer_id = $1 AND id = $2;
+WHERE customer_id = @customer_id AND id = @id;
 
 -- name: AsyncCommit
 -- Lets the rest of this (implicit) transaction commit without waiting for the WAL flush.

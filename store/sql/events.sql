@@ -1,29 +1,29 @@
 -- name: IngestEvent
 -- Stores an event and folds it into the customer's facts (contact details, activity, order totals),
 -- keeping them on the event as the snapshot its rules see, in one statement,
--- unless its idempotency key ($6) was seen before for the customer: then it writes nothing and
--- returns no row. $13 is the hash of the payload as sent, kept with the key. Run after LockCustomer in the same transaction: the row lock makes the
--- duplicate check exact. Returns the event id (NULL if the insert met a duplicate anyway) and
+-- unless its idempotency key (@idempotency_key) was seen before for the customer: then it writes
+-- nothing and returns no row. @payload_hash is the hash of the payload as sent, kept with the key.
+-- Run after LockCustomer in the same transaction: the row lock makes the duplicate check exact. Returns the event id (NULL if the insert met a duplicate anyway) and
 -- the customer's facts.
 WITH dup AS (
-    SELECT 1 FROM events WHERE customer_id = $1 AND idempotency_key = NULLIF($6, '')
+    SELECT 1 FROM events WHERE customer_id = @customer_id AND idempotency_key = NULLIF(@idempotency_key, '')
 ), c AS (
     UPDATE customers SET
-        email             = COALESCE(NULLIF($7, ''), email),
-        name              = COALESCE(NULLIF($8, ''), name),
-        timezone          = COALESCE(NULLIF($9, ''), timezone),
-        last_seen_at      = GREATEST(last_seen_at, $4),
-        first_order_at    = CASE WHEN $10 THEN LEAST(first_order_at, $4) ELSE first_order_at END,
-        last_order_at     = CASE WHEN $10 THEN GREATEST(last_order_at, $4) ELSE last_order_at END,
-        orders_count      = orders_count + CASE WHEN $10 THEN 1 ELSE 0 END,
-        total_spent_cents = total_spent_cents + $11,
-        attributes        = attributes || $12
-    WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM dup)
+        email             = COALESCE(NULLIF(@email, ''), email),
+        name              = COALESCE(NULLIF(@name, ''), name),
+        timezone          = COALESCE(NULLIF(@timezone, ''), timezone),
+        last_seen_at      = GREATEST(last_seen_at, @occurred_at),
+        first_order_at    = CASE WHEN @is_order THEN LEAST(first_order_at, @occurred_at) ELSE first_order_at END,
+        last_order_at     = CASE WHEN @is_order THEN GREATEST(last_order_at, @occurred_at) ELSE last_order_at END,
+        orders_count      = orders_count + CASE WHEN @is_order THEN 1 ELSE 0 END,
+        total_spent_cents = total_spent_cents + @order_total_cents,
+        attributes        = attributes || @attributes
+    WHERE id = @customer_id AND NOT EXISTS (SELECT 1 FROM dup)
     RETURNING id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
               first_order_at, last_order_at, orders_count, total_spent_cents, attributes, unsubscribed_at
 ), e AS (
     INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key, facts, payload_hash)
-    SELECT $1, $2, $3, $4, $5, NULLIF($6, ''), to_jsonb(c), $13 FROM c
+    SELECT @customer_id, @type, @properties, @occurred_at, @received_at, NULLIF(@idempotency_key, ''), to_jsonb(c), @payload_hash FROM c
     ON CONFLICT (customer_id, idempotency_key) DO NOTHING
     RETURNING id
 )

@@ -3,19 +3,20 @@
 SELECT EXISTS (SELECT 1 FROM rule_firings WHERE customer_id = $1 AND rule = $2 AND occurrence = $3);
 
 -- name: FireRules
--- Writes N rule firings with everything they do, in one statement. Firings ($1 customers, $2 rules,
--- $3 occurrences, $4 rule-set versions, $5 event ids or NULL, $6 times, $7 cooldowns in ms, 0 =
--- none) are unique per customer, rule and occurrence, and a cooldown also looks back across window
--- boundaries: a firing refused is left out with all its effects. The effects name their firing by
--- its 1-based position: stage moves ($8 firing, $9 stage; chained per customer in array order,
--- each change logged), coupons ($10 firing, $11 code, $12 kind, $13 value, $14 expiry; a code taken
--- already is skipped, the caller draws again) and queued deliveries ($15 firing, $16 channel, $17
--- action). Each customer row is updated once: its last stage, and its earliest new coupon expiry.
+-- Writes N rule firings with everything they do, in one statement. Firings (@customer_ids,
+-- @rules, @occurrences, @rule_set_versions, @event_ids or NULL, @fired_at, @cooldowns_ms with
+-- 0 = none) are unique per customer, rule and occurrence, and a cooldown also looks back across
+-- window boundaries: a firing refused is left out with all its effects. The effects name their
+-- firing by its 1-based position: stage moves (@stage_firings, @stage_tos; chained per customer
+-- in array order, each change logged), coupons (@coupon_firings, @coupon_codes, @coupon_kinds,
+-- @coupon_values, @coupon_expires; a code taken already is skipped, the caller draws again) and
+-- queued deliveries (@delivery_firings, @delivery_channels, @delivery_actions). Each customer
+-- row is updated once: its last stage, and its earliest new coupon expiry.
 -- Returns one row per firing written ('firing', position, id), per transition ('transition',
 -- position of its stage move, 0, stage left), per coupon stored ('coupon', 0, id, code) and per
 -- delivery ('delivery', position, id).
 WITH v AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::bigint[], $18::boolean[])
+    SELECT * FROM unnest(@customer_ids::text[], @rules::text[], @occurrences::text[], @rule_set_versions::text[], @event_ids::bigint[], @fired_at::timestamptz[], @cooldowns_ms::bigint[], @holdouts::boolean[])
         WITH ORDINALITY AS v(customer_id, rule, occurrence, rule_set_version, event_id, fired_at, cooldown_ms, holdout, n)
 ), f AS (
     INSERT INTO rule_firings (customer_id, rule, occurrence, rule_set_version, event_id, fired_at, holdout)
@@ -35,7 +36,7 @@ WITH v AS (
     -- Their stage moves: each leaves the stage the one before entered, the first the stored one.
     SELECT fv.id AS firing_id, fv.customer_id, fv.rule, fv.rule_set_version, fv.fired_at, s.n, s.to_stage,
            COALESCE(lag(s.to_stage) OVER (PARTITION BY fv.customer_id ORDER BY s.n), c.stage) AS from_stage
-    FROM unnest($8::bigint[], $9::text[]) WITH ORDINALITY AS s(firing, to_stage, n)
+    FROM unnest(@stage_firings::bigint[], @stage_tos::text[]) WITH ORDINALITY AS s(firing, to_stage, n)
     JOIN fv ON fv.n = s.firing
     JOIN customers c ON c.id = fv.customer_id
 ), tv AS (
@@ -47,7 +48,7 @@ WITH v AS (
     ORDER BY n
 ), cv AS (
     SELECT fv.id AS firing_id, fv.customer_id, fv.rule, fv.fired_at, k.code, k.kind, k.value, k.expires_at
-    FROM unnest($10::bigint[], $11::text[], $12::text[], $13::float8[], $14::timestamptz[]) AS k(firing, code, kind, value, expires_at)
+    FROM unnest(@coupon_firings::bigint[], @coupon_codes::text[], @coupon_kinds::text[], @coupon_values::float8[], @coupon_expires::timestamptz[]) AS k(firing, code, kind, value, expires_at)
     JOIN fv ON fv.n = k.firing
 ), cp AS (
     INSERT INTO coupons (code, customer_id, rule, firing_id, kind, value, created_at, expires_at)
@@ -73,7 +74,7 @@ WITH v AS (
     -- Delivery ids are drawn here, in action order, so that each is returned with its position.
     SELECT nextval('deliveries_id_seq') AS id,
            d.n, fv.id AS firing_id, fv.customer_id, fv.rule, fv.fired_at, d.channel, d.action
-    FROM unnest($15::bigint[], $16::text[], $17::jsonb[]) WITH ORDINALITY AS d(firing, channel, action, n)
+    FROM unnest(@delivery_firings::bigint[], @delivery_channels::text[], @delivery_actions::jsonb[]) WITH ORDINALITY AS d(firing, channel, action, n)
     JOIN fv ON fv.n = d.firing
     ORDER BY d.n
 ), dl AS (

@@ -1,14 +1,22 @@
-// Package worker runs ciclo's jobs on River: it evaluates rules when an event
-// arrives, fires matched rules (stage changes, coupons, queued deliveries) in
-// one transaction each, and dispatches deliveries through channel adapters.
-package worker
+// Package jobs holds the contracts of ciclo's River jobs: their kinds, args
+// and queues. Whoever enqueues a job (the events API, ingestion, the sweep
+// scheduler) imports this package alone; the workers that run the jobs live in
+// package worker.
+package jobs
 
 import (
 	"github.com/riverqueue/river"
-
-	"github.com/ciclohq/ciclo/channels"
-	"github.com/ciclohq/ciclo/store"
 )
+
+// DispatchMaxAttempts is how often a delivery is tried before it is
+// recorded as failed. With River's default backoff (attempt⁴ seconds) the
+// last try is about five hours after the first.
+const DispatchMaxAttempts = 10
+
+// webhookChannel is channels.WebhookName; this package does not import the
+// channel adapters so that enqueuing a job never pulls in the dispatch
+// runtime (a test checks the two agree).
+const webhookChannel = "webhook"
 
 // Queue names. Each kind of work has its own queue so a slow SMTP server
 // never holds up rule evaluation.
@@ -43,7 +51,7 @@ func (DispatchArgs) Kind() string { return "ciclo.dispatch" }
 // InsertOpts puts each channel's deliveries on the channel's queue.
 func (a DispatchArgs) InsertOpts() river.InsertOpts {
 	queue := QueueEmail
-	if a.Channel == channels.WebhookName {
+	if a.Channel == webhookChannel {
 		queue = QueueWebhook
 	}
 	return river.InsertOpts{Queue: queue, MaxAttempts: DispatchMaxAttempts}
@@ -68,12 +76,4 @@ func (DispatchBatchArgs) Kind() string { return "ciclo.dispatch_batch" }
 // InsertOpts puts each channel's deliveries on the channel's queue.
 func (a DispatchBatchArgs) InsertOpts() river.InsertOpts {
 	return DispatchArgs{Channel: a.Channel}.InsertOpts()
-}
-
-func (a DispatchBatchArgs) refs() []store.DeliveryRef {
-	out := make([]store.DeliveryRef, len(a.Deliveries))
-	for i, d := range a.Deliveries {
-		out[i] = store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID}
-	}
-	return out
 }
