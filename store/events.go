@@ -27,6 +27,11 @@ type NewEvent struct {
 	Attributes     map[string]any // merged into the customer's attributes
 	IsOrder        bool           // counts as an order: bumps orders_count and order dates
 	OrderTotal     float64        // added to total_spent, in currency units
+	// OrderTypes are the event types that count as orders: an
+	// order_cancelled or order_refunded event corrects the facts of the
+	// order of one of these types with its properties.order_id. Nil:
+	// order_placed.
+	OrderTypes []string
 	// PayloadHash identifies the payload as sent (the caller chooses the
 	// canonical form). A later event with the same idempotency key and a
 	// different hash is refused with an *IdempotencyConflictError; nil
@@ -128,8 +133,12 @@ func ingestArgs(e *NewEvent) []any {
 	if attrs == nil {
 		attrs = map[string]any{}
 	}
+	orderTypes := e.OrderTypes
+	if orderTypes == nil {
+		orderTypes = []string{"order_placed"}
+	}
 	return []any{e.CustomerID, e.Type, props, e.OccurredAt, e.ReceivedAt, e.IdempotencyKey,
-		e.Email, e.Name, e.Timezone, e.IsOrder, cents(e.OrderTotal), attrs, e.PayloadHash}
+		e.Email, e.Name, e.Timezone, e.IsOrder, cents(e.OrderTotal), attrs, e.PayloadHash, orderTypes}
 }
 
 func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {

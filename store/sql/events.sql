@@ -5,8 +5,36 @@
 -- returns no row. $13 is the hash of the payload as sent, kept with the key. Run after LockCustomer in the same transaction: the row lock makes the
 -- duplicate check exact. Returns the event id (NULL if the insert met a duplicate anyway) and
 -- the customer's facts.
+-- An order_cancelled or order_refunded event ($2) corrects the facts of the order its
+-- properties.order_id names (the customer's first event of an order type in $14 with that
+-- order_id): a refund subtracts properties.amount (currency units) up to what is left of the
+-- order's total; a cancellation subtracts what is left and uncounts the order; after a
+-- cancellation nothing more is subtracted. An unknown order changes no fact.
 WITH dup AS (
     SELECT 1 FROM events WHERE customer_id = $1 AND idempotency_key = NULLIF($6, '')
+), placed AS (
+    SELECT round((properties->>'total')::numeric * 100)::bigint AS cents,
+        EXISTS (SELECT 1 FROM events x WHERE x.customer_id = $1 AND x.type = 'order_cancelled'
+                AND x.properties->>'order_id' = $3::jsonb->>'order_id') AS cancelled,
+        LEAST(round((properties->>'total')::numeric * 100)::bigint, COALESCE((
+            SELECT sum(round((x.properties->>'amount')::numeric * 100))::bigint FROM events x
+            WHERE x.customer_id = $1 AND x.type = 'order_refunded' AND x.properties->>'order_id' = $3::jsonb->>'order_id'
+        ), 0)) AS refunded
+    FROM events
+    WHERE $2::text IN ('order_cancelled', 'order_refunded') AND $3::jsonb->>'order_id' IS NOT NULL
+      AND customer_id = $1 AND type = ANY($14::text[]) AND properties->>'order_id' = $3::jsonb->>'order_id'
+      AND jsonb_typeof(properties->'total') = 'number'
+    ORDER BY id LIMIT 1
+), corr AS (
+    SELECT CASE
+            WHEN cancelled THEN 0
+            WHEN $2::text = 'order_cancelled' THEN cents - refunded
+            WHEN jsonb_typeof($3::jsonb->'amount') = 'number' THEN
+                LEAST(cents - refunded, GREATEST(round(($3::jsonb->>'amount')::numeric * 100)::bigint, 0))
+            ELSE 0
+        END AS cents,
+        CASE WHEN $2::text = 'order_cancelled' AND NOT cancelled THEN 1 ELSE 0 END AS orders
+    FROM placed
 ), c AS (
     UPDATE customers SET
         email             = COALESCE(NULLIF($7, ''), email),
@@ -15,8 +43,8 @@ WITH dup AS (
         last_seen_at      = GREATEST(last_seen_at, $4),
         first_order_at    = CASE WHEN $10 THEN LEAST(first_order_at, $4) ELSE first_order_at END,
         last_order_at     = CASE WHEN $10 THEN GREATEST(last_order_at, $4) ELSE last_order_at END,
-        orders_count      = orders_count + CASE WHEN $10 THEN 1 ELSE 0 END,
-        total_spent_cents = total_spent_cents + $11,
+        orders_count      = orders_count + CASE WHEN $10 THEN 1 ELSE 0 END - COALESCE((SELECT orders FROM corr), 0),
+        total_spent_cents = total_spent_cents + $11 - COALESCE((SELECT cents FROM corr), 0),
         attributes        = attributes || $12
     WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM dup)
     RETURNING id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
