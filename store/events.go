@@ -264,3 +264,36 @@ func scanPending(rows pgx.Rows, customerID string) ([]*PendingEvent, error) {
 	}
 	return out, nil
 }
+
+// CustomerOfEventKey returns the customer of the first event stored under
+// idempotency key key, whatever its customer: an integration uses it to find
+// the customer of an order whose refund payload names none.
+// ErrCustomerNotFound when no event has the key.
+func (s *Store) CustomerOfEventKey(ctx context.Context, key string) (string, error) {
+	var id string
+	err := s.db.QueryRow(ctx, q("CustomerOfEventKey"), key).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrCustomerNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("find customer of event key %q: %w", key, err)
+	}
+	return id, nil
+}
+
+// EventKeyKnown reports whether customerID has an event stored under
+// idempotency key key.
+func (s *Store) EventKeyKnown(ctx context.Context, customerID, key string) (bool, error) {
+	var (
+		id   int64
+		hash []byte
+	)
+	err := s.db.QueryRow(ctx, q("GetEventIDByKey"), customerID, key).Scan(&id, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find event key %q: %w", key, err)
+	}
+	return true, nil
+}

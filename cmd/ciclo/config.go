@@ -10,11 +10,14 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ciclohq/ciclo/integrations/hmacsig"
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/localpg"
+	"github.com/ciclohq/ciclo/server"
 )
 
 // flags are the settings shared by serve and demo; each has an environment
@@ -22,6 +25,8 @@ import (
 type flags struct {
 	rules, token, smtpURL, outbox, addr, publicURL, from, secret string
 	webhookSecret, unsubscribeMailto                             string
+	shopifySecret, wooCommerceSecret                             string
+	shopifyMaxAge                                                time.Duration
 	webhookAllowHosts                                            []string
 	webhookAllowPrivate, noMigrate                               bool
 	configFile                                                   string
@@ -51,6 +56,9 @@ func (f *flags) register(cmd *cobra.Command, defaultRules string) {
 	fs.StringVar(&f.unsubscribeMailto, "unsubscribe-mailto", env("CICLO_UNSUBSCRIBE_MAILTO", ""), "address for the mailto: entry of List-Unsubscribe (env CICLO_UNSUBSCRIBE_MAILTO)")
 	fs.StringSliceVar(&f.webhookAllowHosts, "webhook-allow-host", splitList(env("CICLO_WEBHOOK_ALLOW_HOSTS", "")), "webhook hosts allowed even on private addresses (env CICLO_WEBHOOK_ALLOW_HOSTS, comma-separated)")
 	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private", env("CICLO_WEBHOOK_ALLOW_PRIVATE", "") == "true", "allow webhooks to private and loopback addresses (env CICLO_WEBHOOK_ALLOW_PRIVATE=true)")
+	fs.StringVar(&f.shopifySecret, "shopify-secret", env("CICLO_SHOPIFY_SECRET", ""), "Shopify app client secret that verifies POST /v1/integrations/shopify; comma-separated during a rotation (env CICLO_SHOPIFY_SECRET)")
+	fs.DurationVar(&f.shopifyMaxAge, "shopify-max-age", f.ops.envDuration("CICLO_SHOPIFY_MAX_AGE", server.ShopifyMaxAgeDefault), "oldest X-Shopify-Triggered-At accepted for an event ciclo has not seen (env CICLO_SHOPIFY_MAX_AGE)")
+	fs.StringVar(&f.wooCommerceSecret, "woocommerce-secret", env("CICLO_WOOCOMMERCE_SECRET", ""), "WooCommerce webhook secret that verifies POST /v1/integrations/woocommerce; comma-separated during a rotation (env CICLO_WOOCOMMERCE_SECRET)")
 	fs.BoolVar(&f.noMigrate, "no-migrate", false, "do not apply migrations at start; refuse to start if the schema is behind")
 	fs.StringVar(&f.configFile, "config", env("CICLO_CONFIG", ""), "YAML config file whose keys are these flags' names (env CICLO_CONFIG); flags win over environment variables, which win over the file")
 	f.ops.register(fs)
@@ -84,6 +92,7 @@ func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, fu
 		WebhookSecret: f.webhookSecret, UnsubscribeMailto: f.unsubscribeMailto,
 		WebhookAllowHosts: f.webhookAllowHosts, WebhookAllowPrivate: f.webhookAllowPrivate,
 		Migrate: !f.noMigrate, Logger: logger,
+		ShopifySecrets: hmacsig.Secrets(f.shopifySecret), ShopifyMaxAge: f.shopifyMaxAge, WooCommerceSecrets: hmacsig.Secrets(f.wooCommerceSecret),
 	}
 	f.ops.apply(&cfg)
 	warnMailSetup(logger, &cfg)

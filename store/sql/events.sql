@@ -77,3 +77,7 @@ WITH e AS (
     RETURNING id, type, properties, occurred_at, facts
 )
 SELECT id, type, properties, occurred_at, facts FROM e ORDER BY id;
+
+-- name: CustomerOfEventKey
+-- Finds the customer of the first event stored under an idempotency key, whoever the customer.
+SELECT customer_id FROM events WHERE idempotency_key = $1 ORDER BY id LIMIT 1;
