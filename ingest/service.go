@@ -265,6 +265,7 @@ func (s *Service) prepare(e *Event, now time.Time, opts Options) (*store.NewEven
 		CustomerID: e.CustomerID, Type: e.Type, IdempotencyKey: e.IdempotencyKey,
 		OccurredAt: now, ReceivedAt: now, Properties: e.Properties,
 		Email: e.Email, Name: e.Name, Timezone: e.Timezone, Attributes: e.Attributes,
+		OrderTypes: s.cfg.OrderEvents,
 	}
 	if e.IdempotencyKey != "" && !opts.KeyOnly {
 		ne.PayloadHash = e.payloadHash()

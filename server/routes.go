@@ -34,6 +34,10 @@ const (
 	// UI user's basic auth, or the API token as bearer token. An
 	// unauthenticated browser page load is sent to /login.
 	AuthUI
+	// AuthSignature routes are store webhooks: the route's Verify accepts
+	// the HMAC signature header of the raw body (Shopify, WooCommerce).
+	// The API token does not open them.
+	AuthSignature
 )
 
 // String names the rule as the README's route table does.
@@ -47,6 +51,8 @@ func (a Auth) String() string {
 		return "metrics token or API token"
 	case AuthUI:
 		return "UI login (session cookie, basic auth) or API token"
+	case AuthSignature:
+		return "HMAC signature of the body"
 	}
 	return "unset"
 }
@@ -73,6 +79,9 @@ type Route struct {
 	Timeout time.Duration
 	// Handler serves the route.
 	Handler http.Handler
+	// Verify checks the signature of an AuthSignature route's raw body
+	// before anything parses it. Required for AuthSignature.
+	Verify func(http.Header, []byte) error
 }
 
 // routeGuards applies the rules a Route states.
@@ -92,6 +101,11 @@ func (g *routeGuards) register(mux *http.ServeMux, rt Route) {
 		h = g.auth.requireMetrics(h)
 	case AuthUI:
 		h = g.auth.requireUI(h)
+	case AuthSignature:
+		if rt.Verify == nil {
+			panic(fmt.Sprintf("server: route %q has no signature check", rt.Pattern))
+		}
+		h = requireSignature(rt.Verify, h)
 	default:
 		panic(fmt.Sprintf("server: route %q has no auth rule", rt.Pattern))
 	}

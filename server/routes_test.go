@@ -46,7 +46,7 @@ func TestRouteTable(t *testing.T) {
 			case server.AuthPublic:
 				require.False(t, challenged, "public route asks for credentials: %d %s", resp.StatusCode, body)
 				require.NotEqual(t, http.StatusForbidden, resp.StatusCode, body)
-			case server.AuthToken, server.AuthMetrics, server.AuthUI:
+			case server.AuthToken, server.AuthMetrics, server.AuthUI, server.AuthSignature:
 				require.True(t, challenged, "no credentials: want 401 with a challenge, got %d %s", resp.StatusCode, body)
 			default:
 				t.Fatalf("route has auth rule %v", rt.Auth)
@@ -59,10 +59,11 @@ func TestRouteTable(t *testing.T) {
 
 			// The metrics token opens /metrics only; the API token everything.
 			resp, body = request(t, rt, "", "Authorization", "Bearer "+metricsToken)
-			wantChallenge := rt.Auth == server.AuthToken || rt.Auth == server.AuthUI
+			wantChallenge := rt.Auth == server.AuthToken || rt.Auth == server.AuthUI || rt.Auth == server.AuthSignature
 			require.Equal(t, wantChallenge, isChallenge(resp), "metrics token: %d %s", resp.StatusCode, body)
 			resp, body = request(t, rt, "", "Authorization", "Bearer "+apiToken)
-			require.False(t, isChallenge(resp), "API token: %d %s", resp.StatusCode, body)
+			// A store's webhook is opened by its signature only.
+			require.Equal(t, rt.Auth == server.AuthSignature, isChallenge(resp), "API token: %d %s", resp.StatusCode, body)
 
 			// A body over the limit is refused before anything reads it.
 			resp, body = request(t, rt, strings.Repeat("x", int(rt.MaxBody)+1),

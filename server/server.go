@@ -57,6 +57,15 @@ type Config struct {
 	// RequestTimeout is the deadline of every API request: one stuck behind
 	// a database lock is cancelled and answered 503. Default RequestTimeoutDefault.
 	RequestTimeout time.Duration
+	// ShopifySecrets verify POST /v1/integrations/shopify (the app's client
+	// secret; two during a rotation). None: every delivery is refused.
+	ShopifySecrets []string
+	// ShopifyMaxAge is how old a Shopify delivery of an unknown event may
+	// be. Default ShopifyMaxAgeDefault.
+	ShopifyMaxAge time.Duration
+	// WooCommerceSecrets verify POST /v1/integrations/woocommerce. None:
+	// every delivery but the ping is refused.
+	WooCommerceSecrets []string
 }
 
 // Server serves ciclo's HTTP API.
@@ -90,6 +99,9 @@ func New(cfg *Config) *Server {
 	if len(c.OrderEvents) == 0 {
 		c.OrderEvents = []string{"order_placed"}
 	}
+	if c.ShopifyMaxAge <= 0 {
+		c.ShopifyMaxAge = ShopifyMaxAgeDefault
+	}
 	s := &Server{cfg: c, ingest: ingest.NewService(&ingest.Config{
 		Pool: c.Pool, River: c.River, Rules: c.Rules.Load, OrderEvents: c.OrderEvents, Now: c.Now,
 	})}
@@ -106,6 +118,11 @@ func (s *Server) Routes() []Route {
 		{Pattern: "GET /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getSuppression)},
 		{Pattern: "DELETE /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.deleteSuppression)},
 		{Pattern: "GET /unsubscribe/{token}", Auth: AuthPublic, Timeout: t, Handler: http.HandlerFunc(s.unsubscribePage)},
+		{Pattern: "GET /v1/customers/{id}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getCustomer)},
+		{Pattern: "GET /v1/customers/{id}/coupons", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getCustomerCoupons)},
+		{Pattern: "DELETE /v1/customers/{id}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.deleteCustomer)},
+		{Pattern: "POST /v1/integrations/shopify", Auth: AuthSignature, Verify: s.verifyShopify, MaxBody: s.cfg.MaxBodyBytes, Timeout: t, Handler: http.HandlerFunc(s.postShopify)},
+		{Pattern: "POST /v1/integrations/woocommerce", Auth: AuthSignature, Verify: s.verifyWooCommerce, MaxBody: s.cfg.MaxBodyBytes, Timeout: t, Handler: http.HandlerFunc(s.postWooCommerce)},
 		{Pattern: "POST /unsubscribe/{token}", Auth: AuthPublic, MaxBody: maxFormBody, Timeout: t, Handler: http.HandlerFunc(s.unsubscribe)},
 	}
 }

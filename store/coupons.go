@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Coupon errors callers test for with errors.Is.
@@ -171,6 +173,27 @@ func (s *Store) CouponsByFiring(ctx context.Context, customerID string, firingID
 	if err != nil {
 		return nil, fmt.Errorf("coupons of firing %d: %w", firingID, err)
 	}
+	out, err := scanCoupons(rows)
+	if err != nil {
+		return nil, fmt.Errorf("coupons of firing %d: %w", firingID, err)
+	}
+	return out, nil
+}
+
+// CustomerCoupons returns a customer's coupons, newest first.
+func (s *Store) CustomerCoupons(ctx context.Context, customerID string) ([]*Coupon, error) {
+	rows, err := s.db.Query(ctx, q("GetCustomerCoupons"), customerID)
+	if err != nil {
+		return nil, fmt.Errorf("coupons of customer %q: %w", customerID, err)
+	}
+	out, err := scanCoupons(rows)
+	if err != nil {
+		return nil, fmt.Errorf("coupons of customer %q: %w", customerID, err)
+	}
+	return out, nil
+}
+
+func scanCoupons(rows pgx.Rows) ([]*Coupon, error) {
 	defer rows.Close()
 	var out []*Coupon
 	for rows.Next() {
@@ -180,7 +203,7 @@ func (s *Store) CouponsByFiring(ctx context.Context, customerID string, firingID
 		)
 		if err := rows.Scan(&c.ID, &c.Code, &c.CustomerID, &c.Rule, &c.FiringID, &c.Kind, &c.Value,
 			&c.CreatedAt, &expires, &redeemed); err != nil {
-			return nil, fmt.Errorf("coupons of firing %d: %w", firingID, err)
+			return nil, err
 		}
 		c.ExpiresAt, c.RedeemedAt = timeOrZero(expires), timeOrZero(redeemed)
 		out = append(out, &c)

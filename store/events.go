@@ -27,6 +27,11 @@ type NewEvent struct {
 	Attributes     map[string]any // merged into the customer's attributes
 	IsOrder        bool           // counts as an order: bumps orders_count and order dates
 	OrderTotal     float64        // added to total_spent, in currency units
+	// OrderTypes are the event types that count as orders: an
+	// order_cancelled or order_refunded event corrects the facts of the
+	// order of one of these types with its properties.order_id. Nil:
+	// order_placed.
+	OrderTypes []string
 	// PayloadHash identifies the payload as sent (the caller chooses the
 	// canonical form). A later event with the same idempotency key and a
 	// different hash is refused with an *IdempotencyConflictError; nil
@@ -128,6 +133,10 @@ func ingestArgs(e *NewEvent) []any {
 	if attrs == nil {
 		attrs = map[string]any{}
 	}
+	orderTypes := e.OrderTypes
+	if orderTypes == nil {
+		orderTypes = []string{"order_placed"}
+	}
 	return []any{pgx.NamedArgs{
 		"customer_id":       e.CustomerID,
 		"type":              e.Type,
@@ -142,6 +151,7 @@ func ingestArgs(e *NewEvent) []any {
 		"order_total_cents": cents(e.OrderTotal),
 		"attributes":        attrs,
 		"payload_hash":      e.PayloadHash,
+		"order_types":       orderTypes,
 	}}
 }
 
@@ -267,4 +277,37 @@ func scanPending(rows pgx.Rows, customerID string) ([]*PendingEvent, error) {
 		return nil, fmt.Errorf("pending events of %q: %w", customerID, err)
 	}
 	return out, nil
+}
+
+// CustomerOfEventKey returns the customer of the first event stored under
+// idempotency key key, whatever its customer: an integration uses it to find
+// the customer of an order whose refund payload names none.
+// ErrCustomerNotFound when no event has the key.
+func (s *Store) CustomerOfEventKey(ctx context.Context, key string) (string, error) {
+	var id string
+	err := s.db.QueryRow(ctx, q("CustomerOfEventKey"), key).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrCustomerNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("find customer of event key %q: %w", key, err)
+	}
+	return id, nil
+}
+
+// EventKeyKnown reports whether customerID has an event stored under
+// idempotency key key.
+func (s *Store) EventKeyKnown(ctx context.Context, customerID, key string) (bool, error) {
+	var (
+		id   int64
+		hash []byte
+	)
+	err := s.db.QueryRow(ctx, q("GetEventIDByKey"), customerID, key).Scan(&id, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find event key %q: %w", key, err)
+	}
+	return true, nil
 }

@@ -38,18 +38,23 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ciclohq/ciclo/integrations/hmacsig"
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/localpg"
+	"github.com/ciclohq/ciclo/server"
 	"github.com/ciclohq/ciclo/worker"
 )
 
 // flags are the settings shared by serve and demo.
 type flags struct {
-	cfg        app.Config // where most settings land
-	noMigrate  bool
-	configFile string
-	db         dbFlags
-	conf       *settingSet
+	cfg       app.Config // where most settings land
+	noMigrate bool
+	// shopifySecret and wooCommerceSecret are comma-separated lists (a
+	// rotated secret and its successor), split into the app's config.
+	shopifySecret, wooCommerceSecret string
+	configFile                       string
+	db                               dbFlags
+	conf                             *settingSet
 }
 
 // env is an environment variable or def, for the commands whose few
@@ -79,6 +84,9 @@ func (f *flags) settings() []setting {
 		{Key: "webhook-allow-host", Env: "CICLO_WEBHOOK_ALLOW_HOSTS", Value: list(&c.WebhookAllowHosts, nil), Usage: "webhook hosts allowed even on private addresses, comma-separated"},
 		{Key: "webhook-allow-private", Env: "CICLO_WEBHOOK_ALLOW_PRIVATE", Value: boolean(&c.WebhookAllowPrivate, false), Usage: "allow webhooks to private and loopback addresses"},
 		{Key: "no-migrate", Env: "CICLO_NO_MIGRATE", Value: boolean(&f.noMigrate, false), Usage: "do not apply migrations at start; refuse to start if the schema is behind"},
+		{Key: "shopify-secret", Env: "CICLO_SHOPIFY_SECRET", Value: text(&f.shopifySecret, ""), Usage: "Shopify app client secret that verifies POST /v1/integrations/shopify; comma-separated during a rotation"},
+		{Key: "shopify-max-age", Env: "CICLO_SHOPIFY_MAX_AGE", Value: duration(&c.ShopifyMaxAge, server.ShopifyMaxAgeDefault), Usage: "oldest X-Shopify-Triggered-At accepted for an event ciclo has not seen"},
+		{Key: "woocommerce-secret", Env: "CICLO_WOOCOMMERCE_SECRET", Value: text(&f.wooCommerceSecret, ""), Usage: "WooCommerce webhook secret that verifies POST /v1/integrations/woocommerce; comma-separated during a rotation"},
 		{Key: "role", Env: "CICLO_ROLE", Value: text(&c.Role, app.RoleAll), Usage: "what this process runs: api (HTTP API and River UI, only enqueues jobs), worker (works jobs; HTTP serves only /healthz, /readyz, /metrics) or all"},
 		{Key: "metrics-token", Env: "CICLO_METRICS_TOKEN", Value: text(&c.MetricsToken, ""), Usage: "bearer token that opens /metrics only, for a scraper; the API token opens it too"},
 		{Key: "ui-user", Env: "CICLO_UI_USER", Value: text(&c.UIUser, ""), Usage: "user for HTTP basic auth to the River UI at /riverui/; the API token as bearer token opens it too"},
@@ -157,6 +165,7 @@ func (f *flags) config(ctx context.Context, logger *slog.Logger) (app.Config, fu
 		logger.Warn("config: no CICLO_API_TOKEN set; using a random token for this run", slog.String("api_token", cfg.APIToken))
 	}
 	cfg.DatabaseURL, cfg.Migrate, cfg.Logger = dbURL, !f.noMigrate, logger
+	cfg.ShopifySecrets, cfg.WooCommerceSecrets = hmacsig.Secrets(f.shopifySecret), hmacsig.Secrets(f.wooCommerceSecret)
 	warnMailSetup(logger, &cfg)
 	return cfg, release, nil
 }

@@ -122,6 +122,14 @@ type Config struct {
 	// HTTP are the HTTP server's timeouts and connection cap; zero fields
 	// take the server package's defaults.
 	HTTP server.HTTPConfig
+	// ShopifySecrets verify Shopify webhooks (CICLO_SHOPIFY_SECRET, split
+	// at commas); none: they are refused.
+	ShopifySecrets []string
+	// ShopifyMaxAge bounds the age of a Shopify delivery of an unknown
+	// event. Default server.ShopifyMaxAgeDefault.
+	ShopifyMaxAge time.Duration
+	// WooCommerceSecrets verify WooCommerce webhooks (CICLO_WOOCOMMERCE_SECRET).
+	WooCommerceSecrets []string
 	// Worker tunes the River client (workers per queue, retry policy…);
 	// Rules, Dispatch, Logger and Now are filled in by the app.
 	Worker worker.Config
@@ -356,6 +364,7 @@ func (a *App) build() error {
 	a.Server = server.New(&server.Config{
 		Pool: a.Pool, River: a.River, Rules: a.Rules, Token: a.cfg.APIToken, Unsubscribe: signer,
 		Logger: a.cfg.Logger, Now: a.cfg.Now, Metrics: a.Metrics, RequestTimeout: a.cfg.HTTP.RequestTimeout,
+		ShopifySecrets: a.cfg.ShopifySecrets, ShopifyMaxAge: a.cfg.ShopifyMaxAge, WooCommerceSecrets: a.cfg.WooCommerceSecrets,
 	})
 	return a.buildOps()
 }

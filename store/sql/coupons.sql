@@ -72,3 +72,10 @@ JOIN customers c ON c.id = v.customer_id
 ORDER BY v.customer_id, v.expires_at
 ON CONFLICT (customer_id, idempotency_key) DO NOTHING
 RETURNING customer_id, id;
+
+-- name: GetCustomerCoupons
+-- Reads a customer's coupons, newest first.
+SELECT id, code, customer_id, rule, firing_id, kind, value::float8, created_at, expires_at, redeemed_at
+FROM coupons
+WHERE customer_id = $1
+ORDER BY id DESC;

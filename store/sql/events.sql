@@ -5,8 +5,36 @@
 -- nothing and returns no row. @payload_hash is the hash of the payload as sent, kept with the key.
 -- Run after LockCustomer in the same transaction: the row lock makes the duplicate check exact. Returns the event id (NULL if the insert met a duplicate anyway) and
 -- the customer's facts.
+-- An order_cancelled or order_refunded event (@type) corrects the facts of the order its
+-- properties.order_id names (the customer's first event of an order type in @order_types with that
+-- order_id): a refund subtracts properties.amount (currency units) up to what is left of the
+-- order's total; a cancellation subtracts what is left and uncounts the order; after a
+-- cancellation nothing more is subtracted. An unknown order changes no fact.
 WITH dup AS (
     SELECT 1 FROM events WHERE customer_id = @customer_id AND idempotency_key = NULLIF(@idempotency_key, '')
+), placed AS (
+    SELECT round((properties->>'total')::numeric * 100)::bigint AS cents,
+        EXISTS (SELECT 1 FROM events x WHERE x.customer_id = @customer_id AND x.type = 'order_cancelled'
+                AND x.properties->>'order_id' = @properties::jsonb->>'order_id') AS cancelled,
+        LEAST(round((properties->>'total')::numeric * 100)::bigint, COALESCE((
+            SELECT sum(round((x.properties->>'amount')::numeric * 100))::bigint FROM events x
+            WHERE x.customer_id = @customer_id AND x.type = 'order_refunded' AND x.properties->>'order_id' = @properties::jsonb->>'order_id'
+        ), 0)) AS refunded
+    FROM events
+    WHERE @type::text IN ('order_cancelled', 'order_refunded') AND @properties::jsonb->>'order_id' IS NOT NULL
+      AND customer_id = @customer_id AND type = ANY(@order_types::text[]) AND properties->>'order_id' = @properties::jsonb->>'order_id'
+      AND jsonb_typeof(properties->'total') = 'number'
+    ORDER BY id LIMIT 1
+), corr AS (
+    SELECT CASE
+            WHEN cancelled THEN 0
+            WHEN @type::text = 'order_cancelled' THEN cents - refunded
+            WHEN jsonb_typeof(@properties::jsonb->'amount') = 'number' THEN
+                LEAST(cents - refunded, GREATEST(round((@properties::jsonb->>'amount')::numeric * 100)::bigint, 0))
+            ELSE 0
+        END AS cents,
+        CASE WHEN @type::text = 'order_cancelled' AND NOT cancelled THEN 1 ELSE 0 END AS orders
+    FROM placed
 ), c AS (
     UPDATE customers SET
         email             = COALESCE(NULLIF(@email, ''), email),
@@ -15,8 +43,8 @@ WITH dup AS (
         last_seen_at      = GREATEST(last_seen_at, @occurred_at),
         first_order_at    = CASE WHEN @is_order THEN LEAST(first_order_at, @occurred_at) ELSE first_order_at END,
         last_order_at     = CASE WHEN @is_order THEN GREATEST(last_order_at, @occurred_at) ELSE last_order_at END,
-        orders_count      = orders_count + CASE WHEN @is_order THEN 1 ELSE 0 END,
-        total_spent_cents = total_spent_cents + @order_total_cents,
+        orders_count      = orders_count + CASE WHEN @is_order THEN 1 ELSE 0 END - COALESCE((SELECT orders FROM corr), 0),
+        total_spent_cents = total_spent_cents + @order_total_cents - COALESCE((SELECT cents FROM corr), 0),
         attributes        = attributes || @attributes
     WHERE id = @customer_id AND NOT EXISTS (SELECT 1 FROM dup)
     RETURNING id, email, name, timezone, stage, stage_entered_at, created_at, last_seen_at,
@@ -49,3 +77,7 @@ WITH e AS (
     RETURNING id, type, properties, occurred_at, facts
 )
 SELECT id, type, properties, occurred_at, facts FROM e ORDER BY id;
+
+-- name: CustomerOfEventKey
+-- Finds the customer of the first event stored under an idempotency key, whoever the customer.
+SELECT customer_id FROM events WHERE idempotency_key = $1 ORDER BY id LIMIT 1;
