@@ -174,8 +174,12 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			return nil, errors.New("worker config: Dispatch needs Email, Webhook, Templates, Unsubscribe and From")
 		}
 		workers := river.NewWorkers()
-		if err := river.AddWorkerSafely(workers, &EvaluateWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
+		js := newJourneys(cfg.Rules, cfg.Logger)
+		if err := river.AddWorkerSafely(workers, &EvaluateWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger, journeys: js}); err != nil {
 			return nil, fmt.Errorf("add evaluate worker: %w", err)
+		}
+		if err := river.AddWorkerSafely(workers, &JourneyStepWorker{pool: pool, journeys: js, now: cfg.Now}); err != nil {
+			return nil, fmt.Errorf("add journey step worker: %w", err)
 		}
 		dp := newDispatcher(d, pool, cfg.Rules, cfg.Now, cfg.Logger, cfg.RetryPolicy)
 		if err := river.AddWorkerSafely(workers, &DispatchWorker{dispatcher: dp}); err != nil {
@@ -193,6 +197,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
 			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
 			QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
+			QueueJourney:  {MaxWorkers: cfg.EvaluateWorkers},
 		}
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
