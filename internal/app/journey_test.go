@@ -1,0 +1,210 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ciclohq/ciclo/internal/app"
+	"github.com/ciclohq/ciclo/internal/smtptest"
+	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/worker"
+)
+
+// journeyRules is the abandoned-cart sketch of issue 16, as written.
+const journeyRules = `version: 1
+templates_dir: tpl
+rules:
+  - name: abandoned-cart
+    on: checkout_started
+    key: event.properties.checkout_id            # one run per checkout; default: one per customer
+    exit: { on: order_placed, when: "event.properties.checkout_id == run.key" }
+    actions:
+      - wait: 1h
+      - email: { template: cart_reminder }
+      - wait_for: { event: cart_updated, within: 1d }   # continues early when it comes
+      - if: "customer.orders_count == 0"
+        then:
+          - coupon: { percent: 5, expires_in: 3d }
+          - email: { template: cart_last_chance }
+`
+
+type journeyBundle struct {
+	db    *testdb.DB
+	smtp  *smtptest.Server
+	app   *app.App
+	clock *testClock
+	url   string
+	dir   string
+}
+
+// setupJourney starts an app on journeyRules whose clock is a year ahead of
+// the wall clock, so River keeps the waits' jobs scheduled until release
+// moves them to the test clock's present.
+func setupJourney(t *testing.T) *journeyBundle {
+	t.Helper()
+	b := &journeyBundle{db: testdb.New(t), smtp: smtptest.Start(t),
+		clock: &testClock{t: time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second)}, dir: t.TempDir()}
+	require.NoError(t, os.Mkdir(filepath.Join(b.dir, "tpl"), 0o755))
+	files := map[string]string{
+		"rules.yaml":                       journeyRules,
+		"tpl/cart_reminder.html":           `<p>Your cart misses you, {{.Customer.Name}}</p>`,
+		"tpl/cart_reminder.txt":            `Your cart misses you, {{.Customer.Name}}`,
+		"tpl/cart_reminder.subject.txt":    `Your cart`,
+		"tpl/cart_last_chance.html":        `<p>Last chance</p>`,
+		"tpl/cart_last_chance.txt":         `Last chance`,
+		"tpl/cart_last_chance.subject.txt": `Last chance`,
+	}
+	for name, content := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(b.dir, name), []byte(content), 0o644))
+	}
+	ctx := context.Background()
+	a, err := app.New(ctx, app.Config{
+		DatabaseURL: b.db.URL, RulesPath: filepath.Join(b.dir, "rules.yaml"), APIToken: token, Addr: "127.0.0.1:0",
+		SMTPURL: b.smtp.URL, From: "Shop <shop@example.com>", UnsubscribeMailto: "unsubscribe@example.com",
+		Migrate: true, Now: b.clock.Now, NoWatchRules: true,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Worker: worker.Config{Schema: b.db.Schema, RetryPolicy: fastRetry{}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, a.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, a.Stop(context.Background())) })
+	b.app, b.url = a, "http://"+a.Addr()
+	return b
+}
+
+func (b *journeyBundle) event(t *testing.T, customer, typ, checkout string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"customer_id": customer, "type": typ, "email": customer + "@example.com",
+		"properties": map[string]any{"checkout_id": checkout}})
+	status, resp := post(t, b.url, token, string(body))
+	require.Equal(t, http.StatusAccepted, status, resp)
+}
+
+// advance moves the clock by d and makes the journey jobs due by then
+// available to River now.
+func (b *journeyBundle) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	b.clock.Set(b.clock.Now().Add(d))
+	_, err := b.db.Pool.Exec(context.Background(), `UPDATE river_job SET scheduled_at = now()
+		WHERE kind = 'ciclo.journey_step' AND state = 'scheduled' AND scheduled_at <= $1`, b.clock.Now())
+	require.NoError(t, err)
+}
+
+// run is a customer's run as the test reads it.
+type run struct {
+	State, Reason string
+	PC, Seq       int
+}
+
+func (b *journeyBundle) run(t *testing.T, customer string) run {
+	t.Helper()
+	var r run
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), `SELECT state, COALESCE(exit_reason, ''), pc, seq
+		FROM journey_runs WHERE customer_id = $1 ORDER BY id DESC LIMIT 1`, customer).Scan(&r.State, &r.Reason, &r.PC, &r.Seq))
+	return r
+}
+
+func (b *journeyBundle) waitRun(t *testing.T, customer, state string, seq int) {
+	t.Helper()
+	waitFor(t, customer+" run "+state, func() bool {
+		var n int
+		_ = b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM journey_runs
+			WHERE customer_id = $1 AND state = $2 AND seq = $3`, customer, state, seq).Scan(&n)
+		return n == 1
+	})
+}
+
+func (b *journeyBundle) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+// sentTo counts the messages the SMTP server got per recipient and subject.
+func sentTo(msgs []smtptest.Received) map[string]int {
+	out := map[string]int{}
+	for _, m := range msgs {
+		out[strings.Trim(m.Header.Get("To"), "<>")+" "+m.Header.Get("Subject")]++
+	}
+	return out
+}
+
+func TestJourney(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AbandonedCart", func(t *testing.T) {
+		b := setupJourney(t)
+		for _, c := range []string{"c1", "c2", "c3"} {
+			b.event(t, c, "checkout_started", "k-"+c)
+		}
+		for _, c := range []string{"c1", "c2", "c3"} {
+			b.waitRun(t, c, "waiting", 1)
+		}
+		// c1 orders from another checkout: the run goes on; then from this one: it exits.
+		b.event(t, "c1", "order_placed", "k-other")
+		b.event(t, "c1", "order_placed", "k-c1")
+		waitFor(t, "c1 exits", func() bool { return b.run(t, "c1").State == "exited" })
+		require.Contains(t, b.run(t, "c1").Reason, "exit event order_placed")
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM journey_runs r JOIN events e ON e.customer_id = r.customer_id
+			AND e.type = 'order_placed' AND e.properties->>'checkout_id' = 'k-other' AND e.evaluated_at IS NOT NULL
+			WHERE r.customer_id = 'c1'`), "the other checkout's order was evaluated before the exit")
+
+		b.advance(t, time.Hour+time.Second)
+		b.waitRun(t, "c2", "waiting_event", 2)
+		b.waitRun(t, "c3", "waiting_event", 2)
+		msgs := b.smtp.WaitMessages(t, 2, 15*time.Second)
+		require.Equal(t, map[string]int{"c2@example.com Your cart": 1, "c3@example.com Your cart": 1}, sentTo(msgs))
+
+		// c2 updates its cart: goes on at once (no order: coupon and last chance).
+		b.event(t, "c2", "cart_updated", "k-c2")
+		waitFor(t, "c2 done", func() bool { return b.run(t, "c2").State == "done" })
+		b.smtp.WaitMessages(t, 3, 15*time.Second)
+		require.Equal(t, "waiting_event", b.run(t, "c3").State, "c3 still waits")
+
+		// c3 does nothing: the timeout continues the run.
+		b.advance(t, 24*time.Hour)
+		waitFor(t, "c3 done", func() bool { return b.run(t, "c3").State == "done" })
+		msgs = b.smtp.WaitMessages(t, 4, 15*time.Second)
+		require.Equal(t, map[string]int{"c2@example.com Your cart": 1, "c3@example.com Your cart": 1,
+			"c2@example.com Last chance": 1, "c3@example.com Last chance": 1}, sentTo(msgs))
+		require.Equal(t, 0, b.count(t, `SELECT count(*) FROM coupons WHERE customer_id = 'c1'`))
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM coupons WHERE customer_id = 'c2' AND kind = 'percent' AND value = 5`))
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM coupons WHERE customer_id = 'c3' AND kind = 'percent' AND value = 5`))
+		require.Equal(t, 0, b.count(t, `SELECT count(*) FROM deliveries WHERE customer_id = 'c1'`))
+
+		// A step job run again (a retry after a crash, a duplicate): no step repeats.
+		steps := b.count(t, `SELECT count(*) FROM journey_steps`)
+		var argsJSON []byte
+		rows, err := b.db.Pool.Query(context.Background(), `SELECT args FROM river_job WHERE kind = 'ciclo.journey_step'`)
+		require.NoError(t, err)
+		var again []river.InsertManyParams
+		for rows.Next() {
+			require.NoError(t, rows.Scan(&argsJSON))
+			var a worker.JourneyStepArgs
+			require.NoError(t, json.Unmarshal(argsJSON, &a))
+			again = append(again, river.InsertManyParams{Args: a})
+		}
+		require.NoError(t, rows.Err())
+		require.NotEmpty(t, again)
+		_, err = b.app.River.InsertMany(context.Background(), again)
+		require.NoError(t, err)
+		waitFor(t, "repeated jobs done", func() bool {
+			return b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'ciclo.journey_step' AND state <> 'completed'`) == 0
+		})
+		require.Equal(t, steps, b.count(t, `SELECT count(*) FROM journey_steps`))
+		require.Equal(t, 4, b.count(t, `SELECT count(*) FROM deliveries`))
+		require.Equal(t, 2, b.count(t, `SELECT count(*) FROM coupons`))
+		require.Len(t, b.smtp.Messages(), 4)
+	})
+}
