@@ -207,4 +207,38 @@ func TestJourney(t *testing.T) {
 		require.Equal(t, 2, b.count(t, `SELECT count(*) FROM coupons`))
 		require.Len(t, b.smtp.Messages(), 4)
 	})
+
+	t.Run("ReloadMidRun", func(t *testing.T) {
+		b := setupJourney(t)
+		b.event(t, "c1", "checkout_started", "k1")
+		b.event(t, "c2", "checkout_started", "k2")
+		b.waitRun(t, "c1", "waiting", 1)
+		b.waitRun(t, "c2", "waiting", 1)
+		var v1 string
+		require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+			`SELECT rule_set_version FROM journey_runs WHERE customer_id = 'c1'`).Scan(&v1))
+
+		// v2 sends cart_last_chance first: running runs keep v1's steps, new runs take v2's.
+		v2 := strings.Replace(journeyRules, "- email: { template: cart_reminder }", "- email: { template: cart_last_chance }", 1)
+		replaceFile(t, filepath.Join(b.dir, "rules.yaml"), v2)
+		require.NoError(t, b.app.Reload(context.Background()))
+		b.event(t, "c3", "checkout_started", "k3")
+		b.waitRun(t, "c3", "waiting", 1)
+		b.advance(t, time.Hour+time.Second)
+		msgs := b.smtp.WaitMessages(t, 3, 15*time.Second)
+		require.Equal(t, map[string]int{"c1@example.com Your cart": 1, "c2@example.com Your cart": 1,
+			"c3@example.com Last chance": 1}, sentTo(msgs))
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM journey_runs WHERE customer_id = 'c3' AND rule_set_version <> $1`, v1))
+
+		// v3 removes the rule: waiting runs stop at their next step and say why.
+		v3 := strings.Replace(journeyRules, "name: abandoned-cart", "name: other-cart", 1)
+		replaceFile(t, filepath.Join(b.dir, "rules.yaml"), v3)
+		require.NoError(t, b.app.Reload(context.Background()))
+		b.advance(t, 25*time.Hour)
+		for _, c := range []string{"c1", "c2", "c3"} {
+			waitFor(t, c+" stopped", func() bool { return b.run(t, c).State == "stopped" })
+			require.Equal(t, "rule removed from the rules file", b.run(t, c).Reason)
+		}
+		require.Len(t, b.smtp.Messages(), 3)
+	})
 }
