@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
 
@@ -240,5 +242,36 @@ func TestJourney(t *testing.T) {
 			require.Equal(t, "rule removed from the rules file", b.run(t, c).Reason)
 		}
 		require.Len(t, b.smtp.Messages(), 3)
+
+		// The timeline says so.
+		entries, err := store.New(b.db.Pool).Timeline(context.Background(), "c1", 100)
+		require.NoError(t, err)
+		var ended string
+		for _, e := range entries {
+			if e.Kind == store.TimelineRunEnded {
+				ended = fmt.Sprint(e.Detail["state"], ": ", e.Detail["reason"])
+			}
+		}
+		require.Equal(t, "stopped: rule removed from the rules file", ended)
+	})
+
+	t.Run("RunsListed", func(t *testing.T) {
+		b := setupJourney(t)
+		b.event(t, "c1", "checkout_started", "k1")
+		b.waitRun(t, "c1", "waiting", 1)
+		runs, err := store.New(b.db.Pool).CustomerJourneyRuns(context.Background(), "c1", 10)
+		require.NoError(t, err)
+		require.Len(t, runs, 1)
+		require.Equal(t, "wait 1h0m0s", runs[0].Step)
+		require.Equal(t, "k1", runs[0].Key)
+		require.WithinDuration(t, b.clock.Now().Add(time.Hour), runs[0].NextStepAt, time.Second)
+		// A second checkout_started for the same checkout does not start a second run; another checkout does.
+		b.event(t, "c1", "checkout_started", "k1")
+		b.event(t, "c1", "checkout_started", "k2")
+		waitFor(t, "second run", func() bool {
+			return b.count(t, `SELECT count(*) FROM journey_runs WHERE customer_id = 'c1'`) == 2 &&
+				b.count(t, `SELECT count(*) FROM events WHERE customer_id = 'c1' AND evaluated_at IS NULL`) == 0
+		})
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM journey_runs WHERE customer_id = 'c1' AND key = 'k1'`))
 	})
 }
