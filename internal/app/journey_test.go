@@ -38,6 +38,12 @@ rules:
         then:
           - coupon: { percent: 5, expires_in: 3d }
           - email: { template: cart_last_chance }
+  - name: promo
+    schedule: "0 0 1 1 *"
+    cooldown: 1h
+    when: customer.orders_count == 0
+    actions:
+      - email: { template: cart_reminder }
 `
 
 type journeyBundle struct {
@@ -253,6 +259,51 @@ func TestJourney(t *testing.T) {
 			}
 		}
 		require.Equal(t, "stopped: rule removed from the rules file", ended)
+	})
+
+	t.Run("CampaignOnDemand", func(t *testing.T) {
+		b := setupJourney(t)
+		for _, body := range []string{`{"customer_id":"c1","type":"signed_up","email":"c1@example.com"}`,
+			`{"customer_id":"c2","type":"signed_up","email":"c2@example.com"}`, `{"customer_id":"c3","type":"signed_up"}`} {
+			status, resp := post(t, b.url, token, body)
+			require.Equal(t, http.StatusAccepted, status, resp)
+		}
+		waitFor(t, "customers", func() bool { return b.count(t, `SELECT count(*) FROM customers`) == 3 })
+
+		runRule := func(path string) (int, map[string]any) {
+			req, err := http.NewRequest(http.MethodPost, b.url+path, nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var out map[string]any
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+			return resp.StatusCode, out
+		}
+		status, rep := runRule("/v1/rules/promo/run?dry_run=true")
+		require.Equal(t, http.StatusOK, status, rep)
+		require.Equal(t, map[string]any{"customers": 3.0, "matched": 3.0, "held_out": 0.0, "would_act": 3.0, "suppressed": 1.0, "capped": 0.0},
+			map[string]any{"customers": rep["customers"], "matched": rep["matched"], "held_out": rep["held_out"],
+				"would_act": rep["would_act"], "suppressed": rep["suppressed"], "capped": rep["capped"]})
+		require.Len(t, rep["sample"], 3)
+		require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'ciclo.sweep'`), "a dry run queues nothing")
+
+		status, first := runRule("/v1/rules/promo/run")
+		require.Equal(t, http.StatusAccepted, status, first)
+		require.Equal(t, false, first["duplicate"])
+		status, second := runRule("/v1/rules/promo/run") // a double click
+		require.Equal(t, http.StatusAccepted, status, second)
+		require.Equal(t, true, second["duplicate"])
+		require.Equal(t, first["job_id"], second["job_id"])
+		msgs := b.smtp.WaitMessages(t, 2, 15*time.Second)
+		require.Equal(t, map[string]int{"c1@example.com Your cart": 1, "c2@example.com Your cart": 1}, sentTo(msgs))
+		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'ciclo.sweep'`))
+
+		status, out := runRule("/v1/rules/abandoned-cart/run")
+		require.Equal(t, http.StatusConflict, status, out)
+		status, out = runRule("/v1/rules/nope/run")
+		require.Equal(t, http.StatusNotFound, status, out)
 	})
 
 	t.Run("RunsListed", func(t *testing.T) {
