@@ -376,12 +376,18 @@ type JourneyStepWorker struct {
 // names), advances them and writes it all, with the next waits' jobs, in
 // one transaction: a job run twice or after a crash repeats no step.
 func (w *JourneyStepWorker) Work(ctx context.Context, job *river.Job[JourneyStepArgs]) error {
-	rs := w.journeys.rules.Load()
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		return w.journeys.resume(ctx, tx, client, job.Args.refs(), w.now())
+	})
+}
+
+// resume advances the runs refs (those still at their seq) in tx.
+func (j *journeys) resume(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], refs []store.RunRef, now time.Time) error {
+	rs := j.rules.Load()
+	{
 		st := store.New(tx)
-		now := w.now()
-		runs, err := st.LockJourneyRuns(ctx, job.Args.refs())
+		runs, err := st.LockJourneyRuns(ctx, refs)
 		if err != nil {
 			return err
 		}
@@ -391,7 +397,7 @@ func (w *JourneyStepWorker) Work(ctx context.Context, job *river.Job[JourneyStep
 			if run.State != store.RunWaiting && run.State != store.RunWaitingEvent {
 				continue
 			}
-			r, reason := w.journeys.rule(ctx, st, rs, run)
+			r, reason := j.rule(ctx, st, rs, run)
 			if r == nil {
 				run.State, run.EndedAt, run.ExitReason = store.RunStopped, now, reason
 				ended = append(ended, run)
@@ -402,12 +408,12 @@ func (w *JourneyStepWorker) Work(ctx context.Context, job *river.Job[JourneyStep
 		if err := st.UpdateJourneyRuns(ctx, ended); err != nil {
 			return err
 		}
-		res, err := w.journeys.advance(ctx, st, newFirer(rs.Version), steps, now)
+		res, err := j.advance(ctx, st, newFirer(rs.Version), steps, now)
 		if err != nil {
 			return err
 		}
 		return res.insert(ctx, tx, client)
-	})
+	}
 }
 
 // insert enqueues the result's dispatch and step jobs in tx.
