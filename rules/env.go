@@ -23,6 +23,8 @@ type Input struct {
 	// and local_hour are relative to. Callers must set it (from their clock);
 	// rules never read the wall clock themselves.
 	Now time.Time
+	// Run is the journey run evaluated for (run.key); zero outside journeys.
+	Run Run
 }
 
 // Customer holds the facts about a customer that rules can read. Expression
@@ -66,6 +68,7 @@ type env struct {
 	Customer Customer  `expr:"customer"`
 	Event    Event     `expr:"event"`
 	Now      time.Time `expr:"now"`
+	Run      Run       `expr:"run"`
 
 	// DaysSince returns the days elapsed from t to now (fractional, negative
 	// for a future t). For a zero t ("never happened") it returns NaN, so
@@ -86,7 +89,7 @@ type env struct {
 }
 
 // envNames lists the top-level names of env, for did-you-mean hints.
-var envNames = []string{"customer", "event", "now", "days_since", "hours_since", "days_until", "local_hour", "has"}
+var envNames = []string{"customer", "event", "now", "run", "days_since", "hours_since", "days_until", "local_hour", "has"}
 
 // customerFields and eventFields list the expression names of Customer and
 // Event, for did-you-mean hints.
@@ -97,7 +100,7 @@ var (
 
 // newEnv builds the environment for one evaluation.
 func newEnv(in Input, locs *locationCache) env {
-	e := env{Customer: in.Customer, Now: in.Now}
+	e := env{Customer: in.Customer, Now: in.Now, Run: in.Run}
 	if in.Event != nil {
 		e.Event = *in.Event
 	}

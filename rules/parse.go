@@ -20,7 +20,7 @@ const maxAliasDepth = 64
 var (
 	topKeys       = []string{"version", "stages", "defaults", "templates_dir", "tiers", "rules"}
 	defaultsKeys  = []string{"frequency_cap", "quiet_hours", "holdout"}
-	ruleKeys      = []string{"name", "on", "schedule", "timezone", "when", "cooldown", "transactional", "frequency_cap", "holdout", "actions"}
+	ruleKeys      = []string{"name", "on", "schedule", "timezone", "when", "cooldown", "transactional", "frequency_cap", "holdout", "actions", "key", "exit", "reentry"}
 	capKeys       = []string{"max", "per"}
 	actionKinds   = []string{ActionStage, ActionCoupon, ActionEmail, ActionWebhook, ActionPoints}
 	couponKeys    = []string{CouponPercent, CouponAmount, CouponFreeShipping, "expires_in"}
@@ -49,6 +49,7 @@ func Parse(filename string, data []byte, opts ParseOptions) (*RuleSet, error) {
 	sortLoadErrors(p.warns)
 	rs.Warnings = p.warns
 	rs.Version = version(data)
+	rs.Source = data
 	return rs, nil
 }
 
@@ -83,6 +84,8 @@ type parser struct {
 	lines []string
 	errs  []*LoadError
 	warns []*LoadError
+	// pendingEvents are event types journeys name, checked once all rules are read.
+	pendingEvents []pendingEvent
 }
 
 // keyVal is one entry of a YAML mapping.
@@ -155,6 +158,7 @@ func (p *parser) parse() *RuleSet {
 	reached := map[string]bool{}
 	if v, ok := top["rules"]; ok {
 		p.rules(v, rs, reached)
+		p.checkEvents(rs)
 	} else {
 		p.errorf(root, "", "", "missing rules")
 	}
@@ -369,8 +373,15 @@ func (p *parser) rule(n *yaml.Node, idx int, rs *RuleSet, reached map[string]boo
 	if v, ok := m["when"]; ok {
 		p.when(v, r)
 	}
-	if v, ok := m["actions"]; ok {
+	if v, ok := m["actions"]; ok && isJourney(v) {
+		p.journey(m, r, rs, reached)
+	} else if ok {
 		r.Actions, r.actionPos = p.actions(v, name, rs, reached)
+		for _, k := range []string{"key", "exit", "reentry"} {
+			if kv, ok := m[k]; ok {
+				p.warnf(kv, name, "add a wait, wait_for or if step, or remove it", "%s has no effect on a rule without steps that take time", k)
+			}
+		}
 	} else {
 		p.errorf(n, name, "e.g. actions: [{stage: retention}]", "rule has no actions")
 	}

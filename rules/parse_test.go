@@ -76,7 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "UnknownRuleKeyNoSuggestion",
 			yaml: head + "  - name: a\n    banana: 1\n" + ok,
-			want: []string{`r.yaml:4:5: rule "a": unknown key "banana" (valid keys: name, on, schedule, timezone, when, cooldown, transactional, frequency_cap, holdout, actions)`},
+			want: []string{`r.yaml:4:5: rule "a": unknown key "banana" (valid keys: name, on, schedule, timezone, when, cooldown, transactional, frequency_cap, holdout, actions, key, exit, reentry)`},
 		},
 		{
 			name: "UnknownCustomerField",

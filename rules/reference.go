@@ -61,6 +61,8 @@ var refDocs = map[string]string{
 	"event.type":                 "Event type, e.g. order_placed.",
 	"event.properties":           "Event data, e.g. event.properties.total. A missing property is nil and a sent one may be a string: comparing either with a number (<, >=, …) or doing arithmetic with it is a run-time error, and the rule is skipped for that event (shown by `ciclo customer` and counted in ciclo_rule_errors_total). Guard it: `type(event.properties.score) in [\"int\", \"float\"] && event.properties.score >= 9`, or give a default: `(event.properties.score ?? 0) >= 9`. `rules check` warns about unguarded reads.",
 	"event.occurred_at":          "When the event happened.",
+	"run":                        "The journey run being evaluated, in a journey's exit when, if and wait_for when; empty elsewhere.",
+	"run.key":                    "The run's correlation key: the rule's key: value when the run started (\"\" without key:).",
 	"now":                        "The evaluation time: when the event is evaluated, or the sweep's time.",
 	"days_since":                 "Days from t to now (fractional). NaN for a zero t, so every comparison with it is false: test has(t) for \"never\".",
 	"hours_since":                "Hours from t to now; NaN for a zero t.",

@@ -76,6 +76,9 @@ type RuleSet struct {
 	// Warnings are problems that do not stop the file from loading, such as
 	// a scheduled rule without cooldown or an unreachable stage.
 	Warnings []*LoadError
+	// Source is the file's content, kept so that journey runs can go on
+	// on the version they started with after a reload.
+	Source []byte
 
 	byName map[string]*Rule
 }
@@ -105,8 +108,13 @@ type Rule struct {
 	// untouched as a control group (see HeldOut); Defaults.Holdout when the
 	// rule sets none, 0 for transactional rules.
 	Holdout float64
-	// Actions run in order when the rule fires.
+	// Actions run in order when the rule fires. For a journey they are all
+	// the actions of its steps, in file order (Journey's OpAction
+	// instructions index them).
 	Actions []Action
+	// Journey is set when the rule's actions take time (wait, wait_until,
+	// wait_for, if, exit): it then starts a run per customer and key.
+	Journey *Journey
 	// Line and Column are the 1-based position of the rule in the file.
 	Line, Column int
 	// Fields are the customer fields (expr names) that When reads, sorted

@@ -117,6 +117,7 @@ func (s *Server) Routes() []Route {
 		{Pattern: "POST /v1/suppressions", Auth: AuthToken, MaxBody: maxSuppressionBody, Timeout: t, Handler: http.HandlerFunc(s.postSuppression)},
 		{Pattern: "GET /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getSuppression)},
 		{Pattern: "DELETE /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.deleteSuppression)},
+		{Pattern: "POST /v1/rules/{name}/run", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.postRuleRun)},
 		{Pattern: "GET /unsubscribe/{token}", Auth: AuthPublic, Timeout: t, Handler: http.HandlerFunc(s.unsubscribePage)},
 		{Pattern: "GET /v1/customers/{id}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getCustomer)},
 		{Pattern: "GET /v1/customers/{id}/coupons", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getCustomerCoupons)},

@@ -303,3 +303,23 @@ func pgText(s string) string {
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// CountMarketingSent returns, per customer id, how many marketing emails
+// were sent to the customer since since (for frequency cap dry runs).
+func (s *Store) CountMarketingSent(ctx context.Context, customerIDs []string, since time.Time) (map[string]int, error) {
+	rows, err := s.db.Query(ctx, q("CountMarketingSent"), customerIDs, since)
+	if err != nil {
+		return nil, fmt.Errorf("count marketing emails of %d customers: %w", len(customerIDs), err)
+	}
+	defer rows.Close()
+	out := make(map[string]int, len(customerIDs))
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count marketing emails: %w", err)
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}

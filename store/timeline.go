@@ -21,6 +21,12 @@ const (
 	// until, reason HoldQuietHours or HoldRetry, channel, timezone,
 	// last_error); ID is the delivery's.
 	TimelineHold = "held"
+	// TimelineRun is a journey run started (ID: the run; Detail: key,
+	// start_event_id); TimelineStep a step it executed (Detail: step, pc);
+	// TimelineRunEnded its end (Detail: state done/exited/stopped, reason).
+	TimelineRun      = "run"
+	TimelineStep     = "step"
+	TimelineRunEnded = "run_ended"
 )
 
 // Reasons a delivery is held (TimelineHold).

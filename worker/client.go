@@ -176,8 +176,12 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			return nil, errors.New("worker config: Dispatch needs Email, Webhook, Templates, Unsubscribe and From")
 		}
 		workers := river.NewWorkers()
-		if err := river.AddWorkerSafely(workers, &EvaluateWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
+		js := newJourneys(cfg.Rules, cfg.Logger)
+		if err := river.AddWorkerSafely(workers, &EvaluateWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger, journeys: js}); err != nil {
 			return nil, fmt.Errorf("add evaluate worker: %w", err)
+		}
+		if err := river.AddWorkerSafely(workers, &JourneyStepWorker{pool: pool, journeys: js, now: cfg.Now}); err != nil {
+			return nil, fmt.Errorf("add journey step worker: %w", err)
 		}
 		dp := newDispatcher(d, pool, cfg.Rules, cfg.Now, cfg.Logger, cfg.RetryPolicy)
 		if err := river.AddWorkerSafely(workers, &DispatchWorker{dispatcher: dp}); err != nil {
@@ -195,6 +199,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			jobs.QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
 			jobs.QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
 			jobs.QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
+			QueueJourney:       {MaxWorkers: cfg.EvaluateWorkers},
 		}
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})

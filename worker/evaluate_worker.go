@@ -30,10 +30,18 @@ import (
 type EvaluateWorker struct {
 	river.WorkerDefaults[jobs.EvaluateArgs]
 
-	pool   *pgxpool.Pool
-	rules  *rules.Holder
-	now    Clock
-	logger *slog.Logger
+	pool     *pgxpool.Pool
+	rules    *rules.Holder
+	now      Clock
+	logger   *slog.Logger
+	journeys *journeys
+}
+
+// evalRuns is the journey state of one evaluate job: the customer's active
+// runs and the step jobs to schedule.
+type evalRuns struct {
+	active []*store.JourneyRun
+	jobs   []river.InsertManyParams
 }
 
 // Work evaluates the customer's pending events up to job.Args.EventID. A
@@ -64,6 +72,14 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 		}
 		fr := newFirer(rs.Version)
 		var deliveries []*store.Delivery
+		var runs *evalRuns
+		if w.journeys != nil && hasJourneys(rs) {
+			active, err := st.ActiveJourneyRuns(ctx, job.Args.CustomerID)
+			if err != nil {
+				return err
+			}
+			runs = &evalRuns{active: active}
+		}
 		for _, ev := range pending {
 			facts := ev.Facts
 			if facts == nil { // events stored before snapshots existed
@@ -73,12 +89,17 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 			}
 			cust := *facts
 			cust.Stage = stage
-			if stage, deliveries, err = w.evaluate(ctx, st, fr, rs, &cust, ev, now, deliveries); err != nil {
+			if stage, deliveries, err = w.evaluate(ctx, st, fr, rs, &cust, ev, now, deliveries, runs); err != nil {
 				return err
 			}
 		}
 		if err := insertDispatchJobs(ctx, tx, client, deliveries, false); err != nil {
 			return fmt.Errorf("enqueue dispatch for %q: %w", job.Args.CustomerID, err)
+		}
+		if runs != nil && len(runs.jobs) > 0 {
+			if _, err := client.InsertManyTx(ctx, tx, runs.jobs); err != nil {
+				return fmt.Errorf("schedule journey steps for %q: %w", job.Args.CustomerID, err)
+			}
 		}
 		return nil
 	})
@@ -89,10 +110,11 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 // firings' deliveries appended (their dispatch jobs are enqueued together at
 // the end).
 func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *firer, rs *rules.RuleSet,
-	cust *store.Customer, ev *store.PendingEvent, now time.Time, deliveries []*store.Delivery,
+	cust *store.Customer, ev *store.PendingEvent, now time.Time, deliveries []*store.Delivery, runs *evalRuns,
 ) (string, []*store.Delivery, error) {
 	in := rules.Input{Customer: RuleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
 	var fires []*store.Fire
+	var starts []*rules.Rule
 	for _, r := range rs.ForEvent(ev.Type) {
 		ok, err := r.Match(in)
 		metrics.FromContext(ctx).RuleEvaluated(r.Name, ok, err)
@@ -109,6 +131,10 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 		if !ok {
 			continue
 		}
+		if r.IsJourney() {
+			starts = append(starts, r)
+			continue
+		}
 		f, err := fr.fire(r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
 		if err != nil {
 			return "", nil, err
@@ -118,6 +144,11 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 	deliveries, err := fr.write(ctx, st, fires, deliveries)
 	if err != nil {
 		return "", nil, fmt.Errorf("fire %d rules for %q: %w", len(fires), cust.ID, err)
+	}
+	if runs != nil {
+		if deliveries, err = w.journeyEvent(ctx, st, fr, rs, cust, ev, now, deliveries, runs, starts); err != nil {
+			return "", nil, err
+		}
 	}
 	stage := cust.Stage
 	for _, f := range fires {
@@ -132,6 +163,32 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 			slog.String("rule_set_version", rs.Version))
 	}
 	return stage, deliveries, nil
+}
+
+// journeyEvent applies an event to the customer's runs and starts the
+// runs of the journeys it matched (see journeys.onEvent), advancing them at
+// once, in the evaluation's transaction.
+func (w *EvaluateWorker) journeyEvent(ctx context.Context, st *store.Store, fr *firer, rs *rules.RuleSet,
+	cust *store.Customer, ev *store.PendingEvent, now time.Time, deliveries []*store.Delivery, runs *evalRuns, starts []*rules.Rule,
+) ([]*store.Delivery, error) {
+	steps, ended, err := w.journeys.onEvent(ctx, st, rs, runs.active, cust, ev, starts, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.UpdateJourneyRuns(ctx, ended); err != nil {
+		return nil, err
+	}
+	res, err := w.journeys.advance(ctx, st, fr, steps, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
+		if s.run.StartEventID == ev.ID && s.run.Active() {
+			runs.active = append(runs.active, s.run)
+		}
+	}
+	runs.jobs = append(runs.jobs, res.jobs...)
+	return append(deliveries, res.deliveries...), nil
 }
 
 // Occurrence is the key that makes a firing unique per customer and rule. An

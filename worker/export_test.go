@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,4 +55,12 @@ func FireManyTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ve
 // RiverConfig is the River configuration NewClient builds from cfg.
 func RiverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 	return riverConfig(pool, cfg)
+}
+
+// ResumeJourneyRunsTx resumes the runs refs in tx as a journey step job
+// would. For benchmarks.
+func ResumeJourneyRunsTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], h *rules.Holder,
+	refs []store.RunRef, now time.Time,
+) error {
+	return newJourneys(h, slog.Default()).resume(ctx, tx, client, refs, now)
 }

@@ -88,6 +88,32 @@ func (fr *firer) fire(r *rules.Rule, c *store.Customer, occurrence string, event
 	return f, nil
 }
 
+// fireActions is the firing of some actions (indexes into r.Actions) of a
+// journey rule r of rule-set version for a customer: one run segment
+// between two waits.
+func (fr *firer) fireActions(r *rules.Rule, version, customerID, occurrence string, idx []int, now time.Time) (*store.Fire, error) {
+	f := &store.Fire{Firing: store.Firing{CustomerID: customerID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: version, FiredAt: now}}
+	for _, i := range idx {
+		switch a := r.Actions[i]; {
+		case a.Stage != "":
+			f.Stages = append(f.Stages, a.Stage)
+		case a.Coupon != nil:
+			cp := &store.Coupon{Kind: a.Coupon.Kind, Value: a.Coupon.Value}
+			if a.Coupon.ExpiresIn > 0 {
+				cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
+			}
+			f.Coupons = append(f.Coupons, cp)
+		case a.Email != nil || a.Webhook != nil:
+			channel, raw, err := fr.action(r, i)
+			if err != nil {
+				return nil, err
+			}
+			f.Deliveries = append(f.Deliveries, &store.Delivery{Channel: channel, Action: raw})
+		}
+	}
+	return f, nil
+}
+
 // action returns the channel and encoded action of the delivery action i of
 // rule r, encoding it on first use.
 func (fr *firer) action(r *rules.Rule, i int) (string, json.RawMessage, error) {

@@ -41,19 +41,24 @@ failed attempt. The database is only read.`,
 			var (
 				c       *store.Customer
 				entries []*store.TimelineEntry
+				runs    []*store.JourneyRun
 			)
 			err = dryrun.ReadOnly(ctx, pool, func(st *store.Store) error {
 				var err error
 				if c, err = st.GetCustomer(ctx, args[0]); err != nil {
 					return err
 				}
-				entries, err = st.Timeline(ctx, args[0], limit)
+				if entries, err = st.Timeline(ctx, args[0], limit); err != nil {
+					return err
+				}
+				runs, err = st.CustomerJourneyRuns(ctx, args[0], limit)
 				return err
 			})
 			if err != nil {
 				return err
 			}
 			printTimeline(cmd.OutOrStdout(), c, entries, limit)
+			printRuns(cmd.OutOrStdout(), runs)
 			return nil
 		},
 	}
@@ -73,6 +78,31 @@ func printTimeline(w io.Writer, c *store.Customer, entries []*store.TimelineEntr
 	}
 	for _, e := range entries {
 		fmt.Fprintf(w, "%s  %-10s  %s\n", formatTime(e.At), e.Kind, describeEntry(e))
+	}
+}
+
+// printRuns lists a customer's journey runs with their current step and
+// when they go on next.
+func printRuns(w io.Writer, runs []*store.JourneyRun) {
+	if len(runs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "journey runs:")
+	for _, r := range runs {
+		s := fmt.Sprintf("  #%d %q key %q (rules %s): %s", r.ID, r.Rule, r.Key, r.RuleSetVersion, r.State)
+		if r.Step != "" {
+			s += ", last step: " + r.Step
+		}
+		switch r.State {
+		case store.RunWaiting:
+			s += ", next step at " + formatTime(r.NextStepAt)
+		case store.RunWaitingEvent:
+			s += fmt.Sprintf(", waiting for %s until %s", r.WaitEvent, formatTime(r.NextStepAt))
+		}
+		if r.ExitReason != "" {
+			s += ": " + r.ExitReason
+		}
+		fmt.Fprintln(w, s)
 	}
 }
 
@@ -151,6 +181,16 @@ func describeEntry(e *store.TimelineEntry) string {
 			}
 		}
 		return s + by
+	case store.TimelineRun:
+		return fmt.Sprintf("journey run #%d of %q started, key %q, on event #%s", e.ID, e.Rule, str("key"), str("start_event_id"))
+	case store.TimelineStep:
+		return fmt.Sprintf("journey run #%d: %s", e.ID, str("step"))
+	case store.TimelineRunEnded:
+		s := fmt.Sprintf("journey run #%d of %q %s", e.ID, e.Rule, str("state"))
+		if r := str("reason"); r != "" {
+			s += ": " + r
+		}
+		return s
 	case store.TimelineDelivery:
 		action, _ := json.Marshal(d["action"])
 		s := fmt.Sprintf("#%d %s %s, %s attempt(s) %s", e.ID, str("channel"), str("status"), str("attempts"), action)

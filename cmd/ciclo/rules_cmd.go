@@ -16,7 +16,7 @@ func newRulesCmd() *cobra.Command {
 		Use:   "rules",
 		Short: "Check, test, diff and document rules files",
 	}
-	cmd.AddCommand(newRulesCheckCmd(), newRulesTestCmd(), newRulesDiffCmd(), newRulesEnvCmd())
+	cmd.AddCommand(newRulesCheckCmd(), newRulesTestCmd(), newRulesDiffCmd(), newRulesEnvCmd(), newRulesRunCmd())
 	return cmd
 }
 

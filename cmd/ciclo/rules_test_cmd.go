@@ -176,6 +176,12 @@ func printReport(w io.Writer, file string, rep *dryrun.Report) {
 			fmt.Fprintf(w, "no   %s (%s)\n", rr.Rule, rr.Trigger)
 		}
 		printCondition(w, rr.Condition, 0)
+		if len(rr.Steps) > 0 {
+			fmt.Fprintln(w, "       journey run (no awaited event comes):")
+			for _, st := range rr.Steps {
+				fmt.Fprintln(w, "         "+st)
+			}
+		}
 		for _, a := range rr.Actions {
 			printAction(w, a)
 		}

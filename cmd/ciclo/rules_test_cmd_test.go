@@ -97,6 +97,25 @@ func TestRulesTest(t *testing.T) {
 		require.Contains(t, stdout, "1 rule(s) would fire. Nothing was written or sent (read-only transaction).\n")
 	})
 
+	t.Run("JourneyShowsSteps", func(t *testing.T) {
+		t.Parallel()
+		db, _ := setup(t)
+		before := rowCounts(t, db)
+		stdout, stderr, code := runCLI(t, "rules", "test", filepath.Join("testdata", "rulestest", "journey.yaml"), "--database-url", db.URL,
+			"--customer", "c-1", "--event", filepath.Join("testdata", "rulestest", "checkout.json"), "--at", "2025-03-02T12:00:00Z")
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, before, rowCounts(t, db), "rules test must not write")
+		require.Contains(t, stdout, `       journey run (no awaited event comes):
+         2025-03-02 12:00  wait 1h0m0s
+         2025-03-02 13:00  email welcome
+         2025-03-02 13:00  wait for cart_updated within 24h0m0s (none comes: timeout)
+         2025-03-03 13:00  if customer.orders_count == 0: true
+         2025-03-03 13:00  coupon percent 5
+         2025-03-03 13:00  email win_back
+         2025-03-03 13:00  done
+`)
+	})
+
 	t.Run("NoEventEvaluatesScheduledRules", func(t *testing.T) {
 		t.Parallel()
 		db, smtp := setup(t)

@@ -85,6 +85,9 @@ type RuleReport struct {
 	// fired in this cooldown window already.
 	AlreadyFired bool      `json:"already_fired,omitempty"`
 	Actions      []*Action `json:"actions,omitempty"`
+	// Steps, for a journey, are the steps a run started now would take if
+	// no awaited event came (every wait_for times out), with their times.
+	Steps []string `json:"steps,omitempty"`
 }
 
 // Action is what one action of a matching rule would do.
@@ -245,11 +248,66 @@ func (rep *Report) evaluate(ctx context.Context, st *store.Store, rs *rules.Rule
 				continue
 			}
 		}
+		if r.IsJourney() {
+			rr.Steps = journeySteps(r, in)
+		}
 		if stage, err = rep.actions(ctx, st, rs, r, rr, stage); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// journeySteps lists the steps a run of journey r started on in would
+// take when no awaited event comes, each with the time it runs at.
+func journeySteps(r *rules.Rule, in rules.Input) []string {
+	var out []string
+	at := in.Now
+	key, _ := r.RunKey(in)
+	in.Run = rules.Run{Key: key}
+	instrs := r.Journey.Instrs
+	for pc := 0; pc < len(instrs); {
+		st := instrs[pc]
+		line := at.UTC().Format("2006-01-02 15:04") + "  " + st.Describe(r)
+		switch st.Op {
+		case rules.OpJump:
+			pc = st.Target
+			continue
+		case rules.OpJumpUnless:
+			in.Now = at
+			ok, err := r.Holds(pc, in)
+			switch {
+			case err != nil:
+				line += ": error (" + err.Error() + "), else"
+			case ok:
+				line += ": true"
+			default:
+				line += ": false"
+			}
+			if ok {
+				pc++
+			} else {
+				pc = st.Target
+			}
+			out = append(out, line)
+			continue
+		case rules.OpWait:
+			at = at.Add(st.Wait)
+		case rules.OpWaitUntil:
+			at = st.NextLocal(at, in.Customer.Timezone, r.Location)
+		case rules.OpWaitFor:
+			at = at.Add(st.Wait)
+			out = append(out, line+" (none comes: timeout)")
+			pc = st.Target
+			continue
+		case rules.OpExit:
+			out = append(out, line)
+			return out
+		}
+		out = append(out, line)
+		pc++
+	}
+	return append(out, at.UTC().Format("2006-01-02 15:04")+"  done")
 }
 
 func trigger(r *rules.Rule) string {

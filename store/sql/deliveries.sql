@@ -107,3 +107,11 @@ WHERE d.customer_id = $1 AND d.id = $2;
 -- name: FirstDeliveryID
 -- Finds a customer's first delivery.
 SELECT id FROM deliveries WHERE customer_id = $1 ORDER BY id LIMIT 1;
+
+-- name: CountMarketingSent
+-- Counts the marketing emails sent to each of the customers $1 since $2 (frequency cap dry runs).
+SELECT c.id, count(d.id)
+FROM unnest($1::text[]) AS c(id)
+LEFT JOIN deliveries d ON d.customer_id = c.id AND d.status = 'sent' AND d.sent_at > $2
+     AND d.channel = 'email' AND NOT COALESCE((d.action->>'transactional')::boolean, false)
+GROUP BY c.id;

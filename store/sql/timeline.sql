@@ -3,7 +3,8 @@
 -- stage transitions, coupons, deliveries, rules skipped because their condition failed at run
 -- time, and queued deliveries held back by their dispatch job's schedule ("why did this customer
 -- get this", and why not yet): a job snoozed (River's snoozes) or, for a delivery never tried,
--- scheduled later is held by quiet hours; a retryable one waits for its retry.
+-- scheduled later is held by quiet hours; a retryable one waits for its retry. Journey runs: their
+-- start, each step executed and their end (done, exited, or stopped and why).
 SELECT at, kind, id, rule, rule_set_version, detail FROM (
     SELECT occurred_at AS at, 'event' AS kind, 1 AS ord, id, '' AS rule, '' AS rule_set_version,
            jsonb_build_object('type', type, 'properties', properties) AS detail
@@ -42,6 +43,19 @@ SELECT at, kind, id, rule, rule_set_version, detail FROM (
                     AND (j.args->>'delivery_id')::bigint = d.id AND j.state IN ('scheduled', 'retryable')
     JOIN customers c ON c.id = d.customer_id
     WHERE d.customer_id = $1 AND d.status = 'queued'
+    UNION ALL
+    SELECT started_at, 'run', 8, id, rule, rule_set_version,
+           jsonb_build_object('key', key, 'start_event_id', start_event_id)
+    FROM journey_runs WHERE customer_id = $1
+    UNION ALL
+    SELECT s.executed_at, 'step', 9, s.run_id, r.rule, r.rule_set_version,
+           jsonb_build_object('step', s.step, 'pc', s.pc, 'firing_id', s.firing_id)
+    FROM journey_steps s JOIN journey_runs r ON r.customer_id = s.customer_id AND r.id = s.run_id
+    WHERE s.customer_id = $1
+    UNION ALL
+    SELECT ended_at, 'run_ended', 10, id, rule, rule_set_version,
+           jsonb_build_object('state', state, 'reason', exit_reason)
+    FROM journey_runs WHERE customer_id = $1 AND ended_at IS NOT NULL
 ) t
 ORDER BY at DESC, ord DESC, id DESC
 LIMIT $2;
