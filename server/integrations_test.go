@@ -42,7 +42,7 @@ func facts(t *testing.T, b *appBundle, id string) (orders int, cents int64) {
 // rows counts what a delivery can write.
 func rows(t *testing.T, b *appBundle) (events, customers, jobs int) {
 	t.Helper()
-	return b.db.Count(t, "events", "true"), b.db.Count(t, "customers", "true"), b.db.Count(t, "river_job", "true")
+	return b.db.Count(t, "events", "true"), b.db.Count(t, "customers", "true"), b.db.Count(t, "river_job", "kind = 'ciclo.evaluate'")
 }
 
 func TestShopifyWebhook(t *testing.T) {

@@ -188,9 +188,10 @@ func TestEndToEnd(t *testing.T) {
 			require.Equal(t, tt.wantStatus, status, "%s: %s", tt.name, body)
 			require.Contains(t, body, tt.wantMsg, tt.name)
 		}
-		for _, table := range []string{"customers", "events", "river_job", "rule_firings"} {
+		for _, table := range []string{"customers", "events", "rule_firings"} {
 			require.Equal(t, 0, b.db.Count(t, table, ""), table)
 		}
+		require.Equal(t, 0, b.db.Count(t, "river_job", ingestJobs), "evaluate jobs")
 	})
 
 	t.Run("BatchIsAtomicAndOrdered", func(t *testing.T) {
