@@ -129,8 +129,11 @@ func (w *DispatchBatchWorker) Work(ctx context.Context, job *river.Job[DispatchB
 	})
 }
 
-// Timeout gives a batch time for all its sends.
+// Timeout gives a batch time for all its sends: Config.BatchTimeout.
 func (w *DispatchBatchWorker) Timeout(*river.Job[DispatchBatchArgs]) time.Duration {
+	if w.batchTimeout > 0 {
+		return w.batchTimeout
+	}
 	return dispatchBatchTimeout
 }
 
@@ -142,8 +145,9 @@ type dispatcher struct {
 	now    Clock
 	logger *slog.Logger
 
-	retry     river.ClientRetryPolicy // schedules the retries of a batch's deliveries
-	locations sync.Map                // time zone name → *time.Location
+	retry        river.ClientRetryPolicy // schedules the retries of a batch's deliveries
+	batchTimeout time.Duration           // a batch job's timeout; zero: dispatchBatchTimeout
+	locations    sync.Map                // time zone name → *time.Location
 
 	// Single-delivery jobs running at the same moment read, claim and
 	// record their deliveries together (a batch job does so on its own).

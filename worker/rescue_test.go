@@ -51,10 +51,21 @@ func TestRescueAfter(t *testing.T) {
 		require.Equal(t, 11*time.Minute, rc.RescueStuckJobsAfter, "minutes, not River's hour")
 		require.Equal(t, worker.JobTimeoutDefault, rc.JobTimeout)
 
-		cfg.RescueAfter = 90 * time.Second
+		cfg.RescueAfter = 90 * time.Second // shorter than a dispatch batch may run
+		_, err = worker.RiverConfig(nil, cfg)
+		require.ErrorContains(t, err, "RescueAfter 1m30s must be longer than BatchTimeout 10m0s")
+
+		cfg.BatchTimeout = 80 * time.Second
 		rc, err = worker.RiverConfig(nil, cfg)
 		require.NoError(t, err)
 		require.Equal(t, 90*time.Second, rc.RescueStuckJobsAfter)
+		require.Equal(t, worker.JobTimeoutDefault, rc.JobTimeout)
+
+		cfg.RescueAfter, cfg.BatchTimeout = 3*time.Second, 2*time.Second // the reliability suite's setting
+		rc, err = worker.RiverConfig(nil, cfg)
+		require.NoError(t, err)
+		require.Equal(t, 2*time.Second, rc.JobTimeout, "other jobs get no longer than a batch")
+		cfg.BatchTimeout = 0
 
 		cfg.RescueAfter = 30 * time.Second // shorter than the one-minute job timeout
 		_, err = worker.RiverConfig(nil, cfg)
@@ -81,7 +92,7 @@ func TestRescueAfter(t *testing.T) {
 			RETURNING id`, worker.SweepArgs{}.Kind(), args, worker.QueueSweep).Scan(&id))
 
 		cfg := baseConfig(t, b)
-		cfg.RescueAfter, cfg.JobTimeout, cfg.RetryPolicy = 3*time.Second, time.Second, retryNow{}
+		cfg.RescueAfter, cfg.BatchTimeout, cfg.JobTimeout, cfg.RetryPolicy = 3*time.Second, 2*time.Second, time.Second, retryNow{}
 		client, err := worker.NewClient(b.db.Pool, cfg)
 		require.NoError(t, err)
 		start := time.Now()

@@ -92,6 +92,21 @@ webhook-allow-private: true
 		require.NoError(t, err)
 		err = f.ops.validate()
 		require.ErrorContains(t, err, "--rescue-after 2m0s (CICLO_RESCUE_AFTER): must be longer than 10m0s, the longest a job that sends may run")
+
+		// A short rescue needs a short job timeout (the reliability suite's setting).
+		t.Setenv("CICLO_JOB_TIMEOUT", "5s")
+		f, err = parse(t, "", "--rescue-after", "6s")
+		require.NoError(t, err)
+		require.NoError(t, f.ops.validate())
+		f.ops.apply(&cfg)
+		require.Equal(t, 5*time.Second, cfg.Worker.BatchTimeout)
+		f, err = parse(t, "", "--rescue-after", "5s")
+		require.NoError(t, err)
+		require.ErrorContains(t, f.ops.validate(), "--rescue-after 5s (CICLO_RESCUE_AFTER): must be longer than 5s")
+		t.Setenv("CICLO_JOB_TIMEOUT", "")
+		f, err = parse(t, write(t, "job-timeout: 500ms\nrescue-after: 6s\n"))
+		require.NoError(t, err)
+		require.ErrorContains(t, f.ops.validate(), "--job-timeout 500ms (CICLO_JOB_TIMEOUT): must be at least 1s")
 	})
 
 	t.Run("BadEnvironmentValueIsAnError", func(t *testing.T) {

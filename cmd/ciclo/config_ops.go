@@ -20,7 +20,7 @@ type opsFlags struct {
 	role                                                        string
 	metricsToken, uiUser, uiPassword                            string
 	evaluateWorkers, sweepWorkers, emailWorkers, webhookWorkers int
-	jobRetention, shutdownTimeout, rescueAfter                  time.Duration
+	jobRetention, shutdownTimeout, rescueAfter, jobTimeout      time.Duration
 	envErrs                                                     []error // malformed environment values
 }
 
@@ -34,7 +34,8 @@ func (o *opsFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.emailWorkers, "email-workers", o.envInt("CICLO_EMAIL_WORKERS", worker.EmailWorkersDefault), "concurrent jobs of the email queue in this process (env CICLO_EMAIL_WORKERS)")
 	fs.IntVar(&o.webhookWorkers, "webhook-workers", o.envInt("CICLO_WEBHOOK_WORKERS", worker.WebhookWorkersDefault), "concurrent jobs of the webhook queue in this process (env CICLO_WEBHOOK_WORKERS)")
 	fs.DurationVar(&o.jobRetention, "job-retention", o.envDuration("CICLO_JOB_RETENTION", worker.JobRetentionDefault), "how long completed, cancelled and discarded jobs stay in river_job (env CICLO_JOB_RETENTION)")
-	fs.DurationVar(&o.rescueAfter, "rescue-after", o.envDuration("CICLO_RESCUE_AFTER", worker.RescueAfterDefault), "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails (env CICLO_RESCUE_AFTER); must be longer than "+worker.LongestJobTimeout.String()+", the longest a job that sends may run")
+	fs.DurationVar(&o.rescueAfter, "rescue-after", o.envDuration("CICLO_RESCUE_AFTER", worker.RescueAfterDefault), "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails (env CICLO_RESCUE_AFTER); must be longer than --job-timeout")
+	fs.DurationVar(&o.jobTimeout, "job-timeout", o.envDuration("CICLO_JOB_TIMEOUT", worker.LongestJobTimeout), "the longest a job that sends may run, a dispatch batch (env CICLO_JOB_TIMEOUT); other jobs get the shorter of this and "+worker.JobTimeoutDefault.String()+"; deliveries a batch has not tried by then get jobs of their own")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", o.envDuration("CICLO_SHUTDOWN_TIMEOUT", app.ShutdownTimeoutDefault), "on SIGTERM, how long running jobs and requests get to finish before they are cancelled (env CICLO_SHUTDOWN_TIMEOUT)")
 }
 
@@ -57,10 +58,13 @@ func (o *opsFlags) validate() error {
 	if o.jobRetention <= 0 || o.shutdownTimeout <= 0 {
 		return fmt.Errorf("--job-retention and --shutdown-timeout must be positive durations such as 24h or 30s")
 	}
-	if o.rescueAfter <= worker.LongestJobTimeout {
-		return fmt.Errorf("--rescue-after %s (CICLO_RESCUE_AFTER): must be longer than %s, the longest a job that sends may run (a dispatch batch), "+
+	if o.jobTimeout < time.Second {
+		return fmt.Errorf("--job-timeout %s (CICLO_JOB_TIMEOUT): must be at least 1s; the default is %s", o.jobTimeout, worker.LongestJobTimeout)
+	}
+	if o.rescueAfter <= o.jobTimeout {
+		return fmt.Errorf("--rescue-after %s (CICLO_RESCUE_AFTER): must be longer than %s, the longest a job that sends may run (a dispatch batch, --job-timeout), "+
 			"or a job still sending would be run a second time and its emails sent twice; the default is %s",
-			o.rescueAfter, worker.LongestJobTimeout, worker.RescueAfterDefault)
+			o.rescueAfter, o.jobTimeout, worker.RescueAfterDefault)
 	}
 	if (o.uiUser == "") != (o.uiPassword == "") {
 		return fmt.Errorf("set both CICLO_UI_USER and CICLO_UI_PASSWORD, or neither")
@@ -76,6 +80,7 @@ func (o *opsFlags) apply(cfg *app.Config) {
 	cfg.Worker.EmailWorkers, cfg.Worker.WebhookWorkers = o.emailWorkers, o.webhookWorkers
 	cfg.Worker.JobRetention = o.jobRetention
 	cfg.Worker.RescueAfter = o.rescueAfter
+	cfg.Worker.BatchTimeout = o.jobTimeout
 }
 
 // envInt is env for integers; validate reports a malformed value.
