@@ -128,10 +128,7 @@ func startThrowaway(ctx context.Context, database string, logger *slog.Logger) (
 		}
 		c.port = port
 		logger.InfoContext(ctx, "localpg: starting throwaway Postgres", slog.Int("port", port))
-		out, err := c.run(ctx, bins.pgCtl,
-			"-D", c.dataDir, "-l", c.logFile, "-w", "-t", "60",
-			"-o", fmt.Sprintf("-k %s -c listen_addresses=127.0.0.1 -p %d -c fsync=off", shellQuote(dir), port),
-			"start")
+		out, err := c.start(ctx)
 		if err == nil {
 			break
 		}
@@ -155,7 +152,15 @@ func startThrowaway(ctx context.Context, database string, logger *slog.Logger) (
 		how += fmt.Sprintf(" (as user %s, since Postgres refuses to run as root)", owner.name)
 	}
 	how += "; it is deleted on exit"
-	return &Result{URL: dbURL, How: how, Stop: c.stop, dir: dir}, nil
+	return &Result{URL: dbURL, How: how, Stop: c.stop, dir: dir, cluster: c}, nil
+}
+
+// start runs pg_ctl start on c.port and waits until the server accepts connections.
+func (c *cluster) start(ctx context.Context) (string, error) {
+	return c.run(ctx, c.bins.pgCtl,
+		"-D", c.dataDir, "-l", c.logFile, "-w", "-t", "60",
+		"-o", fmt.Sprintf("-k %s -c listen_addresses=127.0.0.1 -p %d -c fsync=off", shellQuote(c.dir), c.port),
+		"start")
 }
 
 // stop shuts the cluster down and deletes its directory. Only the first
