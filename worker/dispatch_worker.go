@@ -75,8 +75,18 @@ type DispatchConfig struct {
 	WebhookSecret string
 }
 
-// recordTimeout bounds writing a send's outcome after the send.
+// recordTimeout bounds one try at writing a send's outcome after the send.
 const recordTimeout = 10 * time.Second
+
+// The outcome of a send the server accepted is written again after a
+// database error (see writeOutcomes): first after outcomeRetryFirstWait,
+// then twice as late each time up to outcomeRetryMaxWait, for up to
+// outcomeRetryFor in all.
+const (
+	outcomeRetryFor       = 30 * time.Second
+	outcomeRetryFirstWait = 50 * time.Millisecond
+	outcomeRetryMaxWait   = 2 * time.Second
+)
 
 // Batched dispatch. A sweep queues its deliveries in DispatchBatchArgs jobs
 // of up to DispatchBatchSize: one job, one read and one write then cover
@@ -263,12 +273,51 @@ func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs [
 
 	// Record the outcomes even if the job's context ended meanwhile
 	// (shutdown, timeout): a sent email left "queued" would be sent again.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
+	rctx := context.WithoutCancel(ctx)
 	if complete != nil {
 		return w.recordBatch(rctx, todo, complete)
 	}
 	return w.record(rctx, st, job, todo)
+}
+
+// writeOutcomes runs write, which records the outcomes of todo, each try
+// bounded by recordTimeout. When it fails after a server accepted one of
+// the sends (a database restart, too many clients), the job must not end
+// with the delivery still queued, or its retry would send the email again:
+// the accepted outcome is kept and written again, with backoff, for up to
+// outcomeRetryFor. Outcomes of sends nobody accepted are written once; a
+// retry of their job does no harm.
+func (w *dispatcher) writeOutcomes(ctx context.Context, todo []*sending, write func(context.Context) error) error {
+	accepted := 0
+	for _, s := range todo {
+		if s.out != nil && s.out.Attempted && s.out.Status == store.DeliverySent {
+			accepted++
+		}
+	}
+	deadline := time.Now().Add(outcomeRetryFor)
+	wait := outcomeRetryFirstWait
+	for try := 1; ; try++ {
+		wctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		err := write(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if try > 1 {
+				w.logger.InfoContext(ctx, "dispatch: recorded the outcomes of accepted sends after a database error",
+					slog.Int("accepted", accepted), slog.Int("tries", try))
+			}
+			return nil
+		case accepted == 0:
+			return err
+		case time.Now().Add(wait).After(deadline):
+			return fmt.Errorf("record %d accepted sends (tried %d times over %s; their job's retry may send them again): %w",
+				accepted, try, outcomeRetryFor, err)
+		}
+		w.logger.WarnContext(ctx, "dispatch: recording the outcomes of accepted sends failed; keeping them and trying again",
+			slog.Int("accepted", accepted), slog.Int("try", try), slog.Duration("wait", wait), slog.String("error", err.Error()))
+		time.Sleep(wait)
+		wait = min(2*wait, outcomeRetryMaxWait)
+	}
 }
 
 // prepare decides what happens to a queued delivery short of the frequency
@@ -408,7 +457,8 @@ func (w *dispatcher) sent(job *rivertype.JobRow, s *sending, res channels.Result
 // record writes the outcomes of a single delivery's job (with those of the
 // jobs running at the same moment) and tells River what to do next.
 func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype.JobRow, todo []*sending) error {
-	if err := w.finishDeliveries(ctx, st, outcomes(todo)); err != nil {
+	outs := outcomes(todo)
+	if err := w.writeOutcomes(ctx, todo, func(ctx context.Context) error { return w.finishDeliveries(ctx, st, outs) }); err != nil {
 		return err
 	}
 	w.noted(ctx, todo)
@@ -469,8 +519,23 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 			InsertOpts: opts,
 		})
 	}
-	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if err := store.New(tx).FinishDeliveries(ctx, outcomes(todo)); err != nil {
+	outs := outcomes(todo)
+	err := w.writeOutcomes(ctx, todo, func(ctx context.Context) error {
+		return w.recordBatchTx(ctx, outs, later, complete)
+	})
+	if err != nil {
+		return fmt.Errorf("record the outcomes of a batch of %d deliveries: %w", len(todo), err)
+	}
+	w.noted(ctx, todo)
+	return nil
+}
+
+// recordBatchTx is one try of recordBatch's transaction.
+func (w *dispatcher) recordBatchTx(ctx context.Context, outs []store.Outcome, later []river.InsertManyParams,
+	complete func(context.Context, pgx.Tx) error,
+) error {
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		if err := store.New(tx).FinishDeliveries(ctx, outs); err != nil {
 			return err
 		}
 		if len(later) > 0 {
@@ -484,11 +549,6 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 		}
 		return complete(ctx, tx)
 	})
-	if err != nil {
-		return fmt.Errorf("record the outcomes of a batch of %d deliveries: %w", len(todo), err)
-	}
-	w.noted(ctx, todo)
-	return nil
 }
 
 // outcomes lists the outcomes todo has to record, each naming its delivery.
