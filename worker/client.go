@@ -205,6 +205,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
 			QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
 		}
+		rc.Middleware = append(rc.Middleware, &crashGuard{logger: cfg.Logger})
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
 		}
