@@ -18,6 +18,12 @@ func TestRenderBounds(t *testing.T) {
 		{"NestedRanges", `{{range 1000}}{{range 1000}}x{{end}}{{end}}`},
 		{"RangeInIf", `{{if true}}{{range 20000}}{{end}}{{end}}`},
 	}
+	t.Run("RecursiveTemplate", func(t *testing.T) {
+		t.Parallel()
+		dir := writeFiles(t, map[string]string{"rec.html": `{{define "loop"}}{{template "loop"}}{{end}}{{template "loop"}}{{.UnsubscribeURL}}`, "rec.txt": "{{.UnsubscribeURL}}"})
+		_, err := templates.New(dir)
+		require.ErrorContains(t, err, `template "loop" calls itself`)
+	})
 	for _, tc := range rejected {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -59,5 +65,7 @@ func TestRenderBounds(t *testing.T) {
 		set, err := templates.New("")
 		require.NoError(t, err)
 		require.ErrorContains(t, set.CheckSubject(`{{range 100000000}}x{{end}}`), "loops over a number are allowed")
+		require.ErrorContains(t, set.CheckSubject(`{{define "x"}}{{template "x"}}{{end}}{{template "x"}}`), `template "x" calls itself (subject → x → x)`)
+		require.ErrorContains(t, set.CheckSubject(`{{define "a"}}{{if true}}{{template "b"}}{{end}}{{end}}{{define "b"}}{{template "a"}}{{end}}{{template "a"}}`), "recursion is not allowed")
 	})
 }

@@ -2,6 +2,8 @@ package templates
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	tparse "text/template/parse"
 )
 
@@ -67,4 +69,74 @@ func rangeCount(p *tparse.PipeNode) (int64, bool) {
 		return int64(min(num.Float64, 1e18)), true
 	}
 	return 0, false
+}
+
+// checkRecursion rejects templates that call themselves, directly or
+// through others ({{define "x"}}{{template "x"}}{{end}}): the engine only
+// stops them 100,000 calls deep, after seconds and much memory.
+func checkRecursion(trees map[string]*tparse.Tree) error {
+	calls := map[string][]string{}
+	for name, tr := range trees {
+		if tr != nil {
+			calls[name] = templateCalls(tr.Root, nil)
+		}
+	}
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[string]int{}
+	var visit func(name string, path []string) error
+	visit = func(name string, path []string) error {
+		switch state[name] {
+		case visiting:
+			return fmt.Errorf("template %q calls itself (%s): recursion is not allowed", name, strings.Join(append(path, name), " → "))
+		case done:
+			return nil
+		}
+		state[name] = visiting
+		for _, c := range calls[name] {
+			if err := visit(c, append(path, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = done
+		return nil
+	}
+	names := make([]string, 0, len(calls))
+	for name := range calls {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := visit(name, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// templateCalls appends the names of the templates n calls to out.
+func templateCalls(n tparse.Node, out []string) []string {
+	switch n := n.(type) {
+	case *tparse.ListNode:
+		if n == nil {
+			return out
+		}
+		for _, c := range n.Nodes {
+			out = templateCalls(c, out)
+		}
+	case *tparse.TemplateNode:
+		out = append(out, n.Name)
+	case *tparse.RangeNode:
+		out = templateCalls(n.List, out)
+		out = templateCalls(n.ElseList, out)
+	case *tparse.IfNode:
+		out = templateCalls(n.List, out)
+		out = templateCalls(n.ElseList, out)
+	case *tparse.WithNode:
+		out = templateCalls(n.List, out)
+		out = templateCalls(n.ElseList, out)
+	}
+	return out
 }

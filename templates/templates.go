@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	texttemplate "text/template"
+	tparse "text/template/parse"
 	"time"
 )
 
@@ -290,20 +291,18 @@ func parse(files map[string]source) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("templates: parse %s: %w", t.origin, err)
 		}
+		htrees := map[string]*tparse.Tree{}
 		for _, t := range ht.Templates() {
-			if err == nil && t.Tree != nil {
-				err = checkRanges(t.Tree.Root)
-			}
+			htrees[t.Name()] = t.Tree
 		}
-		if err != nil {
+		if err := checkTrees(htrees); err != nil {
 			return nil, fmt.Errorf("templates: parse %s: %w", h.origin, err)
 		}
+		ttrees := map[string]*tparse.Tree{}
 		for _, t := range tt.Templates() {
-			if err == nil && t.Tree != nil {
-				err = checkRanges(t.Tree.Root)
-			}
+			ttrees[t.Name()] = t.Tree
 		}
-		if err != nil {
+		if err := checkTrees(ttrees); err != nil {
 			return nil, fmt.Errorf("templates: parse %s: %w", t.origin, err)
 		}
 		s.html[name], s.text[name] = ht, tt
@@ -326,10 +325,28 @@ func newText(name, text string) (*texttemplate.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRanges(t.Tree.Root); err != nil {
+	trees := map[string]*tparse.Tree{}
+	for _, d := range t.Templates() {
+		trees[d.Name()] = d.Tree
+	}
+	if err := checkTrees(trees); err != nil {
 		return nil, fmt.Errorf("template: %s: %w", name, err)
 	}
 	return t, nil
+}
+
+// checkTrees applies the parse-time bounds to a template and the
+// templates it defines.
+func checkTrees(trees map[string]*tparse.Tree) error {
+	for _, tr := range trees {
+		if tr == nil {
+			continue
+		}
+		if err := checkRanges(tr.Root); err != nil {
+			return err
+		}
+	}
+	return checkRecursion(trees)
 }
 
 // Names returns the template names, sorted.
