@@ -135,6 +135,25 @@ func NewService(cfg *Config) *Service {
 	return s
 }
 
+// NewChecker returns a Service that only checks events (Check), for tools
+// and fuzz tests that have no database; its Ingest must not be called.
+func NewChecker(orderEvents []string) *Service {
+	s := &Service{cfg: Config{Now: time.Now, OrderEvents: orderEvents}, orderEvents: map[string]bool{}}
+	if len(orderEvents) == 0 {
+		s.orderEvents["order_placed"] = true
+	}
+	for _, t := range orderEvents {
+		s.orderEvents[t] = true
+	}
+	return s
+}
+
+// Check validates one event as Ingest does and returns what it would
+// store: a *FieldError (ErrMalformed or ErrInvalid) when it is refused.
+func (s *Service) Check(e *Event, now time.Time) (*store.NewEvent, error) {
+	return s.prepare(e, now, Options{})
+}
+
 // IsOrder reports whether events of type t count as orders.
 func (s *Service) IsOrder(t string) bool { return s.orderEvents[t] }
 

@@ -97,7 +97,7 @@ func flatten(node ast.Node, op string) []ast.Node {
 
 // evalSource compiles and runs one sub-expression.
 func evalSource(src string, e env) (any, string) {
-	prog, err := expr.Compile(src, expr.Env(env{}))
+	prog, err := compileExpr(src)
 	if err != nil {
 		return nil, err.Error()
 	}

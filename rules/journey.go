@@ -320,11 +320,11 @@ func (p *parser) checkEvents(rs *RuleSet) {
 
 // compile compiles a journey expression (key, exit when, if, wait_for when).
 func (p *parser) compile(n *yaml.Node, rule, what, src string, asBool bool) *vm.Program {
-	opts := []expr.Option{expr.Env(env{})}
+	var opts []expr.Option
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
-	prog, err := expr.Compile(src, opts...)
+	prog, err := compileExpr(src, opts...)
 	if err != nil {
 		var fe *file.Error
 		if !errors.As(err, &fe) {

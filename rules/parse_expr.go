@@ -18,7 +18,7 @@ func (p *parser) when(n *yaml.Node, r *Rule) {
 		return
 	}
 	r.When = src
-	prog, err := expr.Compile(src, expr.Env(env{}), expr.AsBool())
+	prog, err := compileExpr(src, expr.AsBool())
 	if err != nil {
 		var fe *file.Error
 		if !errors.As(err, &fe) {

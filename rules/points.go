@@ -107,7 +107,7 @@ func (p *parser) points(n *yaml.Node, rule string) *PointsAction {
 // same environment and diagnostics as when; it warns about unguarded reads
 // of properties the way when does.
 func (p *parser) numberExpr(n *yaml.Node, rule, what, src string) *vm.Program {
-	prog, err := expr.Compile(src, expr.Env(env{}), expr.AsFloat64())
+	prog, err := compileExpr(src, expr.AsFloat64())
 	if err != nil {
 		var fe *file.Error
 		if !errors.As(err, &fe) {

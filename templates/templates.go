@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	texttemplate "text/template"
+	tparse "text/template/parse"
 	"time"
 )
 
@@ -42,6 +43,19 @@ const (
 	layoutHTML    = "layout.html"
 	layoutText    = "layout.txt"
 	subjectSuffix = ".subject.txt"
+)
+
+// Bounds on rendering: a template that would write more than
+// MaxOutputBytes into one part (subject, HTML or text), or still be
+// writing after MaxRenderTime, fails to render instead of exhausting the
+// process; loops over a number (`{{range 100000000}}`) may not run more
+// than MaxRangeIterations times in all, nested loops multiplied, which is
+// checked when the template is parsed (so `rules check` and a reload
+// reject it).
+const (
+	MaxOutputBytes     = 1 << 20
+	MaxRenderTime      = 2 * time.Second
+	MaxRangeIterations = 10000
 )
 
 // Sentinel errors returned (wrapped) by Set methods.
@@ -59,6 +73,10 @@ var (
 	ErrNoCoupon = errors.New("template uses .Coupon but no coupon was given")
 	// ErrNoEvent means the template uses .Event but Data.Event is nil.
 	ErrNoEvent = errors.New("template uses .Event but no event was given")
+	// ErrTooLarge means a rendered part would exceed MaxOutputBytes.
+	ErrTooLarge = fmt.Errorf("output larger than %d bytes", MaxOutputBytes)
+	// ErrTooSlow means rendering took longer than MaxRenderTime.
+	ErrTooSlow = fmt.Errorf("rendering took longer than %s", MaxRenderTime)
 )
 
 //go:embed default
@@ -273,6 +291,20 @@ func parse(files map[string]source) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("templates: parse %s: %w", t.origin, err)
 		}
+		htrees := map[string]*tparse.Tree{}
+		for _, t := range ht.Templates() {
+			htrees[t.Name()] = t.Tree
+		}
+		if err := checkTrees(htrees); err != nil {
+			return nil, fmt.Errorf("templates: parse %s: %w", h.origin, err)
+		}
+		ttrees := map[string]*tparse.Tree{}
+		for _, t := range tt.Templates() {
+			ttrees[t.Name()] = t.Tree
+		}
+		if err := checkTrees(ttrees); err != nil {
+			return nil, fmt.Errorf("templates: parse %s: %w", t.origin, err)
+		}
 		s.html[name], s.text[name] = ht, tt
 
 		if sub, ok := files[name+subjectSuffix]; ok {
@@ -289,7 +321,32 @@ func parse(files map[string]source) (*Set, error) {
 }
 
 func newText(name, text string) (*texttemplate.Template, error) {
-	return texttemplate.New(name).Option("missingkey=error").Funcs(funcs()).Parse(text)
+	t, err := texttemplate.New(name).Option("missingkey=error").Funcs(funcs()).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	trees := map[string]*tparse.Tree{}
+	for _, d := range t.Templates() {
+		trees[d.Name()] = d.Tree
+	}
+	if err := checkTrees(trees); err != nil {
+		return nil, fmt.Errorf("template: %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// checkTrees applies the parse-time bounds to a template and the
+// templates it defines.
+func checkTrees(trees map[string]*tparse.Tree) error {
+	for _, tr := range trees {
+		if tr == nil {
+			continue
+		}
+		if err := checkRanges(tr.Root); err != nil {
+			return err
+		}
+	}
+	return checkRecursion(trees)
 }
 
 // Names returns the template names, sorted.
@@ -366,8 +423,8 @@ func (s *Set) render(name, subject string, d Data, needSubject bool) (Rendered, 
 		return Rendered{}, fmt.Errorf("templates: render %q: %w", name, ErrNoSubject)
 	}
 
-	var buf bytes.Buffer
-	if err := ht.Execute(&buf, d); err != nil {
+	buf := newBoundedWriter()
+	if err := ht.Execute(buf, d); err != nil {
 		return fail("html", err)
 	}
 	r.HTML = buf.String()
@@ -401,12 +458,35 @@ func (s *Set) subjectTemplate(subject string) (*texttemplate.Template, error) {
 }
 
 func execText(t *texttemplate.Template, d Data) (string, error) {
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, d); err != nil {
+	buf := newBoundedWriter()
+	if err := t.Execute(buf, d); err != nil {
 		return "", err
 	}
 	return buf.String(), nil
 }
+
+// boundedWriter collects a rendered part, failing writes past
+// MaxOutputBytes or MaxRenderTime.
+type boundedWriter struct {
+	buf      bytes.Buffer
+	deadline time.Time
+}
+
+func newBoundedWriter() *boundedWriter {
+	return &boundedWriter{deadline: time.Now().Add(MaxRenderTime)}
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) > MaxOutputBytes {
+		return 0, ErrTooLarge
+	}
+	if time.Now().After(w.deadline) {
+		return 0, ErrTooSlow
+	}
+	return w.buf.Write(p)
+}
+
+func (w *boundedWriter) String() string { return w.buf.String() }
 
 // nilDataError turns the template engine's error for an absent coupon or event into
 // ErrNoCoupon or ErrNoEvent, keeping the original (which names the file position). The engine

@@ -74,8 +74,13 @@ type Config struct {
 	// JobTimeout. Default: RescueAfterDefault.
 	RescueAfter time.Duration
 	// JobTimeout is how long a job without a timeout of its own may run
-	// (tests shorten it with RescueAfter). Default: JobTimeoutDefault.
+	// (tests shorten it with RescueAfter). Default: the shorter of
+	// JobTimeoutDefault and BatchTimeout.
 	JobTimeout time.Duration
+	// BatchTimeout is how long a dispatch batch job, the longest job that
+	// sends, may run; deliveries it has not tried by then get jobs of their
+	// own. RescueAfter must exceed it. Default: LongestJobTimeout.
+	BatchTimeout time.Duration
 	// RetryPolicy overrides River's backoff (tests use a short one). Default: River's.
 	RetryPolicy river.ClientRetryPolicy
 	// Schema is the Postgres schema of River's tables. Default: the search path.
@@ -117,7 +122,8 @@ func (c *Config) withDefaults() *Config {
 	out.FetchPollInterval = valOrDefault(out.FetchPollInterval, FetchPollIntervalDefault)
 	out.JobRetention = valOrDefault(out.JobRetention, JobRetentionDefault)
 	out.RescueAfter = valOrDefault(out.RescueAfter, RescueAfterDefault)
-	out.JobTimeout = valOrDefault(out.JobTimeout, JobTimeoutDefault)
+	out.BatchTimeout = valOrDefault(out.BatchTimeout, LongestJobTimeout)
+	out.JobTimeout = valOrDefault(out.JobTimeout, min(JobTimeoutDefault, out.BatchTimeout))
 	out.SweepWorkers = valOrDefault(out.SweepWorkers, SweepWorkersDefault)
 	out.SweepShardSize = valOrDefault(out.SweepShardSize, SweepShardSizeDefault)
 	out.SweepPageSize = valOrDefault(out.SweepPageSize, SweepPageSizeDefault)
@@ -157,6 +163,10 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 		return nil, fmt.Errorf("worker config: RescueAfter %s must be longer than JobTimeout %s, or running jobs would be rescued",
 			cfg.RescueAfter, cfg.JobTimeout)
 	}
+	if cfg.RescueAfter <= cfg.BatchTimeout {
+		return nil, fmt.Errorf("worker config: RescueAfter %s must be longer than BatchTimeout %s, or a batch still sending would be rescued and its emails sent twice",
+			cfg.RescueAfter, cfg.BatchTimeout)
+	}
 	rc := &river.Config{
 		ID:                          cfg.ID,
 		Logger:                      cfg.Logger,
@@ -184,6 +194,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			return nil, fmt.Errorf("add journey step worker: %w", err)
 		}
 		dp := newDispatcher(d, pool, cfg.Rules, cfg.Now, cfg.Logger, cfg.RetryPolicy)
+		dp.batchTimeout = cfg.BatchTimeout
 		if err := river.AddWorkerSafely(workers, &DispatchWorker{dispatcher: dp}); err != nil {
 			return nil, fmt.Errorf("add dispatch worker: %w", err)
 		}
@@ -201,6 +212,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			jobs.QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
 			QueueJourney:       {MaxWorkers: cfg.EvaluateWorkers},
 		}
+		rc.Middleware = append(rc.Middleware, &crashGuard{logger: cfg.Logger})
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
 		}

@@ -121,8 +121,23 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 			InsertOpts: opts,
 		})
 	}
-	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if err := store.New(tx).FinishDeliveries(ctx, outcomes(todo)); err != nil {
+	outs := outcomes(todo)
+	err := w.writeOutcomes(ctx, todo, func(ctx context.Context) error {
+		return w.recordBatchTx(ctx, outs, later, complete)
+	})
+	if err != nil {
+		return fmt.Errorf("record the outcomes of a batch of %d deliveries: %w", len(todo), err)
+	}
+	w.noted(ctx, todo)
+	return nil
+}
+
+// recordBatchTx is one try of recordBatch's transaction.
+func (w *dispatcher) recordBatchTx(ctx context.Context, outs []store.Outcome, later []river.InsertManyParams,
+	complete func(context.Context, pgx.Tx) error,
+) error {
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		if err := store.New(tx).FinishDeliveries(ctx, outs); err != nil {
 			return err
 		}
 		if len(later) > 0 {
@@ -136,11 +151,6 @@ func (w *dispatcher) recordBatch(ctx context.Context, todo []*sending, complete 
 		}
 		return complete(ctx, tx)
 	})
-	if err != nil {
-		return fmt.Errorf("record the outcomes of a batch of %d deliveries: %w", len(todo), err)
-	}
-	w.noted(ctx, todo)
-	return nil
 }
 
 // outcomes lists the outcomes todo has to record, each naming its delivery.

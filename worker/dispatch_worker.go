@@ -43,8 +43,18 @@ type DispatchConfig struct {
 	WebhookSecret string
 }
 
-// recordTimeout bounds writing a send's outcome after the send.
+// recordTimeout bounds one try at writing a send's outcome after the send.
 const recordTimeout = 10 * time.Second
+
+// The outcome of a send the server accepted is written again after a
+// database error (see writeOutcomes): first after outcomeRetryFirstWait,
+// then twice as late each time up to outcomeRetryMaxWait, for up to
+// outcomeRetryFor in all.
+const (
+	outcomeRetryFor       = 30 * time.Second
+	outcomeRetryFirstWait = 50 * time.Millisecond
+	outcomeRetryMaxWait   = 2 * time.Second
+)
 
 // DispatchWorker sends one delivery through its channel and records the
 // outcome on the delivery row.
@@ -73,8 +83,11 @@ func (w *DispatchBatchWorker) Work(ctx context.Context, job *river.Job[jobs.Disp
 	})
 }
 
-// Timeout gives a batch time for all its sends.
+// Timeout gives a batch time for all its sends: Config.BatchTimeout.
 func (w *DispatchBatchWorker) Timeout(*river.Job[jobs.DispatchBatchArgs]) time.Duration {
+	if w.batchTimeout > 0 {
+		return w.batchTimeout
+	}
 	return dispatchBatchTimeout
 }
 
@@ -90,8 +103,9 @@ type dispatcher struct {
 	// now says, so a snooze is now's delay counted from jobNow.
 	jobNow Clock
 
-	retry     river.ClientRetryPolicy // schedules the retries of a batch's deliveries
-	locations sync.Map                // time zone name → *time.Location
+	retry        river.ClientRetryPolicy // schedules the retries of a batch's deliveries
+	batchTimeout time.Duration           // a batch job's timeout; zero: dispatchBatchTimeout
+	locations    sync.Map                // time zone name → *time.Location
 
 	// Single-delivery jobs running at the same moment read, claim and
 	// record their deliveries together (a batch job does so on its own).
@@ -179,12 +193,51 @@ func (w *dispatcher) dispatch(ctx context.Context, job *rivertype.JobRow, refs [
 
 	// Record the outcomes even if the job's context ended meanwhile
 	// (shutdown, timeout): a sent email left "queued" would be sent again.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
+	rctx := context.WithoutCancel(ctx)
 	if complete != nil {
 		return w.recordBatch(rctx, todo, complete)
 	}
 	return w.record(rctx, st, job, todo)
+}
+
+// writeOutcomes runs write, which records the outcomes of todo, each try
+// bounded by recordTimeout. When it fails after a server accepted one of
+// the sends (a database restart, too many clients), the job must not end
+// with the delivery still queued, or its retry would send the email again:
+// the accepted outcome is kept and written again, with backoff, for up to
+// outcomeRetryFor. Outcomes of sends nobody accepted are written once; a
+// retry of their job does no harm.
+func (w *dispatcher) writeOutcomes(ctx context.Context, todo []*sending, write func(context.Context) error) error {
+	accepted := 0
+	for _, s := range todo {
+		if s.out != nil && s.out.Attempted && s.out.Status == store.DeliverySent {
+			accepted++
+		}
+	}
+	deadline := time.Now().Add(outcomeRetryFor)
+	wait := outcomeRetryFirstWait
+	for try := 1; ; try++ {
+		wctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		err := write(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if try > 1 {
+				w.logger.InfoContext(ctx, "dispatch: recorded the outcomes of accepted sends after a database error",
+					slog.Int("accepted", accepted), slog.Int("tries", try))
+			}
+			return nil
+		case accepted == 0:
+			return err
+		case time.Now().Add(wait).After(deadline):
+			return fmt.Errorf("record %d accepted sends (tried %d times over %s; their job's retry may send them again): %w",
+				accepted, try, outcomeRetryFor, err)
+		}
+		w.logger.WarnContext(ctx, "dispatch: recording the outcomes of accepted sends failed; keeping them and trying again",
+			slog.Int("accepted", accepted), slog.Int("try", try), slog.Duration("wait", wait), slog.String("error", err.Error()))
+		time.Sleep(wait)
+		wait = min(2*wait, outcomeRetryMaxWait)
+	}
 }
 
 // prepare decides what happens to a queued delivery short of the frequency

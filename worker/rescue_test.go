@@ -53,10 +53,21 @@ func TestRescueAfter(t *testing.T) {
 		require.Equal(t, 11*time.Minute, rc.RescueStuckJobsAfter, "minutes, not River's hour")
 		require.Equal(t, worker.JobTimeoutDefault, rc.JobTimeout)
 
-		cfg.RescueAfter = 90 * time.Second
+		cfg.RescueAfter = 90 * time.Second // shorter than a dispatch batch may run
+		_, err = worker.RiverConfig(nil, cfg)
+		require.ErrorContains(t, err, "RescueAfter 1m30s must be longer than BatchTimeout 10m0s")
+
+		cfg.BatchTimeout = 80 * time.Second
 		rc, err = worker.RiverConfig(nil, cfg)
 		require.NoError(t, err)
 		require.Equal(t, 90*time.Second, rc.RescueStuckJobsAfter)
+		require.Equal(t, worker.JobTimeoutDefault, rc.JobTimeout)
+
+		cfg.RescueAfter, cfg.BatchTimeout = 3*time.Second, 2*time.Second // the reliability suite's setting
+		rc, err = worker.RiverConfig(nil, cfg)
+		require.NoError(t, err)
+		require.Equal(t, 2*time.Second, rc.JobTimeout, "other jobs get no longer than a batch")
+		cfg.BatchTimeout = 0
 
 		cfg.RescueAfter = 30 * time.Second // shorter than the one-minute job timeout
 		_, err = worker.RiverConfig(nil, cfg)
@@ -83,7 +94,7 @@ func TestRescueAfter(t *testing.T) {
 			RETURNING id`, jobs.SweepArgs{}.Kind(), args, jobs.QueueSweep).Scan(&id))
 
 		cfg := baseConfig(t, b)
-		cfg.RescueAfter, cfg.JobTimeout, cfg.RetryPolicy = 3*time.Second, time.Second, retryNow{}
+		cfg.RescueAfter, cfg.BatchTimeout, cfg.JobTimeout, cfg.RetryPolicy = 3*time.Second, 2*time.Second, time.Second, retryNow{}
 		client, err := worker.NewClient(b.db.Pool, cfg)
 		require.NoError(t, err)
 		start := time.Now()
@@ -110,5 +121,48 @@ func TestRescueAfter(t *testing.T) {
 		var errs string
 		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT errors::text FROM river_job WHERE id = $1", id).Scan(&errs))
 		require.Contains(t, errs, "Stuck job rescued")
+	})
+
+	// A job whose worker already died once while running it is left
+	// running by a second dead worker: once rescued again it is cancelled,
+	// not run, so it cannot take down a third.
+	t.Run("CancelsAJobWorkersDiedRunningTwice", func(t *testing.T) {
+		t.Parallel()
+		b := setupSweep(t, sweepRules)
+		tick := b.clock.Now()
+		b.loadCustomers(t, 50, tick)
+		args, err := json.Marshal(jobs.SweepArgs{Tick: tick, Rules: []string{"at-risk"}})
+		require.NoError(t, err)
+		ctx := context.Background()
+		var id int64
+		require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO river_job
+			(state, attempt, max_attempts, attempted_at, attempted_by, kind, args, queue, priority, scheduled_at, created_at, errors)
+			VALUES ('running', 2, 25, now() - interval '20 seconds', ARRAY['killed-worker', 'killed-again'], $1, $2, $3, 1,
+			        now() - interval '40 seconds', now() - interval '40 seconds',
+			        ARRAY[jsonb_build_object('at', now() - interval '30 seconds', 'attempt', 1, 'error', 'Stuck job rescued by JobRescuer', 'trace', '')])
+			RETURNING id`, jobs.SweepArgs{}.Kind(), args, jobs.QueueSweep).Scan(&id))
+
+		cfg := baseConfig(t, b)
+		cfg.RescueAfter, cfg.BatchTimeout, cfg.JobTimeout, cfg.RetryPolicy = 3*time.Second, 2*time.Second, time.Second, retryNow{}
+		client, err := worker.NewClient(b.db.Pool, cfg)
+		require.NoError(t, err)
+		require.NoError(t, client.Start(ctx))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			require.NoError(t, client.Stop(ctx))
+		})
+		var state string
+		for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", id).Scan(&state))
+			if state == "cancelled" || state == "completed" {
+				break
+			}
+		}
+		require.Equal(t, "cancelled", state)
+		var errs string
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT errors::text FROM river_job WHERE id = $1", id).Scan(&errs))
+		require.Contains(t, errs, "was running in a worker that died 2 times")
+		require.Equal(t, 0, b.db.Count(t, "rule_firings", ""), "the job did not run")
 	})
 }

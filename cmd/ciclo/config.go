@@ -35,6 +35,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -96,7 +97,8 @@ func (f *flags) settings() []setting {
 		{Key: "email-workers", Env: "CICLO_EMAIL_WORKERS", Value: integer(&w.EmailWorkers, worker.EmailWorkersDefault), Usage: "concurrent jobs of the email queue in this process"},
 		{Key: "webhook-workers", Env: "CICLO_WEBHOOK_WORKERS", Value: integer(&w.WebhookWorkers, worker.WebhookWorkersDefault), Usage: "concurrent jobs of the webhook queue in this process"},
 		{Key: "job-retention", Env: "CICLO_JOB_RETENTION", Value: duration(&w.JobRetention, worker.JobRetentionDefault), Usage: "how long completed, cancelled and discarded jobs stay in river_job"},
-		{Key: "rescue-after", Env: "CICLO_RESCUE_AFTER", Value: duration(&w.RescueAfter, worker.RescueAfterDefault), Usage: "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails; must be longer than " + worker.LongestJobTimeout.String() + ", the longest a job that sends may run"},
+		{Key: "rescue-after", Env: "CICLO_RESCUE_AFTER", Value: duration(&w.RescueAfter, worker.RescueAfterDefault), Usage: "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails; must be longer than --job-timeout"},
+		{Key: "job-timeout", Env: "CICLO_JOB_TIMEOUT", Value: duration(&w.BatchTimeout, worker.LongestJobTimeout), Usage: "the longest a job that sends may run, a dispatch batch; other jobs get the shorter of this and " + worker.JobTimeoutDefault.String() + "; deliveries a batch has not tried by then get jobs of their own"},
 		{Key: "shutdown-timeout", Env: "CICLO_SHUTDOWN_TIMEOUT", Value: duration(&c.ShutdownTimeout, app.ShutdownTimeoutDefault), Usage: "on SIGTERM, how long running jobs and requests get to finish before they are cancelled"},
 		{Key: "config", Env: "CICLO_CONFIG", Value: text(&f.configFile, ""), NoFile: true, Usage: "YAML config file whose keys are these flags' names; flags win over environment variables, which win over the file"},
 	}...)
@@ -137,10 +139,13 @@ func (f *flags) validate() error {
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("%s: must be a positive duration such as 30s", d("shutdown-timeout"))
 	}
-	if c.Worker.RescueAfter <= worker.LongestJobTimeout {
-		return fmt.Errorf("%s: must be longer than %s, the longest a job that sends may run (a dispatch batch), "+
+	if c.Worker.BatchTimeout < time.Second {
+		return fmt.Errorf("%s: must be at least 1s; the default is %s", d("job-timeout"), worker.LongestJobTimeout)
+	}
+	if c.Worker.RescueAfter <= c.Worker.BatchTimeout {
+		return fmt.Errorf("%s: must be longer than %s, the longest a job that sends may run (a dispatch batch, --job-timeout), "+
 			"or a job still sending would be run a second time and its emails sent twice; the default is %s",
-			d("rescue-after"), worker.LongestJobTimeout, worker.RescueAfterDefault)
+			d("rescue-after"), c.Worker.BatchTimeout, worker.RescueAfterDefault)
 	}
 	if (c.UIUser == "") != (c.UIPassword == "") {
 		return fmt.Errorf("set both CICLO_UI_USER and CICLO_UI_PASSWORD (--ui-user, --ui-password), or neither")

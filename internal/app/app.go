@@ -119,6 +119,11 @@ type Config struct {
 	// ReloadDebounce is how long after the last change to the rules file
 	// the watcher reloads it. Default ReloadDebounceDefault.
 	ReloadDebounce time.Duration
+	// ReloadSettle is how long the rules file must have gone unchanged
+	// (by its modification time) before the watcher reloads it, so that a
+	// file written in several steps is loaded only once complete. Default
+	// ReloadSettleDefault.
+	ReloadSettle time.Duration
 	// HTTP are the HTTP server's timeouts and connection cap; zero fields
 	// take the server package's defaults.
 	HTTP server.HTTPConfig
@@ -294,6 +299,9 @@ func (c *Config) fill() error {
 	c.HTTP = c.HTTP.WithDefaults()
 	if c.ReloadDebounce == 0 {
 		c.ReloadDebounce = ReloadDebounceDefault
+	}
+	if c.ReloadSettle == 0 {
+		c.ReloadSettle = ReloadSettleDefault
 	}
 	return c.fillOps()
 }

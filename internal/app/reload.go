@@ -25,6 +25,14 @@ import (
 // (truncate, write, rename over) cause one reload of the finished file.
 const ReloadDebounceDefault = 100 * time.Millisecond
 
+// ReloadSettleDefault is how long the rules file must have gone unchanged
+// before the watcher reloads it. An editor or a deploy that writes the file
+// in several steps (a first part, then the rest a second later) would
+// otherwise have a partial rule set loaded, and events judged by it in the
+// meantime are never judged again. Files renamed into place are complete at
+// once but wait too: the watcher cannot tell them apart.
+const ReloadSettleDefault = 2 * time.Second
+
 // reloader is the App's hot-reload state.
 type reloader struct {
 	mu    sync.Mutex // serialises reloads and guards hooks
@@ -166,6 +174,7 @@ func (a *App) watchLoop(ctx context.Context, w *fsnotify.Watcher, path string) {
 	timer := time.NewTimer(debounce)
 	timer.Stop()
 	defer timer.Stop()
+	var waitingSince time.Time // when the watcher began waiting for the file to settle
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,9 +192,38 @@ func (a *App) watchLoop(ctx context.Context, w *fsnotify.Watcher, path string) {
 			}
 			a.cfg.Logger.WarnContext(ctx, "app: rules watcher error", slog.String("error", err.Error()))
 		case <-timer.C:
+			if wait := settleWait(path, a.cfg.ReloadSettle); wait > 0 {
+				if waitingSince.IsZero() {
+					waitingSince = time.Now()
+					a.cfg.Logger.InfoContext(ctx, "app: rules file changed; waiting until it has not changed for the settle time before reloading",
+						slog.String("rules", a.cfg.RulesPath), slog.Duration("settle", a.cfg.ReloadSettle))
+				}
+				timer.Reset(wait)
+				continue
+			}
+			if !waitingSince.IsZero() {
+				a.cfg.Logger.InfoContext(ctx, "app: rules file settled; reloading", slog.String("rules", a.cfg.RulesPath),
+					slog.Duration("settle", a.cfg.ReloadSettle), slog.Duration("waited", time.Since(waitingSince).Round(time.Millisecond)))
+				waitingSince = time.Time{}
+			}
 			a.reloadAndLog(ctx, "file change")
 		}
 	}
+}
+
+// settleWait is how much longer the file at path must go unchanged to have
+// been stable for settle; 0 when it has (or cannot be read: Reload then
+// says why).
+func settleWait(path string, settle time.Duration) time.Duration {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	age := time.Since(fi.ModTime())
+	if age >= settle {
+		return 0
+	}
+	return min(settle-age, settle)
 }
 
 // stopWatch stops the watcher and waits for its loop to exit.

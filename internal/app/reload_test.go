@@ -310,3 +310,41 @@ func TestReload(t *testing.T) {
 		require.Empty(t, b.reloaded)
 	})
 }
+
+// TestReloadWaitsForCompleteFile: the rules file is written in two steps
+// 1.5 s apart, and its first half is a valid rule set of its own. The
+// watcher waits until the file has not changed for the settle time, says
+// so in the log, and loads only the complete file: no event is ever judged
+// by the half.
+func TestReloadWaitsForCompleteFile(t *testing.T) {
+	t.Parallel()
+	b := setupReload(t, false)
+	full := reloadRulesV1 + `  - name: second-half
+    on: signed_up
+    actions:
+      - stage: acquisition
+`
+
+	// Step one: a complete, valid file of one rule plus the start of another.
+	first := reloadRulesV1 + "  # second rule follows\n"
+	require.NoError(t, os.WriteFile(b.path, []byte(first), 0o644))
+	time.Sleep(1500 * time.Millisecond)
+	// Step two, in place: the rest.
+	f, err := os.OpenFile(b.path, os.O_WRONLY|os.O_TRUNC, 0o644)
+	require.NoError(t, err)
+	_, err = f.WriteString(full)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	written := time.Now()
+
+	rs := waitReload(t, b.reloaded)
+	require.Len(t, rs.Rules, 2, "the complete file, not its first step")
+	require.GreaterOrEqual(t, time.Since(written), app.ReloadSettleDefault-100*time.Millisecond, "it waited for the file to settle")
+	out := b.logs.waitFor(t, "rules file settled; reloading")
+	require.Contains(t, out, "waiting until it has not changed for the settle time before reloading")
+	select {
+	case rs := <-b.reloaded:
+		t.Fatalf("a second reload, of %d rules", len(rs.Rules))
+	case <-time.After(500 * time.Millisecond):
+	}
+}

@@ -63,6 +63,8 @@ type Result struct {
 
 	// dir is the throwaway cluster's temporary directory, "" otherwise.
 	dir string
+	// cluster is the throwaway cluster, nil otherwise.
+	cluster *cluster
 }
 
 // Options configures Find. A nil *Options or zero fields mean defaults.

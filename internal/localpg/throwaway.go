@@ -139,7 +139,7 @@ func startThrowaway(ctx context.Context, database string, logger *slog.Logger) (
 		how += fmt.Sprintf(" (as user %s, since Postgres refuses to run as root)", owner.name)
 	}
 	how += "; it is deleted on exit"
-	return &Result{URL: dbURL, How: how, Stop: c.stop, dir: dir}, nil
+	return &Result{URL: dbURL, How: how, Stop: c.stop, dir: dir, cluster: c}, nil
 }
 
 // start starts the cluster's server on a free port of 127.0.0.1, with
