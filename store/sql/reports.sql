@@ -29,21 +29,31 @@ ORDER BY 1, 2, 3;
 -- name: ReportConversion
 -- Per period and funnel step A → B ($4[i] → $5[i]): the customers who entered A in the period,
 -- and how many of them entered B within $6 milliseconds after their first entry into A then.
+-- One sorted pass: walking each customer's entries into A and B back in time, next_b is the
+-- earliest entry into B at or after the current row's time.
 WITH steps AS (
-    SELECT * FROM unnest($4::text[], $5::text[]) AS s (a, b)
+    SELECT * FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS s (a, b, n)
+), marked AS (
+    SELECT s.n, t.customer_id, t.occurred_at, t.to_stage = s.a AS enters_a,
+           min(t.occurred_at) FILTER (WHERE t.to_stage = s.b)
+               OVER (PARTITION BY s.n, t.customer_id COLLATE "C" ORDER BY t.occurred_at DESC) AS next_b
+    FROM stage_transitions t
+    JOIN (SELECT n, a, b, a AS stage FROM steps UNION SELECT n, a, b, b FROM steps) s ON t.to_stage = s.stage
+    WHERE t.occurred_at >= $2 AND t.occurred_at < $3::timestamptz + $6::bigint * interval '1 millisecond'
 ), entered AS (
-    SELECT s.a, s.b, t.customer_id, date_trunc($1::text, t.occurred_at AT TIME ZONE 'UTC') AS period, min(t.occurred_at) AS at
-    FROM stage_transitions t JOIN steps s ON t.to_stage = s.a
-    WHERE t.occurred_at >= $2 AND t.occurred_at < $3
-    GROUP BY 1, 2, 3, 4
+    SELECT n, customer_id, date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') AS period,
+           min(occurred_at) AS at, min(next_b) AS next_b
+    FROM marked
+    WHERE enters_a AND occurred_at < $3
+    GROUP BY 1, 2, 3
 )
-SELECT period, a, b, count(*),
-       count(*) FILTER (WHERE EXISTS (
-           SELECT 1 FROM stage_transitions r
-           WHERE r.customer_id = e.customer_id AND r.to_stage = e.b
-             AND r.occurred_at >= e.at AND r.occurred_at <= e.at + $6::bigint * interval '1 millisecond'))
-FROM entered e
-GROUP BY 1, 2, 3
+SELECT c.period, s.a, s.b, c.entered, c.converted
+FROM (
+    SELECT period, n, count(*) AS entered,
+           count(*) FILTER (WHERE next_b <= at + $6::bigint * interval '1 millisecond') AS converted
+    FROM entered
+    GROUP BY 1, 2
+) c JOIN steps s USING (n)
 ORDER BY 1, 2, 3;
 
 -- name: ReportRepeat
@@ -86,18 +96,19 @@ ORDER BY 1;
 
 -- name: ReportTimeInStage
 -- Per stage, for the customers who left it in [$1, $2): how many left, and the median time in
--- seconds since they entered it.
-SELECT t.from_stage, count(*),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.occurred_at - e.occurred_at))
-FROM stage_transitions t
-CROSS JOIN LATERAL (
-    SELECT p.occurred_at FROM stage_transitions p
-    WHERE p.customer_id = t.customer_id AND p.to_stage = t.from_stage
-      AND (p.occurred_at < t.occurred_at OR (p.occurred_at = t.occurred_at AND p.id < t.id))
-    ORDER BY p.occurred_at DESC, p.id DESC
-    LIMIT 1
-) e
-WHERE t.from_stage IS NOT NULL AND t.occurred_at >= $1 AND t.occurred_at < $2
+-- seconds since they entered it (their latest entry into it before the exit, in time and id
+-- order). One sorted pass over each customer's entries into and exits from each stage.
+SELECT stage, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM occurred_at - entered_at))
+FROM (
+    SELECT s.stage, s.exits, t.occurred_at,
+           max(t.occurred_at) FILTER (WHERE NOT s.exits) OVER (
+               PARTITION BY t.customer_id COLLATE "C", s.stage ORDER BY t.occurred_at, t.id, s.exits DESC
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS entered_at
+    FROM stage_transitions t
+    CROSS JOIN LATERAL (VALUES (t.to_stage, false), (t.from_stage, true)) AS s (stage, exits)
+    WHERE t.occurred_at < $2 AND s.stage IS NOT NULL
+) x
+WHERE exits AND occurred_at >= $1 AND entered_at IS NOT NULL
 GROUP BY 1
 ORDER BY 1;
 
