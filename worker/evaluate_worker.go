@@ -79,7 +79,7 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 		if err := insertDispatchJobs(ctx, tx, client, deliveries, false); err != nil {
 			return fmt.Errorf("enqueue dispatch for %q: %w", job.Args.CustomerID, err)
 		}
-		return nil
+		return fr.insertEvaluateJobs(ctx, tx, client)
 	})
 }
 
@@ -95,6 +95,13 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 	for _, r := range rs.ForEvent(ev.Type) {
 		ok, err := r.Match(in)
 		metrics.FromContext(ctx).RuleEvaluated(r.Name, ok, err)
+		var f *store.Fire
+		if err == nil && ok {
+			var pe *pointsAmountError
+			if f, err = fr.fire(r, cust, &in, Occurrence(r, ev.ID, now), ev.ID, now); err != nil && !errors.As(err, &pe) {
+				return "", nil, err
+			}
+		}
 		if err != nil {
 			w.logger.WarnContext(ctx, "evaluate: rule failed at run time; skipped",
 				slog.String("rule", r.Name), slog.String("customer_id", cust.ID), slog.String("error", err.Error()))
@@ -107,10 +114,6 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 		}
 		if !ok {
 			continue
-		}
-		f, err := fr.fire(r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
-		if err != nil {
-			return "", nil, err
 		}
 		fires = append(fires, f)
 	}

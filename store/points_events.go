@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Types of the events the points ledger and the tiers record, which event
+// rules can react to (`on: points_expiring`).
+const (
+	EventPointsGranted  = "points_granted"
+	EventPointsSpent    = "points_spent"
+	EventPointsExpiring = "points_expiring"
+	EventPointsExpired  = "points_expired"
+	EventTierChanged    = "tier_changed"
+)
+
+// PointsEvent is an event ciclo records about a customer's points or tier.
+type PointsEvent struct {
+	CustomerID string
+	Type       string
+	Properties map[string]any
+	OccurredAt time.Time
+	// Key makes the event idempotent per customer (e.g. "points_expired:lot:42").
+	Key string
+}
+
+// InsertPointsEvents records events, each once per key, with the customer's
+// facts as their snapshot, like ingested events, in the caller's
+// transaction; the caller enqueues their evaluation there too. It returns
+// one reference per event in input order, with a zero ID for an event
+// whose key was recorded before.
+func (s *Store) InsertPointsEvents(ctx context.Context, evs []PointsEvent, receivedAt time.Time) ([]EventRef, error) {
+	n := len(evs)
+	if n == 0 {
+		return nil, nil
+	}
+	cust, typ, keys := make([]string, n), make([]string, n), make([]string, n)
+	props, at := make([]map[string]any, n), make([]time.Time, n)
+	for i, e := range evs {
+		cust[i], typ[i], keys[i], props[i], at[i] = e.CustomerID, e.Type, e.Key, e.Properties, e.OccurredAt
+		if props[i] == nil {
+			props[i] = map[string]any{}
+		}
+	}
+	rows, err := s.db.Query(ctx, q("InsertPointsEvents"), cust, typ, props, at, keys, receivedAt)
+	if err != nil {
+		return nil, fmt.Errorf("record %d points events: %w", n, err)
+	}
+	defer rows.Close()
+	out := make([]EventRef, n)
+	for rows.Next() {
+		var (
+			ord int
+			id  int64
+		)
+		if err := rows.Scan(&ord, &id); err != nil {
+			return nil, fmt.Errorf("record %d points events: %w", n, err)
+		}
+		out[ord-1] = EventRef{CustomerID: cust[ord-1], ID: id}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("record %d points events: %w", n, err)
+	}
+	return out, nil
+}
+
+// grantedEvent is the points_granted event of a lot.
+func grantedEvent(g *PointsGrantReq, lotID int64) PointsEvent {
+	props := map[string]any{"points": g.Amount, "lot_id": lotID, "reason": g.Reason, "rule": g.Rule,
+		"order_id": g.OrderID, "available_at": availableAt(g)}
+	if !g.ExpiresAt.IsZero() {
+		props["expires_at"] = g.ExpiresAt
+	}
+	return PointsEvent{CustomerID: g.CustomerID, Type: EventPointsGranted, Properties: props,
+		OccurredAt: g.GrantedAt, Key: EventPointsGranted + ":lot:" + strconv.FormatInt(lotID, 10)}
+}
+
+// spentEvent is the points_spent event of a redemption.
+func spentEvent(customerID string, op PointsOp) PointsEvent {
+	return PointsEvent{CustomerID: customerID, Type: EventPointsSpent,
+		Properties: map[string]any{"points": op.Points, "order_id": op.OrderID, "operation_id": op.ID},
+		OccurredAt: op.CreatedAt, Key: EventPointsSpent + ":op:" + strconv.FormatInt(op.ID, 10)}
+}
+
+func availableAt(g *PointsGrantReq) time.Time {
+	if g.AvailableAt.IsZero() {
+		return g.GrantedAt
+	}
+	return g.AvailableAt
+}
