@@ -108,6 +108,8 @@ type PointsSummary struct {
 	// NextExpiry is the earliest expiry of available points left; zero
 	// when none expire.
 	NextExpiry time.Time
+	// Tier is the customer's loyalty tier; "" for none.
+	Tier string
 }
 
 // PointsLot is a lot with something left.
@@ -319,7 +321,7 @@ func (s *Store) PointsSummary(ctx context.Context, customerID string, at time.Ti
 		p    PointsSummary
 		next *time.Time
 	)
-	if err := s.db.QueryRow(ctx, q("GetPointsSummary"), customerID, at).Scan(&p.Balance, &p.Pending, &next); err != nil {
+	if err := s.db.QueryRow(ctx, q("GetPointsSummary"), customerID, at).Scan(&p.Balance, &p.Pending, &next, &p.Tier); err != nil {
 		return PointsSummary{}, fmt.Errorf("points of %q: %w", customerID, err)
 	}
 	p.NextExpiry = timeOrZero(next)

@@ -72,6 +72,13 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 			}
 			cust := *facts
 			cust.Stage = stage
+			if rs.ReadsPoints() {
+				p, err := st.PointsSummary(ctx, cust.ID, now)
+				if err != nil {
+					return err
+				}
+				cust.PointsBalance, cust.PointsPending, cust.PointsExpiringAt, cust.Tier = p.Balance, p.Pending, p.NextExpiry, p.Tier
+			}
 			if stage, deliveries, err = w.evaluate(ctx, st, fr, rs, &cust, ev, now, deliveries); err != nil {
 				return err
 			}

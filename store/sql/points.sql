@@ -129,8 +129,8 @@ WITH due AS (
 SELECT customer_id, id, remaining, expires_at FROM upd;
 
 -- name: GetPointsSummary
--- Reads a customer's points at $2: balance (the ledger's sum), spendable, pending, and the
--- earliest expiry of what is left.
+-- Reads a customer's points at $2: balance (the ledger's sum), pending, the earliest expiry of
+-- what is left and available, and the customer's tier.
 SELECT
     COALESCE((SELECT sum(amount) FROM points_entries WHERE customer_id = $1), 0)::bigint,
     COALESCE((SELECT sum(remaining) FROM points_lots
@@ -138,7 +138,8 @@ SELECT
                 AND available_at > $2 AND (expires_at IS NULL OR expires_at > $2)), 0)::bigint,
     (SELECT min(expires_at) FROM points_lots
      WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
-       AND available_at <= $2 AND expires_at > $2);
+       AND available_at <= $2 AND expires_at > $2),
+    COALESCE((SELECT tier FROM customers WHERE id = $1), '');
 
 -- name: ListPointsLots
 -- Lists a customer's lots with something left, soonest expiry first.
