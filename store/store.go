@@ -227,7 +227,7 @@ func (cc *customerColumns) into(c *Customer) {
 		FirstOrderAt: tsOrZero(cc.firstOrder), LastOrderAt: tsOrZero(cc.lastOrder), OrdersCount: int(cc.orders),
 		TotalSpent: float64(cc.spentCents) / 100, Attributes: cc.attrs, UnsubscribedAt: tsOrZero(cc.unsubscribed),
 		CouponExpiresAt: tsOrZero(cc.cx),
-		PointsBalance: cc.pointsBalance, PointsPending: cc.pointsPending, PointsExpiringAt: tsOrZero(cc.pointsExpiring), Tier: cc.tier,
+		PointsBalance:   cc.pointsBalance, PointsPending: cc.pointsPending, PointsExpiringAt: tsOrZero(cc.pointsExpiring), Tier: cc.tier,
 	}
 	cc.attrs = nil
 }
