@@ -67,6 +67,44 @@ func (s *Store) InsertPointsEvents(ctx context.Context, evs []PointsEvent, recei
 	return out, nil
 }
 
+// RemindPoints claims up to limit available lots with points left that
+// expire after now and at or before before, each once, and returns them
+// (Points is what is left). Run it in the transaction that records their
+// points_expiring events (PointsExpiringEvents).
+func (s *Store) RemindPoints(ctx context.Context, now, before time.Time, limit int) ([]PointsExpired, error) {
+	rows, err := s.db.Query(ctx, q("RemindPoints"), now, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim expiring points lots: %w", err)
+	}
+	defer rows.Close()
+	var out []PointsExpired
+	for rows.Next() {
+		var e PointsExpired
+		if err := rows.Scan(&e.CustomerID, &e.LotID, &e.Points, &e.ExpiresAt); err != nil {
+			return nil, fmt.Errorf("claim expiring points lots: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// LotEvents are the events of lots the expiry sweep closed
+// (EventPointsExpired) or reminds of (EventPointsExpiring), with
+// properties points, lot_id and expires_at, keyed by type and lot.
+func LotEvents(typ string, lots []PointsExpired, at time.Time) []PointsEvent {
+	out := make([]PointsEvent, len(lots))
+	for i, l := range lots {
+		occurred := at
+		if typ == EventPointsExpired {
+			occurred = l.ExpiresAt
+		}
+		out[i] = PointsEvent{CustomerID: l.CustomerID, Type: typ, OccurredAt: occurred,
+			Properties: map[string]any{"points": l.Points, "lot_id": l.LotID, "expires_at": l.ExpiresAt},
+			Key:        typ + ":lot:" + strconv.FormatInt(l.LotID, 10)}
+	}
+	return out
+}
+
 // grantedEvent is the points_granted event of a lot.
 func grantedEvent(g *PointsGrantReq, lotID int64) PointsEvent {
 	props := map[string]any{"points": g.Amount, "lot_id": lotID, "reason": g.Reason, "rule": g.Rule,

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,4 +60,9 @@ func FireManyTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ve
 // RiverConfig is the River configuration NewClient builds from cfg.
 func RiverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 	return riverConfig(pool, cfg)
+}
+
+// NewPointsExpiryWorker returns a points expiry worker for tests.
+func NewPointsExpiryWorker(pool *pgxpool.Pool, rs *RuleSetHolder, now Clock, batch int) *PointsExpiryWorker {
+	return &PointsExpiryWorker{pool: pool, rules: rs, now: now, batch: batch, logger: slog.New(slog.DiscardHandler)}
 }

@@ -306,6 +306,10 @@ func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) er
 	if err := river.AddWorkerSafely(workers, &CouponExpiryWorker{pool: pool, now: cfg.Now, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add coupon expiry worker: %w", err)
 	}
+	if err := river.AddWorkerSafely(workers, &PointsExpiryWorker{pool: pool, rules: cfg.Rules, now: cfg.Now,
+		batch: cfg.PointsExpiryBatch, logger: cfg.Logger}); err != nil {
+		return fmt.Errorf("add points expiry worker: %w", err)
+	}
 	return nil
 }
 

@@ -220,7 +220,8 @@ func metricLabels(rs *rules.RuleSet) metrics.Labels {
 		DeliveryStatuses: []string{store.DeliverySent, store.DeliverySuppressed, store.DeliverySkippedCap,
 			store.DeliveryFailed, "retry"},
 		JobKinds: []string{worker.EvaluateArgs{}.Kind(), worker.DispatchArgs{}.Kind(), worker.DispatchBatchArgs{}.Kind(),
-			worker.SweepArgs{}.Kind(), worker.SweepShardArgs{}.Kind(), worker.CouponExpiryArgs{}.Kind()},
+			worker.SweepArgs{}.Kind(), worker.SweepShardArgs{}.Kind(), worker.CouponExpiryArgs{}.Kind(),
+			worker.PointsExpiryArgs{}.Kind()},
 		Queues:    []string{worker.QueueEvaluate, worker.QueueEmail, worker.QueueWebhook, worker.QueueSweep},
 		JobStates: []string{"available", "cancelled", "discarded", "pending", "retryable", "running", "scheduled"},
 	}

@@ -174,3 +174,20 @@ WITH v AS (
     RETURNING customer_id, id, idempotency_key
 )
 SELECT v.n, e.id FROM e JOIN v ON v.customer_id = e.customer_id AND v.idempotency_key = e.idempotency_key;
+
+-- name: RemindPoints
+-- Claims up to $3 available lots with something left that expire after $1 and at or before $2
+-- and were not reminded of, marking them reminded at $1; returns each with what is left. Lots a
+-- concurrent spend holds are skipped and reminded of in the next batch.
+WITH due AS (
+    SELECT customer_id, id FROM points_lots
+    WHERE expires_at > $1 AND expires_at <= $2 AND remaining > 0 AND expired_at IS NULL
+      AND expires_at IS NOT NULL AND reminded_at IS NULL AND available_at <= $1
+    ORDER BY expires_at, customer_id, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE points_lots l SET reminded_at = $1
+FROM due
+WHERE l.customer_id = due.customer_id AND l.id = due.id
+RETURNING l.customer_id, l.id, l.remaining, l.expires_at;
