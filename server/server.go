@@ -105,6 +105,9 @@ func (s *Server) Routes() []Route {
 		{Pattern: "POST /v1/suppressions", Auth: AuthToken, MaxBody: maxSuppressionBody, Timeout: t, Handler: http.HandlerFunc(s.postSuppression)},
 		{Pattern: "GET /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getSuppression)},
 		{Pattern: "DELETE /v1/suppressions/{email}", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.deleteSuppression)},
+		{Pattern: "GET /v1/customers/{id}/points", Auth: AuthToken, Timeout: t, Handler: http.HandlerFunc(s.getPoints)},
+		{Pattern: "POST /v1/customers/{id}/points/redeem", Auth: AuthToken, MaxBody: maxPointsBody, Timeout: t, Handler: http.HandlerFunc(s.redeemPoints)},
+		{Pattern: "POST /v1/customers/{id}/points/adjust", Auth: AuthToken, MaxBody: maxPointsBody, Timeout: t, Handler: http.HandlerFunc(s.adjustPoints)},
 		{Pattern: "GET /unsubscribe/{token}", Auth: AuthPublic, Timeout: t, Handler: http.HandlerFunc(s.unsubscribePage)},
 		{Pattern: "POST /unsubscribe/{token}", Auth: AuthPublic, MaxBody: maxFormBody, Timeout: t, Handler: http.HandlerFunc(s.unsubscribe)},
 	}

@@ -196,6 +196,7 @@ func (s *Store) GrantPoints(ctx context.Context, grants []PointsGrantReq) ([]Poi
 // other points or order returns ErrPointsKeyReused. It must run in a
 // transaction (it locks the customer's row until commit).
 func (s *Store) RedeemPoints(ctx context.Context, customerID string, points int64, orderID, key string, at time.Time) (PointsOp, error) {
+	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if points <= 0 {
 		return PointsOp{}, fmt.Errorf("redeem points of %q: points %d must be positive", customerID, points)
 	}
@@ -227,6 +228,7 @@ func (s *Store) RedeemPoints(ctx context.Context, customerID string, points int6
 // cannot cover is recorded as a debt (PointsDebt), which holds the balance
 // below zero until later grants cover it. Must run in a transaction.
 func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, reason, key string, at time.Time) (PointsOp, error) {
+	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if orderID == "" {
 		return PointsOp{}, fmt.Errorf("reverse points of %q: an order id is required", customerID)
 	}
@@ -266,6 +268,7 @@ func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, rea
 // takes from the available points, soonest expiry first, and records the
 // part they cannot cover as a debt. reason is required.
 func (s *Store) AdjustPoints(ctx context.Context, customerID string, delta int64, reason, key string, at time.Time) (PointsOp, error) {
+	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if delta == 0 || reason == "" {
 		return PointsOp{}, fmt.Errorf("adjust points of %q: a non-zero delta and a reason are required", customerID)
 	}

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Types of the events the points ledger and the tiers record, which event
@@ -116,11 +119,26 @@ func grantedEvent(g *PointsGrantReq, lotID int64) PointsEvent {
 		OccurredAt: g.GrantedAt, Key: EventPointsGranted + ":lot:" + strconv.FormatInt(lotID, 10)}
 }
 
-// spentEvent is the points_spent event of a redemption.
-func spentEvent(customerID string, op PointsOp) PointsEvent {
+// SpentEvent is the points_spent event of a redemption.
+func SpentEvent(customerID string, op PointsOp) PointsEvent {
 	return PointsEvent{CustomerID: customerID, Type: EventPointsSpent,
 		Properties: map[string]any{"points": op.Points, "order_id": op.OrderID, "operation_id": op.ID},
 		OccurredAt: op.CreatedAt, Key: EventPointsSpent + ":op:" + strconv.FormatInt(op.ID, 10)}
+}
+
+// PointsCoupon returns the coupon a redemption turned points into, by the
+// rule name it was issued under ("points:op:<operation id>"); nil if none.
+func (s *Store) PointsCoupon(ctx context.Context, customerID, rule string) (*Coupon, error) {
+	var c Coupon
+	err := s.db.QueryRow(ctx, q("GetPointsCoupon"), customerID, rule).Scan(&c.ID, &c.Code, &c.Kind, &c.Value)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("coupon of %q for %s: %w", customerID, rule, err)
+	}
+	c.CustomerID, c.Rule = customerID, rule
+	return &c, nil
 }
 
 func availableAt(g *PointsGrantReq) time.Time {

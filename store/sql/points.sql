@@ -191,3 +191,7 @@ UPDATE points_lots l SET reminded_at = $1
 FROM due
 WHERE l.customer_id = due.customer_id AND l.id = due.id
 RETURNING l.customer_id, l.id, l.remaining, l.expires_at;
+
+-- name: GetPointsCoupon
+-- Reads the coupon a redemption turned points into (issued under rule $2, "points:op:<id>").
+SELECT id, code, kind, value FROM coupons WHERE customer_id = $1 AND rule = $2 ORDER BY id LIMIT 1;
