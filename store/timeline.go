@@ -21,6 +21,11 @@ const (
 	// until, reason HoldQuietHours or HoldRetry, channel, timezone,
 	// last_error); ID is the delivery's.
 	TimelineHold = "held"
+	// TimelinePoints is a points ledger entry (Detail: kind, amount,
+	// lot_id, reason, order_id, and for a grant expires_at, available_at).
+	TimelinePoints = "points"
+	// TimelineTier is a loyalty tier change (Detail: from, to).
+	TimelineTier = "tier"
 )
 
 // Reasons a delivery is held (TimelineHold).

@@ -660,7 +660,8 @@ func (w *dispatcher) templateData(dp *store.Dispatch) templates.Data {
 	cust := dp.Customer
 	data := templates.Data{
 		Customer: templates.Customer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Stage: cust.Stage,
-			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent, Attributes: cust.Attributes},
+			OrdersCount: cust.OrdersCount, TotalSpent: cust.TotalSpent, Attributes: cust.Attributes,
+			Points: templates.Points{Balance: dp.Points.Balance, NextExpiry: dp.Points.NextExpiry}, Tier: dp.Points.Tier},
 		Rule:           dp.Delivery.Rule,
 		StoreName:      w.cfg.StoreName,
 		UnsubscribeURL: w.cfg.Unsubscribe.URL(cust.ID, cust.Email),
