@@ -53,16 +53,20 @@ func (s *Store) InsertPointsEvents(ctx context.Context, evs []PointsEvent, recei
 		return nil, fmt.Errorf("record %d points events: %w", n, err)
 	}
 	defer rows.Close()
+	at2 := make(map[[2]string]int, n)
+	for i := range evs {
+		at2[[2]string{cust[i], keys[i]}] = i
+	}
 	out := make([]EventRef, n)
 	for rows.Next() {
 		var (
-			ord int
-			id  int64
+			e   EventRef
+			key string
 		)
-		if err := rows.Scan(&ord, &id); err != nil {
+		if err := rows.Scan(&e.CustomerID, &e.ID, &key); err != nil {
 			return nil, fmt.Errorf("record %d points events: %w", n, err)
 		}
-		out[ord-1] = EventRef{CustomerID: cust[ord-1], ID: id}
+		out[at2[[2]string{e.CustomerID, key}]] = e
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("record %d points events: %w", n, err)

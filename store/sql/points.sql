@@ -161,19 +161,15 @@ LIMIT $2;
 -- name: InsertPointsEvents
 -- Records events about points and tiers ($1 customers, $2 types, $3 properties, $4 times, $5 keys),
 -- once per key, with the customer's facts as their snapshot; returns each event written with its
--- 1-based position.
-WITH v AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[])
-        WITH ORDINALITY AS v(customer_id, type, properties, occurred_at, idempotency_key, n)
-), e AS (
-    INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key, facts)
-    SELECT v.customer_id, v.type, v.properties, v.occurred_at, $6, v.idempotency_key, to_jsonb(c)
-    FROM v JOIN customers c ON c.id = v.customer_id
-    ORDER BY v.n
-    ON CONFLICT (customer_id, idempotency_key) DO NOTHING
-    RETURNING customer_id, id, idempotency_key
-)
-SELECT v.n, e.id FROM e JOIN v ON v.customer_id = e.customer_id AND v.idempotency_key = e.idempotency_key;
+-- customer and key (the caller maps them back: a join here would be planned on a guess).
+INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key, facts)
+SELECT v.customer_id, v.type, v.properties, v.occurred_at, $6, v.idempotency_key, to_jsonb(c)
+FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[])
+     WITH ORDINALITY AS v(customer_id, type, properties, occurred_at, idempotency_key, n)
+JOIN customers c ON c.id = v.customer_id
+ORDER BY v.n
+ON CONFLICT (customer_id, idempotency_key) DO NOTHING
+RETURNING customer_id, id, idempotency_key;
 
 -- name: RemindPoints
 -- Claims up to $3 available lots with something left that expire after $1 and at or before $2
