@@ -62,3 +62,16 @@ func (CouponExpiryArgs) InsertOpts() river.InsertOpts {
 		rivertype.JobStateRunning, rivertype.JobStateScheduled,
 	}}}
 }
+
+// PointsExpiryArgs asks for the points lots that expired to be closed
+// (points_expired events) and those about to expire to be reminded of
+// (points_expiring events).
+type PointsExpiryArgs struct{}
+
+// Kind is the job kind; it never changes once shipped.
+func (PointsExpiryArgs) Kind() string { return "ciclo.points_expiry" }
+
+// InsertOpts runs points expiry on the sweep queue, one at a time.
+func (PointsExpiryArgs) InsertOpts() river.InsertOpts {
+	return CouponExpiryArgs{}.InsertOpts()
+}

@@ -25,8 +25,11 @@ func Customer(c *store.Customer) templates.Customer {
 // delivery: its customer, rule, event and coupon, the store's name (or
 // DefaultStoreName) and the customer's unsubscribe link.
 func Data(dp *store.Dispatch, storeName, unsubscribeURL string) templates.Data {
+	cust := Customer(dp.Customer)
+	cust.Points = templates.Points{Balance: dp.Points.Balance, NextExpiry: dp.Points.NextExpiry}
+	cust.Tier = dp.Points.Tier
 	data := templates.Data{
-		Customer:       Customer(dp.Customer),
+		Customer:       cust,
 		Rule:           dp.Delivery.Rule,
 		StoreName:      storeName,
 		UnsubscribeURL: unsubscribeURL,

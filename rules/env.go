@@ -49,6 +49,16 @@ type Customer struct {
 	// coupon expires; zero when there is none. E.g. remind before a bonus
 	// expires with days_until(customer.coupon_expires_at) <= 3.
 	CouponExpiresAt time.Time `expr:"coupon_expires_at"`
+	// PointsBalance is the customer's loyalty points balance (the sum of the
+	// ledger; below zero while a reversal's debt is open).
+	PointsBalance int `expr:"points_balance"`
+	// PointsPending is the points granted but not spendable yet.
+	PointsPending int `expr:"points_pending"`
+	// PointsExpiringAt is when the customer's earliest-expiring available
+	// points expire; zero when none expire.
+	PointsExpiringAt time.Time `expr:"points_expiring_at"`
+	// Tier is the customer's loyalty tier (the rules file's tiers); "" for none.
+	Tier string `expr:"tier"`
 }
 
 // Event is a customer event as expressions see it, e.g. event.type or
@@ -94,7 +104,7 @@ var envNames = []string{"customer", "event", "now", "run", "days_since", "hours_
 // customerFields and eventFields list the expression names of Customer and
 // Event, for did-you-mean hints.
 var (
-	customerFields = []string{"id", "email", "name", "timezone", "stage", "stage_entered_at", "created_at", "last_seen_at", "first_order_at", "last_order_at", "orders_count", "total_spent", "attributes", "unsubscribed", "coupon_expires_at"}
+	customerFields = []string{"id", "email", "name", "timezone", "stage", "stage_entered_at", "created_at", "last_seen_at", "first_order_at", "last_order_at", "orders_count", "total_spent", "attributes", "unsubscribed", "coupon_expires_at", "points_balance", "points_pending", "points_expiring_at", "tier"}
 	eventFields    = []string{"type", "properties", "occurred_at"}
 )
 

@@ -191,3 +191,32 @@ rules: []
 	require.Equal(t, now.Add(-365*24*time.Hour), WindowStart(TierRolling365d, now))
 	require.True(t, WindowStart(TierLifetime, now).IsZero())
 }
+
+func TestPointsDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		defaults string
+		wantDays int
+		wantVal  float64
+		wantErr  string
+	}{
+		{name: "Unset", defaults: "{}", wantDays: 3},
+		{name: "Set", defaults: "{points_expiring_days: 7, points_value: 0.01}", wantDays: 7, wantVal: 0.01},
+		{name: "DaysZero", defaults: "{points_expiring_days: 0}", wantErr: "points_expiring_days must be between 1 and 365"},
+		{name: "ValueNegative", defaults: "{points_value: -1}", wantErr: "points_value must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rs, err := Parse("r.yaml", []byte("version: 1\ndefaults: "+tt.defaults+"\nrules:\n  - name: a\n    on: x\n    actions: [{stage: reach}]\n"), ParseOptions{})
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.wantDays, rs.Defaults.ExpiringDays())
+			require.Equal(t, tt.wantVal, rs.Defaults.PointsValue)
+		})
+	}
+}

@@ -19,7 +19,7 @@ const maxAliasDepth = 64
 
 var (
 	topKeys       = []string{"version", "stages", "defaults", "templates_dir", "tiers", "rules"}
-	defaultsKeys  = []string{"frequency_cap", "quiet_hours", "holdout"}
+	defaultsKeys  = []string{"frequency_cap", "quiet_hours", "holdout", "points_expiring_days", "points_value"}
 	ruleKeys      = []string{"name", "on", "schedule", "timezone", "when", "cooldown", "transactional", "frequency_cap", "holdout", "actions", "key", "exit", "reentry"}
 	capKeys       = []string{"max", "per"}
 	actionKinds   = []string{ActionStage, ActionCoupon, ActionEmail, ActionWebhook, ActionPoints}
@@ -222,6 +222,22 @@ func (p *parser) defaults(n *yaml.Node) Defaults {
 	}
 	if v, ok := m["holdout"]; ok {
 		d.Holdout, _ = p.holdout(v, "")
+	}
+	if v, ok := m["points_expiring_days"]; ok {
+		if i, ok := p.int(v, "", "defaults points_expiring_days"); ok {
+			if i < 1 || i > 365 {
+				p.errorf(v, "", "e.g. points_expiring_days: 3", "points_expiring_days must be between 1 and 365, got %d", i)
+			}
+			d.PointsExpiringDays = i
+		}
+	}
+	if v, ok := m["points_value"]; ok {
+		if f, ok := p.float(v, "", "defaults points_value"); ok {
+			if f <= 0 {
+				p.errorf(v, "", "e.g. points_value: 0.01 (currency units per point)", "points_value must be positive, got %s", v.Value)
+			}
+			d.PointsValue = f
+		}
 	}
 	return d
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,4 +129,26 @@ func (p *parser) numberExpr(n *yaml.Node, rule, what, src string) *vm.Program {
 		p.warns = append(p.warns, e)
 	}
 	return prog
+}
+
+// pointsFields are the customer fields computed from the points ledger and
+// the tiers: evaluations read them only for rule sets that use them.
+var pointsFields = []string{"points_balance", "points_pending", "points_expiring_at", "tier"}
+
+// ReadsPoints reports whether a rule's when reads a points or tier field,
+// or a rule grants points (its amount may read them).
+func (rs *RuleSet) ReadsPoints() bool {
+	for _, r := range rs.Rules {
+		for _, f := range r.Fields {
+			if slices.Contains(pointsFields, f) {
+				return true
+			}
+		}
+		for _, a := range r.Actions {
+			if a.Points != nil {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -18,6 +18,25 @@ type Defaults struct {
 	// Holdout is the share of matches every marketing rule holds out
 	// (defaults.holdout: 10%) unless it sets its own; 0 means none.
 	Holdout float64
+	// PointsExpiringDays is how many days before a points lot expires its
+	// points_expiring event is recorded (defaults.points_expiring_days: 3);
+	// 0 means PointsExpiringDaysDefault.
+	PointsExpiringDays int
+	// PointsValue is what one point is worth in currency units when points
+	// are redeemed as a coupon (defaults.points_value: 0.01); 0 means
+	// points cannot be turned into coupons.
+	PointsValue float64
+}
+
+// PointsExpiringDaysDefault is the default of Defaults.PointsExpiringDays.
+const PointsExpiringDaysDefault = 3
+
+// ExpiringDays is PointsExpiringDays or its default.
+func (d Defaults) ExpiringDays() int {
+	if d.PointsExpiringDays > 0 {
+		return d.PointsExpiringDays
+	}
+	return PointsExpiringDaysDefault
 }
 
 // FrequencyCap allows at most Max marketing messages per customer in any

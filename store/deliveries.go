@@ -216,6 +216,9 @@ type Dispatch struct {
 	// OriginAt is when the firing's event was received, or the delivery
 	// created for scheduled firings: where its latency counts from.
 	OriginAt time.Time
+	// Points are the customer's balance and next expiry when the delivery
+	// was queued, and its tier (Pending is not read).
+	Points PointsSummary
 }
 
 // GetDispatches reads deliveries with their customers, suppressions, events
@@ -262,19 +265,23 @@ func scanDispatch(rows pgx.Rows) (*Dispatch, error) {
 		cpValue   *float64
 		cpExpires *time.Time
 		originAt  time.Time
+		points    PointsSummary
+		nextExp   *time.Time
 	)
 	targets := []any{&d.ID, &d.CustomerID, &d.FiringID, &d.Rule, &d.Channel, &d.Action, &d.Status, &d.Attempts,
 		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion,
 		&d.MessageKey, &d.BounceClass, &d.EnhancedStatus}
 	targets = append(targets, cc.targets()...)
-	targets = append(targets, &reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt)
+	targets = append(targets, &reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt,
+		&points.Balance, &nextExp, &points.Tier)
 	if err := rows.Scan(targets...); err != nil {
 		return nil, err
 	}
 	if eventID != nil {
 		d.EventID = *eventID
 	}
-	dp := &Dispatch{Delivery: &d, Customer: cc.customer(), Suppressed: reason, OriginAt: originAt}
+	points.NextExpiry = timeOrZero(nextExp)
+	dp := &Dispatch{Delivery: &d, Customer: cc.customer(), Suppressed: reason, OriginAt: originAt, Points: points}
 	if evType != nil {
 		dp.Event = &Event{ID: d.EventID, CustomerID: d.CustomerID, Type: *evType, Properties: evProps, OccurredAt: timeOrZero(evAt)}
 	}

@@ -108,6 +108,8 @@ type PointsSummary struct {
 	// NextExpiry is the earliest expiry of available points left; zero
 	// when none expire.
 	NextExpiry time.Time
+	// Tier is the customer's loyalty tier; "" for none.
+	Tier string
 }
 
 // PointsLot is a lot with something left.
@@ -194,6 +196,7 @@ func (s *Store) GrantPoints(ctx context.Context, grants []PointsGrantReq) ([]Poi
 // other points or order returns ErrPointsKeyReused. It must run in a
 // transaction (it locks the customer's row until commit).
 func (s *Store) RedeemPoints(ctx context.Context, customerID string, points int64, orderID, key string, at time.Time) (PointsOp, error) {
+	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if points <= 0 {
 		return PointsOp{}, fmt.Errorf("redeem points of %q: points %d must be positive", customerID, points)
 	}
@@ -225,6 +228,7 @@ func (s *Store) RedeemPoints(ctx context.Context, customerID string, points int6
 // cannot cover is recorded as a debt (PointsDebt), which holds the balance
 // below zero until later grants cover it. Must run in a transaction.
 func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, reason, key string, at time.Time) (PointsOp, error) {
+	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if orderID == "" {
 		return PointsOp{}, fmt.Errorf("reverse points of %q: an order id is required", customerID)
 	}
@@ -264,6 +268,7 @@ func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, rea
 // takes from the available points, soonest expiry first, and records the
 // part they cannot cover as a debt. reason is required.
 func (s *Store) AdjustPoints(ctx context.Context, customerID string, delta int64, reason, key string, at time.Time) (PointsOp, error) {
+	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if delta == 0 || reason == "" {
 		return PointsOp{}, fmt.Errorf("adjust points of %q: a non-zero delta and a reason are required", customerID)
 	}
@@ -319,7 +324,7 @@ func (s *Store) PointsSummary(ctx context.Context, customerID string, at time.Ti
 		p    PointsSummary
 		next *time.Time
 	)
-	if err := s.db.QueryRow(ctx, q("GetPointsSummary"), customerID, at).Scan(&p.Balance, &p.Pending, &next); err != nil {
+	if err := s.db.QueryRow(ctx, q("GetPointsSummary"), customerID, at).Scan(&p.Balance, &p.Pending, &next, &p.Tier); err != nil {
 		return PointsSummary{}, fmt.Errorf("points of %q: %w", customerID, err)
 	}
 	p.NextExpiry = timeOrZero(next)

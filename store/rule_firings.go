@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,9 @@ type Fire struct {
 	// Deliveries are the deliveries to queue, in action order. CustomerID,
 	// Rule, FiringID, Status and CreatedAt are set from the firing.
 	Deliveries []*Delivery
+	// Points are the points lots to grant, each in the firing's
+	// transaction with a points_granted event (see FirePoints).
+	Points []*FirePoints
 
 	// Fired is set by Store.Fire when the firing was written; false when the
 	// rule already fired for the occurrence or within its cooldown.
@@ -199,7 +203,70 @@ func (s *Store) Fire(ctx context.Context, fs []*Fire, newCode func() string, att
 			d.FiringID = id
 		}
 	}
-	return s.insertCoupons(ctx, again, newCode, attempts-1)
+	if err := s.insertCoupons(ctx, again, newCode, attempts-1); err != nil {
+		return err
+	}
+	return s.firePoints(ctx, fs)
+}
+
+// FirePoints is a points lot a firing grants (a rule's points action).
+// Store.Fire sets the grant's CustomerID, Rule, FiringID, GrantedAt and Key
+// ("firing:<firing id>:<action index>", so a retried firing grants once).
+type FirePoints struct {
+	// Action is the index of the points action in its rule.
+	Action int
+	// Grant holds Amount, Reason, OrderID, AvailableAt and ExpiresAt.
+	Grant PointsGrantReq
+
+	// LotID is the lot granted (set by Store.Fire).
+	LotID int64
+	// Event is the points_granted event recorded (set by Store.Fire; zero
+	// when the lot had been granted before).
+	Event EventRef
+}
+
+// firePoints grants the points lots of the firings written, with their
+// points_granted events.
+func (s *Store) firePoints(ctx context.Context, fs []*Fire) error {
+	var (
+		grants []PointsGrantReq
+		refs   []*FirePoints
+	)
+	for _, f := range fs {
+		if !f.Fired {
+			continue
+		}
+		for _, p := range f.Points {
+			g := p.Grant
+			g.CustomerID, g.Rule, g.FiringID, g.GrantedAt = f.Firing.CustomerID, f.Firing.Rule, f.Firing.ID, f.Firing.FiredAt
+			g.Key = "firing:" + strconv.FormatInt(f.Firing.ID, 10) + ":" + strconv.Itoa(p.Action)
+			p.Grant = g
+			grants, refs = append(grants, g), append(refs, p)
+		}
+	}
+	if len(grants) == 0 {
+		return nil
+	}
+	out, err := s.GrantPoints(ctx, grants)
+	if err != nil {
+		return err
+	}
+	var evs []PointsEvent
+	var evRefs []*FirePoints
+	for i, g := range out {
+		refs[i].LotID = g.LotID
+		if g.Created {
+			evs, evRefs = append(evs, grantedEvent(&refs[i].Grant, g.LotID)), append(evRefs, refs[i])
+		}
+	}
+	got, err := s.InsertPointsEvents(ctx, evs, grants[0].GrantedAt)
+	if err != nil {
+		return err
+	}
+	for i, e := range got {
+		evRefs[i].Event = e
+	}
+	return nil
 }
 
 // fireArrays are the columns of Store.Fire's statement. Stages, coupons

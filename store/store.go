@@ -70,6 +70,13 @@ type Customer struct {
 	// CouponExpiresAt is the earliest expiry of an unredeemed, unexpired
 	// coupon; zero when none. Read by sweeps only (SweepPage).
 	CouponExpiresAt time.Time
+	// PointsBalance, PointsPending and PointsExpiringAt are the customer's
+	// points at the evaluation time (see PointsSummary); Tier its loyalty
+	// tier. Read by sweeps (SweepPage) and filled in by the evaluate worker.
+	PointsBalance    int64
+	PointsPending    int64
+	PointsExpiringAt time.Time
+	Tier             string
 }
 
 // Event is a stored event.
@@ -142,7 +149,9 @@ type customerColumns struct {
 	id, email, name, timezone, stage                                    string
 	stageAt, created, lastSeen, firstOrder, lastOrder, unsubscribed, cx pgtype.Timestamptz
 	orders                                                              int32
-	spentCents                                                          int64
+	spentCents, pointsBalance, pointsPending                            int64
+	pointsExpiring                                                      pgtype.Timestamptz
+	tier                                                                string
 	attrs                                                               map[string]any
 }
 
@@ -186,6 +195,14 @@ func (cc *customerColumns) fieldTargets(fields []string) []any {
 			p = &cc.unsubscribed
 		case "coupon_expires_at":
 			p = &cc.cx
+		case "points_balance":
+			p = &cc.pointsBalance
+		case "points_pending":
+			p = &cc.pointsPending
+		case "points_expiring_at":
+			p = &cc.pointsExpiring
+		case "tier":
+			p = &cc.tier
 		default:
 			continue
 		}
@@ -210,6 +227,7 @@ func (cc *customerColumns) into(c *Customer) {
 		FirstOrderAt: tsOrZero(cc.firstOrder), LastOrderAt: tsOrZero(cc.lastOrder), OrdersCount: int(cc.orders),
 		TotalSpent: float64(cc.spentCents) / 100, Attributes: cc.attrs, UnsubscribedAt: tsOrZero(cc.unsubscribed),
 		CouponExpiresAt: tsOrZero(cc.cx),
+		PointsBalance:   cc.pointsBalance, PointsPending: cc.pointsPending, PointsExpiringAt: tsOrZero(cc.pointsExpiring), Tier: cc.tier,
 	}
 	cc.attrs = nil
 }

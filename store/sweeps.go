@@ -37,6 +37,14 @@ var sweepColumns = map[string]string{
 	"attributes":        "attributes",
 	"unsubscribed":      "unsubscribed_at",
 	"coupon_expires_at": "CASE WHEN coupon_expires_at > $NOW THEN coupon_expires_at END",
+	// The points fields are computed from the ledger as GetPointsSummary
+	// does; no prefilter compares them (they are not in timeColumns).
+	"points_balance": "(SELECT COALESCE(sum(pe.amount), 0)::bigint FROM points_entries pe WHERE pe.customer_id = customers.id)",
+	"points_pending": "(SELECT COALESCE(sum(pl.remaining), 0)::bigint FROM points_lots pl WHERE pl.customer_id = customers.id" +
+		" AND pl.remaining > 0 AND pl.expired_at IS NULL AND pl.available_at > $NOW AND (pl.expires_at IS NULL OR pl.expires_at > $NOW))",
+	"points_expiring_at": "(SELECT min(pl.expires_at) FROM points_lots pl WHERE pl.customer_id = customers.id" +
+		" AND pl.remaining > 0 AND pl.expired_at IS NULL AND pl.available_at <= $NOW AND pl.expires_at > $NOW)",
+	"tier": "tier",
 }
 
 // timeColumns are the customer time columns a prefilter may compare; each

@@ -31,9 +31,12 @@ const (
 
 // allCustomerFields are every customer field rules can read.
 var allCustomerFields = []string{"id", "email", "name", "timezone", "stage", "stage_entered_at", "created_at", "last_seen_at",
-	"first_order_at", "last_order_at", "orders_count", "total_spent", "attributes", "unsubscribed", "coupon_expires_at"}
+	"first_order_at", "last_order_at", "orders_count", "total_spent", "attributes", "unsubscribed", "coupon_expires_at",
+	"points_balance", "points_pending", "points_expiring_at", "tier"}
 
-var diffTimeFields = []string{"stage_entered_at", "created_at", "last_seen_at", "first_order_at", "last_order_at", "coupon_expires_at"}
+// diffTimeFields include points_expiring_at, which sweeps compute from the
+// ledger and must never push down.
+var diffTimeFields = []string{"stage_entered_at", "created_at", "last_seen_at", "first_order_at", "last_order_at", "coupon_expires_at", "points_expiring_at"}
 
 // diffNumbers are the literals time helpers are compared with; customers'
 // times are put on and around the same boundaries.
@@ -231,6 +234,11 @@ func insertDiffCustomers(t *testing.T, db *testdb.DB, rng *rand.Rand, now time.T
 			[]pgtype.Timestamptz{{}, {}, {}, {Valid: true, Time: now.Add(-day)}, {Valid: true, Time: time.Time{}},
 				{Valid: true, InfinityModifier: pgtype.Infinity}, {Valid: true, InfinityModifier: pgtype.NegativeInfinity}}[rng.Intn(7)],
 			ts(true))
+		// Some customers get a points lot expiring on or near a boundary.
+		if exp := ts(false); rng.Intn(2) == 0 && exp.InfinityModifier == pgtype.Finite && exp.Time.Year() > 1 {
+			batch.Queue(`INSERT INTO points_lots (customer_id, amount, remaining, reason, granted_at, available_at, expires_at, idempotency_key)
+				VALUES ($1, 10, 10, 'diff', '-infinity', '-infinity', $2, 'k')`, fmt.Sprintf("c%04d", i), exp)
+		}
 	}
 	require.NoError(t, db.Pool.SendBatch(context.Background(), batch).Close())
 }

@@ -27,6 +27,11 @@ const (
 	TimelineRun      = "run"
 	TimelineStep     = "step"
 	TimelineRunEnded = "run_ended"
+	// TimelinePoints is a points ledger entry (Detail: kind, amount,
+	// lot_id, reason, order_id, and for a grant expires_at, available_at).
+	TimelinePoints = "points"
+	// TimelineTier is a loyalty tier change (Detail: from, to).
+	TimelineTier = "tier"
 )
 
 // Reasons a delivery is held (TimelineHold).

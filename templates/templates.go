@@ -127,6 +127,19 @@ type Customer struct {
 	OrdersCount            int
 	TotalSpent             float64
 	Attributes             map[string]any
+	// Points are the customer's loyalty points, e.g. {{.Customer.Points.Balance}}.
+	Points Points
+	// Tier is the customer's loyalty tier; "" for none.
+	Tier string
+}
+
+// Points are a customer's loyalty points as an email shows them.
+type Points struct {
+	// Balance is the points balance.
+	Balance int64
+	// NextExpiry is when the earliest-expiring points expire; zero when
+	// none do (test it with {{if not .Customer.Points.NextExpiry.IsZero}}).
+	NextExpiry time.Time
 }
 
 // Event is an event a customer did.

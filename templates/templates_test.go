@@ -12,7 +12,7 @@ import (
 )
 
 var defaultNames = []string{
-	"bonus_expiring", "first_order_bonus", "loyalty_reward", "repeat_purchase", "welcome", "win_back",
+	"bonus_expiring", "first_order_bonus", "loyalty_reward", "points_expiring", "repeat_purchase", "welcome", "win_back",
 }
 
 var couponNames = []string{"bonus_expiring", "first_order_bonus", "loyalty_reward", "win_back"}
@@ -173,7 +173,7 @@ func TestSet(t *testing.T) {
 			"layout.txt.example": "ignored",
 		}))
 		require.NoError(t, err)
-		require.Equal(t, append([]string{"bonus_expiring", "first_order_bonus", "loyalty_reward", "promo"},
+		require.Equal(t, append([]string{"bonus_expiring", "first_order_bonus", "loyalty_reward", "points_expiring", "promo"},
 			"repeat_purchase", "welcome", "win_back"), set.Names())
 
 		d := templates.SampleData()

@@ -98,6 +98,12 @@ type Config struct {
 	// CouponExpiryInterval is how often expired coupons are reported as
 	// coupon_expired events. Default: CouponExpiryIntervalDefault.
 	CouponExpiryInterval time.Duration
+	// PointsExpiryInterval is how often expired points lots are closed and
+	// expiring ones reminded of. Default: PointsExpiryIntervalDefault.
+	PointsExpiryInterval time.Duration
+	// PointsExpiryBatch is how many lots one points expiry transaction
+	// handles. Default: PointsExpiryBatchDefault.
+	PointsExpiryBatch int
 	// ID names this client in river_job.attempted_by and River's leader
 	// election; give each process its own. Default: River's, host name and
 	// start time.
@@ -129,6 +135,8 @@ func (c *Config) withDefaults() *Config {
 	out.SweepPageSize = valOrDefault(out.SweepPageSize, SweepPageSizeDefault)
 	out.SweepFireBatch = valOrDefault(out.SweepFireBatch, SweepFireBatchDefault)
 	out.CouponExpiryInterval = valOrDefault(out.CouponExpiryInterval, CouponExpiryIntervalDefault)
+	out.PointsExpiryInterval = valOrDefault(out.PointsExpiryInterval, PointsExpiryIntervalDefault)
+	out.PointsExpiryBatch = valOrDefault(out.PointsExpiryBatch, PointsExpiryBatchDefault)
 	return &out
 }
 
@@ -216,7 +224,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
 		}
-		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg))
+		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg), pointsExpiryPeriodicJob(cfg))
 	}
 	return rc, nil
 }

@@ -28,6 +28,11 @@ func RuleCustomer(c *store.Customer) rules.Customer {
 		Unsubscribed:   !c.UnsubscribedAt.IsZero(),
 
 		CouponExpiresAt: c.CouponExpiresAt,
+
+		PointsBalance:    int(c.PointsBalance),
+		PointsPending:    int(c.PointsPending),
+		PointsExpiringAt: c.PointsExpiringAt,
+		Tier:             c.Tier,
 	}
 }
 

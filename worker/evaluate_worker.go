@@ -89,6 +89,13 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 			}
 			cust := *facts
 			cust.Stage = stage
+			if rs.ReadsPoints() {
+				p, err := st.PointsSummary(ctx, cust.ID, now)
+				if err != nil {
+					return err
+				}
+				cust.PointsBalance, cust.PointsPending, cust.PointsExpiringAt, cust.Tier = p.Balance, p.Pending, p.NextExpiry, p.Tier
+			}
 			if stage, deliveries, err = w.evaluate(ctx, st, fr, rs, &cust, ev, now, deliveries, runs); err != nil {
 				return err
 			}
@@ -101,7 +108,7 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 				return fmt.Errorf("schedule journey steps for %q: %w", job.Args.CustomerID, err)
 			}
 		}
-		return nil
+		return fr.insertEvaluateJobs(ctx, tx, client)
 	})
 }
 
@@ -118,6 +125,17 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 	for _, r := range rs.ForEvent(ev.Type) {
 		ok, err := r.Match(in)
 		metrics.FromContext(ctx).RuleEvaluated(r.Name, ok, err)
+		if err == nil && ok && r.IsJourney() {
+			starts = append(starts, r)
+			continue
+		}
+		var f *store.Fire
+		if err == nil && ok {
+			var pe *pointsAmountError
+			if f, err = fr.fire(r, cust, &in, Occurrence(r, ev.ID, now), ev.ID, now); err != nil && !errors.As(err, &pe) {
+				return "", nil, err
+			}
+		}
 		if err != nil {
 			w.logger.WarnContext(ctx, "evaluate: rule failed at run time; skipped",
 				slog.String("rule", r.Name), slog.String("customer_id", cust.ID), slog.String("error", err.Error()))
@@ -130,14 +148,6 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 		}
 		if !ok {
 			continue
-		}
-		if r.IsJourney() {
-			starts = append(starts, r)
-			continue
-		}
-		f, err := fr.fire(r, cust, Occurrence(r, ev.ID, now), ev.ID, now)
-		if err != nil {
-			return "", nil, err
 		}
 		fires = append(fires, f)
 	}

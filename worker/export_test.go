@@ -20,7 +20,8 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 	c *store.Customer, occurrence string, eventID int64, now time.Time,
 ) (*store.Fire, error) {
 	fr := newFirer(version)
-	f, err := fr.fire(r, c, occurrence, eventID, now)
+	in := rules.Input{Customer: RuleCustomer(c), Now: now}
+	f, err := fr.fire(r, c, &in, occurrence, eventID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -28,7 +29,10 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 	if err != nil || !f.Fired {
 		return nil, err
 	}
-	return f, insertDispatchJobs(ctx, tx, client, ds, false)
+	if err := insertDispatchJobs(ctx, tx, client, ds, false); err != nil {
+		return nil, err
+	}
+	return f, fr.insertEvaluateJobs(ctx, tx, client)
 }
 
 // FireManyTx fires r for each of customers in tx and enqueues all their
@@ -39,7 +43,8 @@ func FireManyTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ve
 	fr := newFirer(version)
 	fs := make([]*store.Fire, 0, len(customers))
 	for _, c := range customers {
-		f, err := fr.fire(r, c, occurrence, 0, now)
+		in := rules.Input{Customer: RuleCustomer(c), Now: now}
+		f, err := fr.fire(r, c, &in, occurrence, 0, now)
 		if err != nil {
 			return err
 		}
@@ -63,4 +68,9 @@ func ResumeJourneyRunsTx(ctx context.Context, tx pgx.Tx, client *river.Client[pg
 	refs []store.RunRef, now time.Time,
 ) error {
 	return newJourneys(h, slog.Default()).resume(ctx, tx, client, refs, now)
+}
+
+// NewPointsExpiryWorker returns a points expiry worker for tests.
+func NewPointsExpiryWorker(pool *pgxpool.Pool, rs *rules.Holder, now Clock, batch int) *PointsExpiryWorker {
+	return &PointsExpiryWorker{pool: pool, rules: rs, now: now, batch: batch, logger: slog.New(slog.DiscardHandler)}
 }

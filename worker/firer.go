@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,8 @@ type firer struct {
 	// actions caches the encoded delivery actions, by rule and action index:
 	// they are the same for every customer.
 	actions map[firerAction]json.RawMessage
+	// events are the events the firings written recorded, to evaluate.
+	events []store.EventRef
 }
 
 type firerAction struct {
@@ -54,10 +57,19 @@ func newFirer(version string) *firer {
 	return &firer{version: version, actions: map[firerAction]json.RawMessage{}}
 }
 
+// pointsAmountError says a points action's amount failed at run time for
+// one customer: the caller skips the rule for that customer, as it does
+// when `when` fails.
+type pointsAmountError struct{ err error }
+
+func (e *pointsAmountError) Error() string { return e.err.Error() }
+func (e *pointsAmountError) Unwrap() error { return e.err }
+
 // fire is the firing of rule r for customer c and occurrence at now with
-// everything its actions do, not written yet; for a customer in the rule's
-// holdout group, a firing marked Holdout that does nothing.
-func (fr *firer) fire(r *rules.Rule, c *store.Customer, occurrence string, eventID int64, now time.Time) (*store.Fire, error) {
+// everything its actions do, not written yet; in is what the rule was
+// evaluated on (points amounts are evaluated on it). For a customer in the
+// rule's holdout group it is a firing marked Holdout that does nothing.
+func (fr *firer) fire(r *rules.Rule, c *store.Customer, in *rules.Input, occurrence string, eventID int64, now time.Time) (*store.Fire, error) {
 	f := &store.Fire{Firing: store.Firing{
 		CustomerID: c.ID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: fr.version,
 		EventID: eventID, FiredAt: now, Cooldown: r.Cooldown,
@@ -77,6 +89,14 @@ func (fr *firer) fire(r *rules.Rule, c *store.Customer, occurrence string, event
 				cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
 			}
 			f.Coupons = append(f.Coupons, cp)
+		case a.Points != nil:
+			p, err := firePoints(r, a.Points, i, in, now)
+			if err != nil {
+				return nil, &pointsAmountError{err}
+			}
+			if p != nil {
+				f.Points = append(f.Points, p)
+			}
 		case a.Email != nil || a.Webhook != nil:
 			channel, raw, err := fr.action(r, i)
 			if err != nil {
@@ -114,6 +134,31 @@ func (fr *firer) fireActions(r *rules.Rule, version, customerID, occurrence stri
 	return f, nil
 }
 
+// firePoints is the lot points action a (action i of rule r) grants for in
+// at now; nil when its amount is zero or less. The lot is pending for
+// PendingFor and expires ExpiresIn after it becomes available; an order id
+// in the event's properties (order_id) ties it to the order so a refund
+// reverses it.
+func firePoints(r *rules.Rule, a *rules.PointsAction, i int, in *rules.Input, now time.Time) (*store.FirePoints, error) {
+	n, err := r.PointsFor(a, *in)
+	if err != nil || n <= 0 {
+		return nil, err
+	}
+	g := store.PointsGrantReq{Amount: n, Reason: a.Reason, AvailableAt: now.Add(a.PendingFor)}
+	if a.ExpiresIn > 0 {
+		g.ExpiresAt = g.AvailableAt.Add(a.ExpiresIn)
+	}
+	if in.Event != nil {
+		switch v := in.Event.Properties["order_id"].(type) {
+		case string:
+			g.OrderID = v
+		case float64:
+			g.OrderID = strconv.FormatFloat(v, 'f', -1, 64)
+		}
+	}
+	return &store.FirePoints{Action: i, Grant: g}, nil
+}
+
 // action returns the channel and encoded action of the delivery action i of
 // rule r, encoding it on first use.
 func (fr *firer) action(r *rules.Rule, i int) (string, json.RawMessage, error) {
@@ -148,8 +193,38 @@ func (fr *firer) write(ctx context.Context, st *store.Store, fs []*store.Fire, d
 			m.StageTransition(t.From, t.To)
 		}
 		ds = append(ds, f.Deliveries...)
+		for _, p := range f.Points {
+			if p.Event.ID != 0 {
+				fr.events = append(fr.events, p.Event)
+			}
+		}
 	}
 	return ds, nil
+}
+
+// insertEvaluateJobs enqueues the evaluation of the events the firings
+// written since the last call recorded (points_granted), in tx.
+func (fr *firer) insertEvaluateJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
+	evs := fr.events
+	fr.events = nil
+	return insertEvaluateJobs(ctx, tx, client, evs)
+}
+
+// insertEvaluateJobs enqueues the evaluation of events recorded in tx.
+func insertEvaluateJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], evs []store.EventRef) error {
+	inserts := make([]river.InsertManyParams, 0, len(evs))
+	for _, e := range evs {
+		if e.ID != 0 {
+			inserts = append(inserts, river.InsertManyParams{Args: jobs.EvaluateArgs{CustomerID: e.CustomerID, EventID: e.ID}})
+		}
+	}
+	if len(inserts) == 0 {
+		return nil
+	}
+	if _, err := client.InsertManyTx(ctx, tx, inserts); err != nil {
+		return fmt.Errorf("enqueue evaluation of %d events: %w", len(inserts), err)
+	}
+	return nil
 }
 
 // deliveryAction is the channel and the action a delivery row stores for
@@ -184,8 +259,8 @@ func insertDispatchJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx
 }
 
 // dispatchJobs are the River inserts for queued deliveries: per channel, a
-// DispatchBatchArgs job for each DispatchBatchSize deliveries, or a
-// DispatchArgs job for a delivery on its own.
+// jobs.DispatchBatchArgs job for each DispatchBatchSize deliveries, or a
+// jobs.DispatchArgs job for a delivery on its own.
 func dispatchJobs(ds []*store.Delivery) []river.InsertManyParams {
 	byChannel := map[string][]jobs.DeliveryRef{}
 	var order []string

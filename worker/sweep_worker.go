@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -262,7 +263,12 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 					continue
 				}
 				r := plan.due[j]
-				f, err := fr.fire(r, &custs[i], sweepOccurrence(r, tick), 0, now)
+				in := rules.Input{Customer: rc, Now: tick}
+				f, err := fr.fire(r, &custs[i], &in, sweepOccurrence(r, tick), 0, now)
+				var pe *pointsAmountError
+				if errors.As(err, &pe) {
+					continue // as a rule whose when fails: skipped for this customer
+				}
 				if err != nil {
 					return err
 				}
@@ -278,7 +284,10 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 				fired++
 			}
 		}
-		return insertDispatchJobs(ctx, tx, client, deliveries, true)
+		if err := insertDispatchJobs(ctx, tx, client, deliveries, true); err != nil {
+			return err
+		}
+		return fr.insertEvaluateJobs(ctx, tx, client)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("fire sweep page of %d customers: %w", len(ids), err)
@@ -297,6 +306,10 @@ func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) er
 	}
 	if err := river.AddWorkerSafely(workers, &CouponExpiryWorker{pool: pool, now: cfg.Now, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add coupon expiry worker: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &PointsExpiryWorker{pool: pool, rules: cfg.Rules, now: cfg.Now,
+		batch: cfg.PointsExpiryBatch, logger: cfg.Logger}); err != nil {
+		return fmt.Errorf("add points expiry worker: %w", err)
 	}
 	return nil
 }

@@ -157,6 +157,31 @@ func describeEntry(e *store.TimelineEntry) string {
 			s += ", redeemed " + red
 		}
 		return s + by
+	case store.TimelinePoints:
+		s := fmt.Sprintf("points %s %+d", str("kind"), int64(d["amount"].(float64)))
+		if r := str("reason"); r != "" {
+			s += fmt.Sprintf(" (%s)", r)
+		}
+		if o := str("order_id"); o != "" {
+			s += ", order " + o
+		}
+		if av := timeStr("available_at"); av != "" && av != formatTime(e.At) {
+			s += ", available " + av
+		}
+		if exp := timeStr("expires_at"); exp != "" {
+			s += ", expires " + exp
+		}
+		return s + by
+	case store.TimelineTier:
+		from := str("from")
+		if from == "" {
+			from = "(none)"
+		}
+		to := str("to")
+		if to == "" {
+			to = "(none)"
+		}
+		return fmt.Sprintf("tier %s -> %s", from, to)
 	case store.TimelineSkip:
 		// expr errors end with a snippet of the condition; the first line says it.
 		msg, _, _ := strings.Cut(strings.TrimPrefix(str("error"), fmt.Sprintf("rule %q: ", e.Rule)), "\n")

@@ -258,7 +258,8 @@ func metricLabels(rs *rules.RuleSet) metrics.Labels {
 		DeliveryStatuses: []string{store.DeliverySent, store.DeliverySuppressed, store.DeliverySkippedCap,
 			store.DeliveryFailed, "retry"},
 		JobKinds: []string{jobs.EvaluateArgs{}.Kind(), jobs.DispatchArgs{}.Kind(), jobs.DispatchBatchArgs{}.Kind(),
-			jobs.SweepArgs{}.Kind(), jobs.SweepShardArgs{}.Kind(), jobs.CouponExpiryArgs{}.Kind()},
+			jobs.SweepArgs{}.Kind(), jobs.SweepShardArgs{}.Kind(), jobs.CouponExpiryArgs{}.Kind(),
+			jobs.PointsExpiryArgs{}.Kind()},
 		Queues:    []string{jobs.QueueEvaluate, jobs.QueueEmail, jobs.QueueWebhook, jobs.QueueSweep},
 		JobStates: []string{"available", "cancelled", "discarded", "pending", "retryable", "running", "scheduled"},
 	}

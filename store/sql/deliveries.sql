@@ -70,7 +70,14 @@ SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, 
        COALESCE(s.reason, ''),
        e.type, e.properties, e.occurred_at,
        cp.code, cp.kind, cp.value::float8, cp.expires_at,
-       COALESCE(e.received_at, d.created_at)
+       COALESCE(e.received_at, d.created_at),
+       -- The customer's points as the delivery was queued: balance, next expiry (templates'
+       -- .Customer.Points).
+       (SELECT COALESCE(sum(amount), 0)::bigint FROM points_entries WHERE customer_id = d.customer_id),
+       (SELECT min(expires_at) FROM points_lots
+        WHERE customer_id = d.customer_id AND remaining > 0 AND expired_at IS NULL
+          AND available_at <= d.created_at AND expires_at > d.created_at),
+       c.tier
 FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 JOIN customers c ON c.id = d.customer_id

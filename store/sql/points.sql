@@ -111,8 +111,8 @@ WITH due AS (
 SELECT customer_id, id, remaining, expires_at FROM upd;
 
 -- name: GetPointsSummary
--- Reads a customer's points at $2: balance (the ledger's sum), spendable, pending, and the
--- earliest expiry of what is left.
+-- Reads a customer's points at $2: balance (the ledger's sum), pending, the earliest expiry of
+-- what is left and available, and the customer's tier.
 SELECT
     COALESCE((SELECT sum(amount) FROM points_entries WHERE customer_id = $1), 0)::bigint,
     COALESCE((SELECT sum(remaining) FROM points_lots
@@ -120,7 +120,8 @@ SELECT
                 AND available_at > $2 AND (expires_at IS NULL OR expires_at > $2)), 0)::bigint,
     (SELECT min(expires_at) FROM points_lots
      WHERE customer_id = $1 AND remaining > 0 AND expired_at IS NULL
-       AND available_at <= $2 AND expires_at > $2);
+       AND available_at <= $2 AND expires_at > $2),
+    COALESCE((SELECT tier FROM customers WHERE id = $1), '');
 
 -- name: ListPointsLots
 -- Lists a customer's lots with something left, soonest expiry first.
@@ -138,3 +139,37 @@ LEFT JOIN points_lots l ON l.customer_id = e.customer_id AND l.id = e.lot_id
 WHERE e.customer_id = $1
 ORDER BY e.id DESC
 LIMIT $2;
+
+-- name: InsertPointsEvents
+-- Records events about points and tiers ($1 customers, $2 types, $3 properties, $4 times, $5 keys),
+-- once per key, with the customer's facts as their snapshot; returns each event written with its
+-- customer and key (the caller maps them back: a join here would be planned on a guess).
+INSERT INTO events (customer_id, type, properties, occurred_at, received_at, idempotency_key, facts)
+SELECT v.customer_id, v.type, v.properties, v.occurred_at, $6, v.idempotency_key, to_jsonb(c)
+FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[])
+     WITH ORDINALITY AS v(customer_id, type, properties, occurred_at, idempotency_key, n)
+JOIN customers c ON c.id = v.customer_id
+ORDER BY v.n
+ON CONFLICT (customer_id, idempotency_key) DO NOTHING
+RETURNING customer_id, id, idempotency_key;
+
+-- name: RemindPoints
+-- Claims up to $3 available lots with something left that expire after $1 and at or before $2
+-- and were not reminded of, marking them reminded at $1; returns each with what is left. Lots a
+-- concurrent spend holds are skipped and reminded of in the next batch.
+WITH due AS (
+    SELECT customer_id, id FROM points_lots
+    WHERE expires_at > $1 AND expires_at <= $2 AND remaining > 0 AND expired_at IS NULL
+      AND expires_at IS NOT NULL AND reminded_at IS NULL AND available_at <= $1
+    ORDER BY expires_at, customer_id, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE points_lots l SET reminded_at = $1
+FROM due
+WHERE l.customer_id = due.customer_id AND l.id = due.id
+RETURNING l.customer_id, l.id, l.remaining, l.expires_at;
+
+-- name: GetPointsCoupon
+-- Reads the coupon a redemption turned points into (issued under rule $2, "points:op:<id>").
+SELECT id, code, kind, value FROM coupons WHERE customer_id = $1 AND rule = $2 ORDER BY id LIMIT 1;

@@ -1,6 +1,6 @@
 -- name: CustomerTimeline
 -- Lists the latest $2 things that happened to one customer, newest first: events, rule firings,
--- stage transitions, coupons, deliveries, rules skipped because their condition failed at run
+-- stage transitions, coupons, deliveries, points ledger entries, tier changes, rules skipped because their condition failed at run
 -- time, and queued deliveries held back by their dispatch job's schedule ("why did this customer
 -- get this", and why not yet): a job snoozed (River's snoozes) or, for a delivery never tried,
 -- scheduled later is held by quiet hours; a retryable one waits for its retry. Journey runs: their
@@ -56,6 +56,20 @@ SELECT at, kind, id, rule, rule_set_version, detail FROM (
     SELECT ended_at, 'run_ended', 10, id, rule, rule_set_version,
            jsonb_build_object('state', state, 'reason', exit_reason)
     FROM journey_runs WHERE customer_id = $1 AND ended_at IS NOT NULL
+    UNION ALL
+    SELECT e.created_at, 'points', 11, e.id, COALESCE(l.rule, ''), '',
+           jsonb_build_object('kind', e.kind, 'amount', e.amount, 'lot_id', e.lot_id,
+                              'reason', COALESCE(o.reason, l.reason, ''), 'order_id', COALESCE(o.order_id, l.order_id, ''),
+                              'expires_at', CASE WHEN e.kind = 'grant' THEN l.expires_at END,
+                              'available_at', CASE WHEN e.kind = 'grant' THEN l.available_at END)
+    FROM points_entries e
+    LEFT JOIN points_lots l ON l.customer_id = e.customer_id AND l.id = e.lot_id
+    LEFT JOIN points_operations o ON o.customer_id = e.customer_id AND o.id = e.operation_id
+    WHERE e.customer_id = $1
+    UNION ALL
+    SELECT occurred_at, 'tier', 12, id, '', rule_set_version,
+           jsonb_build_object('from', from_tier, 'to', to_tier)
+    FROM tier_transitions WHERE customer_id = $1
 ) t
 ORDER BY at DESC, ord DESC, id DESC
 LIMIT $2;
