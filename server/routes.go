@@ -22,7 +22,8 @@ type Auth int
 
 // The auth rules of routes.
 const (
-	authUnset Auth = iota
+	// The zero value names no rule: registering such a route panics.
+	_ Auth = iota
 	// AuthPublic routes need no credentials: probes, unsubscribe links,
 	// the login page.
 	AuthPublic

@@ -138,11 +138,6 @@ func (p *proc) log() string {
 	return strings.Join(p.lines, "\n")
 }
 
-// logContains reports whether a log line contains s.
-func (p *proc) logContains(s string) bool {
-	return strings.Contains(p.log(), s)
-}
-
 // running reports whether the process has not exited.
 func (p *proc) running() bool {
 	select {
