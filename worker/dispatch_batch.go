@@ -60,7 +60,8 @@ func (w *dispatcher) finishDeliveries(ctx context.Context, st *store.Store, outs
 // record writes the outcomes of a single delivery's job (with those of the
 // jobs running at the same moment) and tells River what to do next.
 func (w *dispatcher) record(ctx context.Context, st *store.Store, job *rivertype.JobRow, todo []*sending) error {
-	if err := w.finishDeliveries(ctx, st, outcomes(todo)); err != nil {
+	outs := outcomes(todo)
+	if err := w.writeOutcomes(ctx, todo, func(ctx context.Context) error { return w.finishDeliveries(ctx, st, outs) }); err != nil {
 		return err
 	}
 	w.noted(ctx, todo)
