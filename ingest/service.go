@@ -15,7 +15,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -205,7 +204,7 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 		if err != nil {
 			return err
 		}
-		var inserts []river.InsertManyParams
+		var stored []store.EventRef
 		for k, i := range order {
 			e, res := prepared[i], ingested[k]
 			results[i] = Result{ID: res.EventID, Duplicate: res.Duplicate, Type: e.Type}
@@ -222,17 +221,9 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 					return err
 				}
 			}
-			inserts = append(inserts, river.InsertManyParams{Args: jobs.EvaluateArgs{
-				CustomerID: e.CustomerID, EventID: res.EventID,
-			}})
+			stored = append(stored, store.EventRef{CustomerID: e.CustomerID, ID: res.EventID})
 		}
-		if len(inserts) == 0 {
-			return nil
-		}
-		if _, err := s.cfg.River.InsertManyTx(ctx, tx, inserts); err != nil {
-			return fmt.Errorf("enqueue evaluation: %w", err)
-		}
-		return nil
+		return EnqueueEvaluations(ctx, tx, s.cfg.River, stored)
 	})
 	if err != nil {
 		return nil, err

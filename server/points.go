@@ -15,9 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
-	"github.com/ciclohq/ciclo/jobs"
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -245,19 +244,7 @@ func (s *Server) pointsTx(ctx context.Context, fn func(context.Context, pgx.Tx, 
 		if err != nil {
 			return err
 		}
-		var inserts []river.InsertManyParams
-		for _, e := range evs {
-			if e.ID != 0 {
-				inserts = append(inserts, river.InsertManyParams{Args: jobs.EvaluateArgs{CustomerID: e.CustomerID, EventID: e.ID}})
-			}
-		}
-		if len(inserts) == 0 {
-			return nil
-		}
-		if _, err := s.cfg.River.InsertManyTx(ctx, tx, inserts); err != nil {
-			return fmt.Errorf("enqueue evaluation of points events: %w", err)
-		}
-		return nil
+		return ingest.EnqueueEvaluations(ctx, tx, s.cfg.River, evs)
 	})
 }
 

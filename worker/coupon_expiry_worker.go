@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -80,14 +81,7 @@ func (w *CouponExpiryWorker) batch(ctx context.Context, client *river.Client[pgx
 		if err != nil || len(evs) == 0 {
 			return err
 		}
-		inserts := make([]river.InsertManyParams, len(evs))
-		for i, e := range evs {
-			inserts[i] = river.InsertManyParams{Args: jobs.EvaluateArgs{CustomerID: e.CustomerID, EventID: e.ID}}
-		}
-		if _, err := client.InsertManyTx(ctx, tx, inserts); err != nil {
-			return fmt.Errorf("enqueue evaluation of %d coupon_expired events: %w", len(inserts), err)
-		}
-		return nil
+		return ingest.EnqueueEvaluations(ctx, tx, client, evs)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("report expired coupons: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/ciclohq/ciclo/channels"
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/internal/metrics"
 	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
@@ -207,24 +208,7 @@ func (fr *firer) write(ctx context.Context, st *store.Store, fs []*store.Fire, d
 func (fr *firer) insertEvaluateJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]) error {
 	evs := fr.events
 	fr.events = nil
-	return insertEvaluateJobs(ctx, tx, client, evs)
-}
-
-// insertEvaluateJobs enqueues the evaluation of events recorded in tx.
-func insertEvaluateJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], evs []store.EventRef) error {
-	inserts := make([]river.InsertManyParams, 0, len(evs))
-	for _, e := range evs {
-		if e.ID != 0 {
-			inserts = append(inserts, river.InsertManyParams{Args: jobs.EvaluateArgs{CustomerID: e.CustomerID, EventID: e.ID}})
-		}
-	}
-	if len(inserts) == 0 {
-		return nil
-	}
-	if _, err := client.InsertManyTx(ctx, tx, inserts); err != nil {
-		return fmt.Errorf("enqueue evaluation of %d events: %w", len(inserts), err)
-	}
-	return nil
+	return ingest.EnqueueEvaluations(ctx, tx, client, evs)
 }
 
 // deliveryAction is the channel and the action a delivery row stores for

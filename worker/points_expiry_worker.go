@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
@@ -106,7 +107,7 @@ func (w *PointsExpiryWorker) runBatch(ctx context.Context, client *river.Client[
 		if err != nil {
 			return err
 		}
-		return insertEvaluateJobs(ctx, tx, client, evs)
+		return ingest.EnqueueEvaluations(ctx, tx, client, evs)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("points expiry: %w", err)
