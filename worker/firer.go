@@ -80,33 +80,46 @@ func (fr *firer) fire(r *rules.Rule, c *store.Customer, in *rules.Input, occurre
 		f.Firing.Holdout = true
 		return f, nil
 	}
-	for i, a := range r.Actions {
-		switch {
-		case a.Stage != "":
-			f.Stages = append(f.Stages, a.Stage)
-		case a.Coupon != nil:
-			cp := &store.Coupon{Kind: a.Coupon.Kind, Value: a.Coupon.Value}
-			if a.Coupon.ExpiresIn > 0 {
-				cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
-			}
-			f.Coupons = append(f.Coupons, cp)
-		case a.Points != nil:
-			p, err := firePoints(r, a.Points, i, in, now)
-			if err != nil {
-				return nil, &pointsAmountError{err}
-			}
-			if p != nil {
-				f.Points = append(f.Points, p)
-			}
-		case a.Email != nil || a.Webhook != nil:
-			channel, raw, err := fr.action(r, i)
-			if err != nil {
-				return nil, err
-			}
-			f.Deliveries = append(f.Deliveries, &store.Delivery{Channel: channel, Action: raw})
+	for i := range r.Actions {
+		if err := fr.addAction(f, r, i, in, now); err != nil {
+			return nil, err
 		}
 	}
 	return f, nil
+}
+
+// addAction adds what action i of rule r does to f: a stage move, a coupon,
+// a points lot (evaluated on in; journey steps pass none and grant no
+// points), or a delivery.
+func (fr *firer) addAction(f *store.Fire, r *rules.Rule, i int, in *rules.Input, now time.Time) error {
+	switch a := r.Actions[i]; {
+	case a.Stage != "":
+		f.Stages = append(f.Stages, a.Stage)
+	case a.Coupon != nil:
+		cp := &store.Coupon{Kind: a.Coupon.Kind, Value: a.Coupon.Value}
+		if a.Coupon.ExpiresIn > 0 {
+			cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
+		}
+		f.Coupons = append(f.Coupons, cp)
+	case a.Points != nil:
+		if in == nil {
+			return nil
+		}
+		p, err := firePoints(r, a.Points, i, in, now)
+		if err != nil {
+			return &pointsAmountError{err}
+		}
+		if p != nil {
+			f.Points = append(f.Points, p)
+		}
+	case a.Email != nil || a.Webhook != nil:
+		channel, raw, err := fr.action(r, i)
+		if err != nil {
+			return err
+		}
+		f.Deliveries = append(f.Deliveries, &store.Delivery{Channel: channel, Action: raw})
+	}
+	return nil
 }
 
 // fireActions is the firing of some actions (indexes into r.Actions) of a
@@ -115,21 +128,8 @@ func (fr *firer) fire(r *rules.Rule, c *store.Customer, in *rules.Input, occurre
 func (fr *firer) fireActions(r *rules.Rule, version, customerID, occurrence string, idx []int, now time.Time) (*store.Fire, error) {
 	f := &store.Fire{Firing: store.Firing{CustomerID: customerID, Rule: r.Name, Occurrence: occurrence, RuleSetVersion: version, FiredAt: now}}
 	for _, i := range idx {
-		switch a := r.Actions[i]; {
-		case a.Stage != "":
-			f.Stages = append(f.Stages, a.Stage)
-		case a.Coupon != nil:
-			cp := &store.Coupon{Kind: a.Coupon.Kind, Value: a.Coupon.Value}
-			if a.Coupon.ExpiresIn > 0 {
-				cp.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
-			}
-			f.Coupons = append(f.Coupons, cp)
-		case a.Email != nil || a.Webhook != nil:
-			channel, raw, err := fr.action(r, i)
-			if err != nil {
-				return nil, err
-			}
-			f.Deliveries = append(f.Deliveries, &store.Delivery{Channel: channel, Action: raw})
+		if err := fr.addAction(f, r, i, nil, now); err != nil {
+			return nil, err
 		}
 	}
 	return f, nil
