@@ -75,6 +75,12 @@ func TestCustomerAPI(t *testing.T) {
 	waitFor(t, "the welcome and first-order emails in the outbox", func() bool {
 		return b.db.Count(t, "deliveries", "customer_id = $1 AND status = 'sent'", id) == 2
 	})
+	// The erasure below is of a customer at rest: the evaluations of the
+	// points events the order granted have run too. (An erasure racing a
+	// job that is being inserted is not what this test covers.)
+	waitFor(t, "the customer's jobs to finish", func() bool {
+		return b.db.Count(t, "river_job", "args->>'customer_id' = $1 AND state IN ('available', 'running', 'retryable', 'scheduled', 'pending')", id) == 0
+	})
 	require.NotEmpty(t, outboxHolds(email))
 
 	t.Run("GetCustomer", func(t *testing.T) {
