@@ -12,7 +12,6 @@ import (
 
 	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // CustomerResponse is the answer to GET /v1/customers/{id}.
@@ -111,7 +110,7 @@ func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) {
 	if resp.Attributes == nil {
 		resp.Attributes = map[string]any{}
 	}
-	if v, ok := c.Attributes[worker.ConsentAttribute].(bool); ok {
+	if v, ok := c.Attributes[store.ConsentAttribute].(bool); ok {
 		resp.Consent.EmailMarketing = &v
 	}
 	resp.Consent.Marketing = c.Email != "" && suppressed == "" && c.UnsubscribedAt.IsZero() &&

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 const (
@@ -183,7 +182,7 @@ func (s *Server) redeemPoints(w http.ResponseWriter, r *http.Request) {
 		if req.AsCoupon {
 			c := &store.Coupon{CustomerID: id, Rule: rule, Kind: "amount", Value: math.Round(float64(req.Points)*value*100) / 100, CreatedAt: now}
 			for try := 0; ; try++ {
-				c.Code = worker.NewCouponCode()
+				c.Code = store.NewCouponCode()
 				err := st.InsertCoupon(ctx, c)
 				if err == nil {
 					break

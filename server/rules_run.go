@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"github.com/ciclohq/ciclo/internal/dryrun"
-	"github.com/ciclohq/ciclo/worker"
+	"github.com/ciclohq/ciclo/jobs"
 )
 
 // runRuleResponse is the answer of POST /v1/rules/{name}/run.
@@ -41,11 +41,11 @@ func (s *Server) postRuleRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	id, dup, err := worker.RunRuleNow(r.Context(), s.cfg.River, rs, name, now)
+	id, dup, err := jobs.RunRuleNow(r.Context(), s.cfg.River, rs, name, now)
 	switch {
-	case errors.Is(err, worker.ErrRuleNotFound):
+	case errors.Is(err, jobs.ErrRuleNotFound):
 		writeError(w, http.StatusNotFound, "name", "no rule "+name+" in the rules file")
-	case errors.Is(err, worker.ErrRuleNotScheduled):
+	case errors.Is(err, jobs.ErrRuleNotScheduled):
 		writeError(w, http.StatusConflict, "name", "rule "+name+" is an event rule; only scheduled rules run on demand")
 	case err != nil:
 		s.serverError(w, r, err)

@@ -18,7 +18,6 @@ import (
 	"github.com/ciclohq/ciclo/internal/testdb"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 const (
@@ -155,7 +154,7 @@ func matching(t *testing.T, rs []*rules.Rule, now time.Time, cs []store.Customer
 		errs int
 	)
 	for i := range cs {
-		rc := worker.RuleCustomer(&cs[i])
+		rc := store.RuleCustomer(&cs[i])
 		if err := m.Match(&rc, matched); err != nil {
 			errs++
 		}

@@ -218,7 +218,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 			jobs.QueueEmail:    {MaxWorkers: cfg.EmailWorkers},
 			jobs.QueueWebhook:  {MaxWorkers: cfg.WebhookWorkers},
 			jobs.QueueSweep:    {MaxWorkers: cfg.SweepWorkers},
-			QueueJourney:       {MaxWorkers: cfg.EvaluateWorkers},
+			jobs.QueueJourney:  {MaxWorkers: cfg.EvaluateWorkers},
 		}
 		rc.Middleware = append(rc.Middleware, &crashGuard{logger: cfg.Logger})
 		if cfg.Metrics != nil {

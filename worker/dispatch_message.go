@@ -13,11 +13,6 @@ import (
 	"github.com/ciclohq/ciclo/templates"
 )
 
-// ConsentAttribute is the customer attribute a store's integration or import
-// sets to false when the customer gave no email-marketing consent; such a
-// customer gets transactional email only.
-const ConsentAttribute = "accepts_email_marketing"
-
 // email prepares an email delivery: it sets the message to send and the
 // frequency cap that applies; or the outcome when the delivery is
 // suppressed; or a snooze during quiet hours. It returns an
@@ -52,7 +47,7 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 		return suppressed("address suppressed: " + reason)
 	case !cust.UnsubscribedAt.IsZero():
 		return suppressed("customer unsubscribed")
-	case cust.Attributes[ConsentAttribute] == false:
+	case cust.Attributes[store.ConsentAttribute] == false:
 		// Only a store that says so withholds consent: no field keeps
 		// today's behaviour.
 		return suppressed("no email-marketing consent in the store's record")

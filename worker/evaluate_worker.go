@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -119,7 +118,7 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *firer, rs *rules.RuleSet,
 	cust *store.Customer, ev *store.PendingEvent, now time.Time, deliveries []*store.Delivery, runs *evalRuns,
 ) (string, []*store.Delivery, error) {
-	in := rules.Input{Customer: RuleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
+	in := rules.Input{Customer: store.RuleCustomer(cust), Event: ruleEvent(&ev.Event), Now: now}
 	var fires []*store.Fire
 	var starts []*rules.Rule
 	for _, r := range rs.ForEvent(ev.Type) {
@@ -132,7 +131,7 @@ func (w *EvaluateWorker) evaluate(ctx context.Context, st *store.Store, fr *fire
 		var f *store.Fire
 		if err == nil && ok {
 			var pe *pointsAmountError
-			if f, err = fr.fire(r, cust, &in, Occurrence(r, ev.ID, now), ev.ID, now); err != nil && !errors.As(err, &pe) {
+			if f, err = fr.fire(r, cust, &in, rules.Occurrence(r, ev.ID, now), ev.ID, now); err != nil && !errors.As(err, &pe) {
 				return "", nil, err
 			}
 		}
@@ -199,16 +198,4 @@ func (w *EvaluateWorker) journeyEvent(ctx context.Context, st *store.Store, fr *
 	}
 	runs.jobs = append(runs.jobs, res.jobs...)
 	return append(deliveries, res.deliveries...), nil
-}
-
-// Occurrence is the key that makes a firing unique per customer and rule. An
-// event rule fires once per event; a rule with a cooldown once per cooldown
-// window (windows are aligned to the Unix epoch, so the key is the same for
-// every process and retry that evaluates within one window).
-func Occurrence(r *rules.Rule, eventID int64, now time.Time) string {
-	if r.Cooldown > 0 {
-		secs := int64(r.Cooldown.Seconds())
-		return "window:" + strconv.FormatInt(now.Unix()/secs, 10)
-	}
-	return "event:" + strconv.FormatInt(eventID, 10)
 }

@@ -20,7 +20,7 @@ func FireTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], versio
 	c *store.Customer, occurrence string, eventID int64, now time.Time,
 ) (*store.Fire, error) {
 	fr := newFirer(version)
-	in := rules.Input{Customer: RuleCustomer(c), Now: now}
+	in := rules.Input{Customer: store.RuleCustomer(c), Now: now}
 	f, err := fr.fire(r, c, &in, occurrence, eventID, now)
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func FireManyTx(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ve
 	fr := newFirer(version)
 	fs := make([]*store.Fire, 0, len(customers))
 	for _, c := range customers {
-		in := rules.Input{Customer: RuleCustomer(c), Now: now}
+		in := rules.Input{Customer: store.RuleCustomer(c), Now: now}
 		f, err := fr.fire(r, c, &in, occurrence, 0, now)
 		if err != nil {
 			return err

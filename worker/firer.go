@@ -181,7 +181,7 @@ func (fr *firer) action(r *rules.Rule, i int) (string, json.RawMessage, error) {
 // returns ds with their queued deliveries appended; the caller enqueues
 // their dispatch jobs (insertDispatchJobs) in the same transaction.
 func (fr *firer) write(ctx context.Context, st *store.Store, fs []*store.Fire, ds []*store.Delivery) ([]*store.Delivery, error) {
-	if err := st.Fire(ctx, fs, NewCouponCode, couponCodeAttempts); err != nil {
+	if err := st.Fire(ctx, fs, store.NewCouponCode, couponCodeAttempts); err != nil {
 		return nil, err
 	}
 	m := metrics.FromContext(ctx)

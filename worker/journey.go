@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -165,7 +166,7 @@ func (j *journeys) advance(ctx context.Context, st *store.Store, fr *firer, step
 				if err != nil {
 					return nil, err
 				}
-				ok, err := r.Holds(run.PC, rules.Input{Customer: RuleCustomer(c), Now: now, Run: rules.Run{Key: run.Key}})
+				ok, err := r.Holds(run.PC, rules.Input{Customer: store.RuleCustomer(c), Now: now, Run: rules.Run{Key: run.Key}})
 				if err != nil {
 					j.logger.WarnContext(ctx, "journey: if failed at run time; taking else", slog.String("rule", r.Name),
 						slog.Int64("run_id", run.ID), slog.String("error", err.Error()))
@@ -264,9 +265,9 @@ func (j *journeys) customer(ctx context.Context, st *store.Store, s *step) (*sto
 }
 
 // stepJobs are the jobs that resume waiting runs: one per instant and
-// JourneyStepBatchSize runs, scheduled at the instant.
+// jobs.JourneyStepBatchSize runs, scheduled at the instant.
 func stepJobs(runs []*store.JourneyRun) []river.InsertManyParams {
-	byTime := map[time.Time][]JourneyRunRef{}
+	byTime := map[time.Time][]jobs.JourneyRunRef{}
 	var order []time.Time
 	for _, r := range runs {
 		if r.State != store.RunWaiting && r.State != store.RunWaitingEvent {
@@ -276,16 +277,16 @@ func stepJobs(runs []*store.JourneyRun) []river.InsertManyParams {
 		if _, ok := byTime[t]; !ok {
 			order = append(order, t)
 		}
-		byTime[t] = append(byTime[t], JourneyRunRef{CustomerID: r.CustomerID, RunID: r.ID, Seq: r.Seq})
+		byTime[t] = append(byTime[t], jobs.JourneyRunRef{CustomerID: r.CustomerID, RunID: r.ID, Seq: r.Seq})
 	}
-	var jobs []river.InsertManyParams
+	var out []river.InsertManyParams
 	for _, t := range order {
-		for refs := range slices.Chunk(byTime[t], JourneyStepBatchSize) {
-			jobs = append(jobs, river.InsertManyParams{Args: JourneyStepArgs{Runs: refs},
-				InsertOpts: &river.InsertOpts{Queue: QueueJourney, ScheduledAt: t}})
+		for refs := range slices.Chunk(byTime[t], jobs.JourneyStepBatchSize) {
+			out = append(out, river.InsertManyParams{Args: jobs.JourneyStepArgs{Runs: refs},
+				InsertOpts: &river.InsertOpts{Queue: jobs.QueueJourney, ScheduledAt: t}})
 		}
 	}
-	return jobs
+	return out
 }
 
 // onEvent applies one event of a customer to the customer's active runs
@@ -310,7 +311,7 @@ func (j *journeys) onEvent(ctx context.Context, st *store.Store, rs *rules.RuleS
 			ended = append(ended, run)
 			continue
 		}
-		in := rules.Input{Customer: RuleCustomer(cust), Event: rev, Now: now, Run: rules.Run{Key: run.Key}}
+		in := rules.Input{Customer: store.RuleCustomer(cust), Event: rev, Now: now, Run: rules.Run{Key: run.Key}}
 		exit, err := r.Exits(in)
 		if err != nil {
 			j.logger.WarnContext(ctx, "journey: exit failed at run time", slog.String("rule", r.Name),
@@ -343,7 +344,7 @@ func (j *journeys) onEvent(ctx context.Context, st *store.Store, rs *rules.RuleS
 		}
 	}
 	for _, r := range started {
-		in := rules.Input{Customer: RuleCustomer(cust), Event: rev, Now: now}
+		in := rules.Input{Customer: store.RuleCustomer(cust), Event: rev, Now: now}
 		key, err := r.RunKey(in)
 		if err != nil {
 			j.logger.WarnContext(ctx, "journey: key failed at run time; not started", slog.String("rule", r.Name),
@@ -365,7 +366,7 @@ func (j *journeys) onEvent(ctx context.Context, st *store.Store, rs *rules.RuleS
 
 // JourneyStepWorker resumes runs at the end of their waits.
 type JourneyStepWorker struct {
-	river.WorkerDefaults[JourneyStepArgs]
+	river.WorkerDefaults[jobs.JourneyStepArgs]
 
 	pool     *pgxpool.Pool
 	journeys *journeys
@@ -375,10 +376,10 @@ type JourneyStepWorker struct {
 // Work locks the job's customers and runs (those still at the seq the job
 // names), advances them and writes it all, with the next waits' jobs, in
 // one transaction: a job run twice or after a crash repeats no step.
-func (w *JourneyStepWorker) Work(ctx context.Context, job *river.Job[JourneyStepArgs]) error {
+func (w *JourneyStepWorker) Work(ctx context.Context, job *river.Job[jobs.JourneyStepArgs]) error {
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		return w.journeys.resume(ctx, tx, client, job.Args.refs(), w.now())
+		return w.journeys.resume(ctx, tx, client, journeyRefs(job.Args), w.now())
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -59,7 +60,7 @@ func BenchmarkJourneyResume(b *testing.B) {
 		ids = append(ids, id)
 	}
 	require.NoError(b, rows.Err())
-	batch := worker.JourneyStepBatchSize
+	batch := jobs.JourneyStepBatchSize
 
 	for b.Loop() {
 		// Today's batch dispatch: a sweep fires the email for batch customers per transaction.

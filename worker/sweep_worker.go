@@ -192,7 +192,7 @@ func (w *SweepShardWorker) run(ctx context.Context, client *river.Client[pgx.Tx]
 		}
 		stats.Read += len(page)
 		for i := range page {
-			rc := RuleCustomer(&page[i])
+			rc := store.RuleCustomer(&page[i])
 			if err := m.Match(&rc, matched); err != nil {
 				evalErrs++
 				firstErr = cmpOr(firstErr, err)
@@ -234,7 +234,7 @@ func cmpOr(a, b error) error {
 // for rules with a cooldown, else the tick itself.
 func sweepOccurrence(r *rules.Rule, tick time.Time) string {
 	if r.Cooldown > 0 {
-		return Occurrence(r, 0, tick)
+		return rules.Occurrence(r, 0, tick)
 	}
 	return "tick:" + tick.UTC().Format(time.RFC3339)
 }
@@ -256,7 +256,7 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 		var fires []*store.Fire
 		matched := make([]bool, len(plan.due))
 		for i := range custs {
-			rc := RuleCustomer(&custs[i])
+			rc := store.RuleCustomer(&custs[i])
 			_ = m.Match(&rc, matched) // errors were logged on the first pass
 			for j, ok := range matched {
 				if !ok {

@@ -48,7 +48,7 @@ rules:
 			Stages:  []string{"acquisition"},
 			Coupons: []*store.Coupon{{Kind: "percent", Value: 10, ExpiresAt: fired.Add(14 * 24 * time.Hour)}},
 		}
-		if err := st.Fire(ctx, []*store.Fire{f}, worker.NewCouponCode, 1); err != nil {
+		if err := st.Fire(ctx, []*store.Fire{f}, store.NewCouponCode, 1); err != nil {
 			return err
 		}
 		action, _ := json.Marshal(worker.EmailDelivery{Template: "welcome"})

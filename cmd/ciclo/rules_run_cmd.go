@@ -12,6 +12,7 @@ import (
 
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/dryrun"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -64,7 +65,7 @@ The same is POST /v1/rules/{name}/run (?dry_run=true).`,
 			if err != nil {
 				return err
 			}
-			id, dup, err := worker.RunRuleNow(ctx, client, rs, args[0], time.Now())
+			id, dup, err := jobs.RunRuleNow(ctx, client, rs, args[0], time.Now())
 			if err != nil {
 				return err
 			}

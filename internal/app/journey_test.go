@@ -18,6 +18,7 @@ import (
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/internal/smtptest"
 	"github.com/ciclohq/ciclo/internal/testdb"
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -199,7 +200,7 @@ func TestJourney(t *testing.T) {
 		var again []river.InsertManyParams
 		for rows.Next() {
 			require.NoError(t, rows.Scan(&argsJSON))
-			var a worker.JourneyStepArgs
+			var a jobs.JourneyStepArgs
 			require.NoError(t, json.Unmarshal(argsJSON, &a))
 			again = append(again, river.InsertManyParams{Args: a})
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // campaignSampleDefault is how many matching customers a campaign dry run lists.
@@ -61,7 +60,7 @@ func Campaign(ctx context.Context, pool *pgxpool.Pool, rs *rules.RuleSet, name s
 	err := ReadOnly(ctx, pool, func(st *store.Store) error {
 		err := st.EachCustomer(ctx, 0, func(c *store.Customer) error {
 			rep.Customers++
-			ok, err := r.Match(rules.Input{Customer: worker.RuleCustomer(c), Now: at})
+			ok, err := r.Match(rules.Input{Customer: store.RuleCustomer(c), Now: at})
 			switch {
 			case err != nil:
 				rep.Errors++

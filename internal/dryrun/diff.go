@@ -8,7 +8,6 @@ import (
 
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // DiffRow is how many customers one changed rule matches before and after.
@@ -62,7 +61,7 @@ func Diff(ctx context.Context, pool *pgxpool.Pool, old, next *rules.RuleSet, sam
 	err := ReadOnly(ctx, pool, func(st *store.Store) error {
 		return st.EachCustomer(ctx, sample, func(c *store.Customer) error {
 			rep.Customers++
-			in := rules.Input{Customer: worker.RuleCustomer(c), Now: at}
+			in := rules.Input{Customer: store.RuleCustomer(c), Now: at}
 			for _, row := range rep.Rows {
 				count(row.Old, in, &row.Before, &row.ErrorsBefore)
 				count(row.New, in, &row.After, &row.ErrorsAfter)

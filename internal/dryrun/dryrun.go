@@ -21,7 +21,6 @@ import (
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // PreviewCouponCode stands in for the coupon code a firing would draw.
@@ -165,7 +164,7 @@ func Test(ctx context.Context, pool *pgxpool.Pool, rs *rules.RuleSet, tset *temp
 			ev = &rules.Event{Type: opts.Event.Type, Properties: opts.Event.Properties, OccurredAt: opts.Event.OccurredAt}
 		}
 		rep.customerStore = c
-		rep.Customer = worker.RuleCustomer(c)
+		rep.Customer = store.RuleCustomer(c)
 		return rep.evaluate(ctx, st, rs, ev)
 	})
 	if err != nil {
@@ -240,7 +239,7 @@ func (rep *Report) evaluate(ctx context.Context, st *store.Store, rs *rules.Rule
 			continue
 		}
 		if r.Cooldown > 0 {
-			fired, err := st.FiringExists(ctx, rep.Customer.ID, r.Name, worker.Occurrence(r, 0, rep.At))
+			fired, err := st.FiringExists(ctx, rep.Customer.ID, r.Name, rules.Occurrence(r, 0, rep.At))
 			if err != nil {
 				return err
 			}

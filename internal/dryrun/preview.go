@@ -13,7 +13,6 @@ import (
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/templates"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // previewHistory is how many timeline entries Preview looks through for
@@ -154,7 +153,7 @@ func ruleEventAndCoupon(r *rules.Rule, history []*store.TimelineEntry, now time.
 	}
 	for _, a := range r.Actions {
 		if a.Coupon != nil {
-			c := &templates.Coupon{Code: worker.NewCouponCode(), Kind: a.Coupon.Kind, Value: a.Coupon.Value}
+			c := &templates.Coupon{Code: store.NewCouponCode(), Kind: a.Coupon.Kind, Value: a.Coupon.Value}
 			if a.Coupon.ExpiresIn > 0 {
 				c.ExpiresAt = now.Add(a.Coupon.ExpiresIn)
 			}

@@ -1,4 +1,4 @@
-package worker
+package jobs
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
-	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 )
 
@@ -32,7 +31,7 @@ func RunRuleNow(ctx context.Context, client *river.Client[pgx.Tx], rs *rules.Rul
 	if r.Schedule == "" {
 		return 0, false, fmt.Errorf("run rule %q (on: %s): %w", name, r.On, ErrRuleNotScheduled)
 	}
-	res, err := client.Insert(ctx, jobs.SweepArgs{Tick: now.UTC().Truncate(time.Minute), Rules: []string{name}}, nil)
+	res, err := client.Insert(ctx, SweepArgs{Tick: now.UTC().Truncate(time.Minute), Rules: []string{name}}, nil)
 	if err != nil {
 		return 0, false, fmt.Errorf("run rule %q: enqueue sweep: %w", name, err)
 	}

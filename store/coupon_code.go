@@ -1,4 +1,4 @@
-package worker
+package store
 
 import (
 	"crypto/rand"
@@ -13,7 +13,7 @@ const couponAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 func NewCouponCode() string {
 	var b [10]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("worker: random coupon code: %v", err))
+		panic(fmt.Sprintf("store: random coupon code: %v", err))
 	}
 	out := make([]byte, 0, 11)
 	for i, v := range b {
