@@ -124,7 +124,7 @@ func TestOrders(t *testing.T) {
 		"c2,,10,USD,2024-06-02,\n" +
 		"c2,o7,-5,USD,2024-06-02,\n" +
 		"c2,o8,5,USD,,\n" +
-		"c2,"+strings.Repeat("x", 250)+",5,USD,2024-06-02,\n"
+		"c2," + strings.Repeat("x", 250) + ",5,USD,2024-06-02,\n"
 	rows, errs := readAll(t, KindOrders, file)
 	require.Equal(t, []any{
 		&Order{Line: 2, CustomerID: "c1", OrderID: "o1", TotalMinor: 4250, Currency: "EUR", OrderedAt: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), Status: "completed"},
