@@ -1,8 +1,9 @@
 // Package csvimport backfills a store's customer or order history from CSV
-// (`ciclo import`). Reader streams a file and checks every row: good rows
-// come out typed, bad rows as errors naming their line and what is wrong,
-// and the import goes on. Run writes the good rows in batches through the
-// store's staging-table upserts.
+// (`ciclo import`). Reader streams a file and checks every row with the
+// ingest package's field checks (the events API's rules): good rows come out
+// typed, bad rows as errors naming their line and what is wrong, and the
+// import goes on. Run streams the good rows in batches into the store's
+// staging-table COPY and set-based upserts.
 package csvimport
 
 import (

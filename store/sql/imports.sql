@@ -15,10 +15,11 @@ CREATE TEMP TABLE import_customers (
 -- customers are created in their stage (or the initial stage $1) as of their created_at (or $2),
 -- existing ones get the contact details, attributes and stage the file gives. src reads each
 -- staged row's stored customer once (as it was before this statement) and drops the rows that
--- would change nothing, so a re-run writes nothing, not even a row lock. (Sorting it by id, as
--- DISTINCT ON did, cost more than filling the indexes in order saved.) Every entry into a stage is logged as a transition
--- stamped $3: a new customer's at its created_at, an existing one's stage change at $2. Returns
--- how many customers were created and updated.
+-- would change nothing, so a re-run writes nothing, not even a row lock (a row that another
+-- session creates or changes meanwhile is merged all the same). It is not sorted by id: the
+-- sort cost more than filling the indexes in order saved. Every entry into a stage is logged as
+-- a transition stamped $3: a new customer's at its created_at, an existing one's stage change
+-- at $2. Returns how many customers were created and updated.
 WITH src AS MATERIALIZED (
     SELECT s.*, o.id IS NULL AS new, o.stage AS old_stage
     FROM import_customers s
@@ -43,12 +44,6 @@ WITH src AS MATERIALIZED (
         attributes       = c.attributes || excluded.attributes,
         stage            = COALESCE(NULLIF(excluded.stage, ''), c.stage),
         stage_entered_at = CASE WHEN excluded.stage NOT IN ('', c.stage) THEN $2 ELSE c.stage_entered_at END
-    WHERE (excluded.email <> '' AND excluded.email <> c.email)
-       OR (excluded.name <> '' AND excluded.name <> c.name)
-       OR (excluded.timezone <> '' AND excluded.timezone <> c.timezone)
-       OR excluded.created_at < c.created_at
-       OR NOT c.attributes @> excluded.attributes
-       OR (excluded.stage <> '' AND excluded.stage <> c.stage)
     RETURNING c.id, c.stage, c.created_at, c.xmax = 0 AS created
 ), tr AS (
     INSERT INTO stage_transitions (customer_id, from_stage, to_stage, rule_set_version, occurred_at)
