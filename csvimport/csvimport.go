@@ -1,8 +1,9 @@
 // Package csvimport backfills a store's customer or order history from CSV
-// (`ciclo import`). Reader streams a file and checks every row: good rows
-// come out typed, bad rows as errors naming their line and what is wrong,
-// and the import goes on. Run writes the good rows in batches through the
-// store's staging-table upserts.
+// (`ciclo import`). Reader streams a file and checks every row with the
+// ingest package's field checks (the events API's rules): good rows come out
+// typed, bad rows as errors naming their line and what is wrong, and the
+// import goes on. Run streams the good rows in batches into the store's
+// staging-table COPY and set-based upserts.
 package csvimport
 
 import (
@@ -10,14 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/money"
 )
 
@@ -25,13 +24,6 @@ import (
 const (
 	KindCustomers = "customers"
 	KindOrders    = "orders"
-)
-
-// Field bounds, the same as the events API's.
-const (
-	maxIDLen    = 255
-	maxEmailLen = 254
-	maxNameLen  = 200
 )
 
 // Order statuses that do not count as a purchase in the facts.
@@ -95,6 +87,37 @@ func (o *Order) EventType() string {
 	return "order_placed"
 }
 
+// Properties are the properties of the event the order is stored as, the
+// same with or without --trigger.
+func (o *Order) Properties() map[string]any {
+	props := map[string]any{
+		"source": "import", "order_id": o.OrderID, "currency": o.Currency,
+		"total": money.Major(o.TotalMinor, o.Currency), "total_minor": o.TotalMinor,
+	}
+	if o.Status != "" {
+		props["status"] = o.Status
+	}
+	return props
+}
+
+// TotalCents is the total in hundredths of the currency unit, as the facts
+// keep total spent, computed in integers (half up for currencies with
+// three decimals).
+func (o *Order) TotalCents() int64 {
+	exp, err := money.Exponent(o.Currency)
+	if err != nil { // the reader accepts only known currencies
+		exp = 2
+	}
+	cents := o.TotalMinor
+	for ; exp < 2; exp++ {
+		cents *= 10
+	}
+	for ; exp > 2; exp-- {
+		cents = (cents + 5) / 10
+	}
+	return cents
+}
+
 // RowError is a bad row: its line (1-based, the header is line 1) and why.
 type RowError struct {
 	Line   int
@@ -126,7 +149,7 @@ type Reader struct {
 	cols  map[string]int
 	extra []string // attribute columns of a customers file, in order
 	names []string
-	zones map[string]bool // time zones checked so far: LoadLocation parses tzdata on every call
+	zones map[string]error // time zones checked so far (checkZone)
 }
 
 // NewReader reads the header line of a kind's file and returns a Reader
@@ -146,7 +169,10 @@ func NewReader(kind string, r io.Reader, opts Options) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrHeader, err)
 	}
-	rd := &Reader{kind: kind, opts: opts, csv: c, cols: map[string]int{}, zones: map[string]bool{}}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	rd := &Reader{kind: kind, opts: opts, csv: c, cols: map[string]int{}, zones: map[string]error{}}
 	required, known := customerRequired, customerKnown
 	if kind == KindOrders {
 		required, known = orderRequired, orderKnown
@@ -206,8 +232,8 @@ func (r *Reader) Next() (any, error) {
 		return nil, &RowError{Line: line, Reason: fmt.Sprintf("has %d fields, the header has %d", len(rec), len(r.names))}
 	}
 	for i, v := range rec {
-		if reason := badText(v); reason != "" {
-			return nil, &RowError{Line: line, Column: r.names[i], Reason: reason}
+		if err := ingest.CheckString(r.names[i], v); err != nil {
+			return nil, rowError(line, err)
 		}
 	}
 	if r.kind == KindCustomers {
@@ -223,43 +249,74 @@ func (r *Reader) get(rec []string, name string) string {
 	return ""
 }
 
-func (r *Reader) customer(rec []string, line int) (any, error) {
-	bad := func(col, format string, args ...any) (any, error) {
-		return nil, &RowError{Line: line, Column: col, Reason: fmt.Sprintf(format, args...)}
+// rowError turns a field check's error into a bad row at line.
+func rowError(line int, err error) error {
+	var (
+		fe *ingest.FieldError
+		re *RowError
+	)
+	switch {
+	case errors.As(err, &fe):
+		return &RowError{Line: line, Column: fe.Field, Reason: fe.Message}
+	case errors.As(err, &re):
+		out := *re
+		out.Line = line
+		return &out
 	}
+	return &RowError{Line: line, Reason: err.Error()}
+}
+
+// checkID is the rule for an id column: present, and what the events API
+// accepts as a customer id.
+func checkID(col, id string) error {
+	if id == "" {
+		return &RowError{Column: col, Reason: "required"}
+	}
+	return ingest.CheckCustomerID(col, id)
+}
+
+func (r *Reader) customer(rec []string, line int) (any, error) {
 	c := &Customer{Line: line, ID: r.get(rec, "id"), Email: r.get(rec, "email"), Name: r.get(rec, "name"),
 		Timezone: r.get(rec, "timezone"), Stage: r.get(rec, "stage")}
-	if reason := checkID(c.ID); reason != "" {
-		return bad("id", "%s", reason)
+	if err := r.checkCustomer(c, rec); err != nil {
+		return nil, rowError(line, err)
+	}
+	return c, nil
+}
+
+// checkCustomer checks a customers row with the events API's rules for the
+// same fields and fills in its typed columns.
+func (r *Reader) checkCustomer(c *Customer, rec []string) error {
+	if err := checkID("id", c.ID); err != nil {
+		return err
 	}
 	if c.Email != "" {
-		if reason := checkEmail(c.Email); reason != "" {
-			return bad("email", "%s", reason)
+		if err := ingest.CheckEmail("email", c.Email); err != nil {
+			return err
 		}
 	}
-	if utf8.RuneCountInString(c.Name) > maxNameLen {
-		return bad("name", "longer than %d characters", maxNameLen)
+	if err := ingest.CheckName("name", c.Name); err != nil {
+		return err
 	}
-	if containsControl(c.Name) {
-		return bad("name", "contains a control character (line break, tab…)")
-	}
-	if c.Timezone != "" && !r.validZone(c.Timezone) {
-		return bad("timezone", "%q is not an IANA time zone (e.g. Europe/Madrid)", c.Timezone)
+	if c.Timezone != "" {
+		if err := r.checkZone(c.Timezone); err != nil {
+			return err
+		}
 	}
 	if s := r.get(rec, "created_at"); s != "" {
-		t, reason := r.parseTime(s)
-		if reason != "" {
-			return bad("created_at", "%s", reason)
+		t, err := r.parseTime("created_at", s)
+		if err != nil {
+			return err
 		}
 		c.CreatedAt = t
 	}
 	if c.Stage != "" && r.opts.Stages != nil && !slices.Contains(r.opts.Stages, c.Stage) {
-		return bad("stage", "%q is not a stage of the rules file; stages are: %s", c.Stage, strings.Join(r.opts.Stages, ", "))
+		return &RowError{Column: "stage", Reason: fmt.Sprintf("%q is not a stage of the rules file; stages are: %s", c.Stage, strings.Join(r.opts.Stages, ", "))}
 	}
 	if s := r.get(rec, "accepts_marketing"); s != "" {
 		b, ok := parseBool(s)
 		if !ok {
-			return bad("accepts_marketing", "%q is not a yes/no value (true, false, yes, no, 1, 0)", s)
+			return &RowError{Column: "accepts_marketing", Reason: fmt.Sprintf("%q is not a yes/no value (true, false, yes, no, 1, 0)", s)}
 		}
 		c.AcceptsMarketing = &b
 	}
@@ -271,20 +328,28 @@ func (r *Reader) customer(rec []string, line int) (any, error) {
 			}
 		}
 	}
-	return c, nil
+	return nil
 }
 
 func (r *Reader) order(rec []string, line int) (any, error) {
-	bad := func(col, format string, args ...any) (any, error) {
-		return nil, &RowError{Line: line, Column: col, Reason: fmt.Sprintf(format, args...)}
-	}
 	o := &Order{Line: line, CustomerID: r.get(rec, "customer_id"), OrderID: r.get(rec, "order_id"),
 		Currency: strings.ToUpper(r.get(rec, "currency")), Status: strings.ToLower(r.get(rec, "status"))}
-	if reason := checkID(o.CustomerID); reason != "" {
-		return bad("customer_id", "%s", reason)
+	if err := r.checkOrder(o, rec); err != nil {
+		return nil, rowError(line, err)
 	}
-	if reason := checkID(o.OrderID); reason != "" {
-		return bad("order_id", "%s", reason)
+	return o, nil
+}
+
+// checkOrder checks an orders row and fills in its typed columns.
+func (r *Reader) checkOrder(o *Order, rec []string) error {
+	if err := checkID("customer_id", o.CustomerID); err != nil {
+		return err
+	}
+	if err := checkID("order_id", o.OrderID); err != nil {
+		return err
+	}
+	if err := ingest.CheckIdempotencyKey("order_id", OrderKey(o.OrderID)); err != nil {
+		return err
 	}
 	total, err := money.ParseMinor(r.get(rec, "total"), o.Currency)
 	if err != nil {
@@ -292,93 +357,55 @@ func (r *Reader) order(rec []string, line int) (any, error) {
 		if _, cerr := money.Exponent(o.Currency); cerr != nil {
 			col = "currency"
 		}
-		return bad(col, "%v", err)
+		return &RowError{Column: col, Reason: err.Error()}
 	}
 	if total < 0 {
-		return bad("total", "is negative; import refunds with status refunded")
+		return &RowError{Column: "total", Reason: "is negative; import refunds with status refunded"}
 	}
 	o.TotalMinor = total
-	t, reason := r.parseTime(r.get(rec, "ordered_at"))
-	if reason != "" {
-		return bad("ordered_at", "%s", reason)
+	t, err := r.parseTime("ordered_at", r.get(rec, "ordered_at"))
+	if err != nil {
+		return err
 	}
 	o.OrderedAt = t
-	return o, nil
+	return nil
 }
 
-// validZone reports whether name is an IANA time zone, remembering the
-// answer for the zones a file uses (a handful, over many rows).
-func (r *Reader) validZone(name string) bool {
-	ok, seen := r.zones[name]
+// OrderKey is the idempotency key of an imported order's event, which makes
+// a re-import of the order a no-op.
+func OrderKey(orderID string) string { return "import:order:" + orderID }
+
+// checkZone is ingest.CheckTimezone, remembering the answer for the zones a
+// file uses (a handful, over many rows): LoadLocation parses tzdata on
+// every call.
+func (r *Reader) checkZone(name string) error {
+	err, seen := r.zones[name]
 	if !seen {
-		_, err := time.LoadLocation(name)
-		ok = err == nil && !strings.EqualFold(name, "local")
+		err = ingest.CheckTimezone("timezone", name)
 		if len(r.zones) < 1000 {
-			r.zones[name] = ok
+			r.zones[name] = err
 		}
 	}
-	return ok
+	return err
 }
 
 // timeLayouts are the layouts a time column may use; those without an
 // offset are read as UTC.
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"}
 
-func (r *Reader) parseTime(s string) (time.Time, string) {
+func (r *Reader) parseTime(col, s string) (time.Time, error) {
 	if s == "" {
-		return time.Time{}, "required"
+		return time.Time{}, &RowError{Column: col, Reason: "required"}
 	}
 	for _, layout := range timeLayouts {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			switch {
-			case t.Year() < 1990:
-				return time.Time{}, fmt.Sprintf("%s is before 1990", s)
-			case !r.opts.Now.IsZero() && t.After(r.opts.Now.Add(24*time.Hour)):
-				return time.Time{}, fmt.Sprintf("%s is in the future", s)
+			if err := ingest.CheckOccurredAt(col, t, r.opts.Now); err != nil {
+				return time.Time{}, err
 			}
-			return t.UTC(), ""
+			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Sprintf("%q is not a date (2024-03-01) or time (2024-03-01T10:00:00Z)", s)
-}
-
-func checkID(id string) string {
-	switch {
-	case id == "":
-		return "required"
-	case len(id) > maxIDLen:
-		return fmt.Sprintf("longer than %d bytes", maxIDLen)
-	case containsControl(id):
-		return "contains a control character"
-	}
-	return ""
-}
-
-func checkEmail(s string) string {
-	if len(s) > maxEmailLen {
-		return fmt.Sprintf("longer than %d bytes", maxEmailLen)
-	}
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s {
-		return fmt.Sprintf("%q is not a valid email address", s)
-	}
-	return ""
-}
-
-// badText says why a field cannot be stored: invalid UTF-8 or a NUL byte,
-// which Postgres refuses; "" when it can.
-func badText(s string) string {
-	switch {
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8 (save the file as UTF-8)"
-	case strings.ContainsRune(s, 0):
-		return "contains a NUL byte"
-	}
-	return ""
-}
-
-func containsControl(s string) bool {
-	return strings.ContainsFunc(s, unicode.IsControl)
+	return time.Time{}, &RowError{Column: col, Reason: fmt.Sprintf("%q is not a date (2024-03-01) or time (2024-03-01T10:00:00Z)", s)}
 }
 
 func parseBool(s string) (bool, bool) {

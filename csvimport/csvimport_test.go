@@ -82,7 +82,10 @@ func TestCustomers(t *testing.T) {
 		"c10,,\"Line\nBreak\",,,,,\n" + // lines 11-12
 		"c11,,,\n" +
 		"c12,,,,2030-01-01,,,\n" +
-		"c13,,\xff,,,,,\n"
+		"c13,,\xff,,,,,\n" +
+		"c14,,,Local,,,,\n" +
+		"c15,,,,1999-12-31,,,\n" +
+		"c\x7f16,,,,,,,\n"
 	rows, errs := readAll(t, KindCustomers, file)
 	require.Equal(t, []any{
 		&Customer{Line: 2, ID: "c1", Email: "ana@example.com", Name: "Ana", Timezone: "Europe/Madrid",
@@ -99,10 +102,13 @@ func TestCustomers(t *testing.T) {
 		`line 8: created_at: "yesterday" is not a date (2024-03-01) or time (2024-03-01T10:00:00Z)`,
 		`line 9: stage: "gold" is not a stage of the rules file; stages are: reach, conversion, loyalty`,
 		`line 10: accepts_marketing: "maybe" is not a yes/no value (true, false, yes, no, 1, 0)`,
-		"line 11: name: contains a control character (line break, tab…)",
+		"line 11: name: contains the control character U+000A at byte 4: contact fields are one line of printable text",
 		"line 13: has 4 fields, the header has 8",
-		"line 14: created_at: 2030-01-01 is in the future",
-		"line 15: name: is not valid UTF-8 (save the file as UTF-8)",
+		"line 14: created_at: 2030-01-01T00:00:00Z is in the future (more than 24h0m0s ahead of the server's clock)",
+		"line 15: name: is not valid UTF-8 (byte 0xff at byte 0): send text encoded as UTF-8",
+		`line 16: timezone: "Local" is not an IANA time zone (e.g. Europe/Madrid)`,
+		"line 17: created_at: 1999-12-31T00:00:00Z is before 2000-01-01: send the time it happened",
+		"line 18: id: contains the control character U+007F at byte 1: contact fields are one line of printable text",
 	}, errs)
 }
 
@@ -117,7 +123,8 @@ func TestOrders(t *testing.T) {
 		"c2,o6,10,dollars,2024-06-02,\n" +
 		"c2,,10,USD,2024-06-02,\n" +
 		"c2,o7,-5,USD,2024-06-02,\n" +
-		"c2,o8,5,USD,,\n"
+		"c2,o8,5,USD,,\n" +
+		"c2," + strings.Repeat("x", 250) + ",5,USD,2024-06-02,\n"
 	rows, errs := readAll(t, KindOrders, file)
 	require.Equal(t, []any{
 		&Order{Line: 2, CustomerID: "c1", OrderID: "o1", TotalMinor: 4250, Currency: "EUR", OrderedAt: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), Status: "completed"},
@@ -131,6 +138,7 @@ func TestOrders(t *testing.T) {
 		"line 8: order_id: required",
 		"line 9: total: is negative; import refunds with status refunded",
 		"line 10: ordered_at: required",
+		"line 11: order_id: is 263 bytes long, over the limit of 255 bytes",
 	}, errs)
 	o := rows[2].(*Order)
 	require.False(t, o.Counted())

@@ -102,6 +102,20 @@ func TestRun(t *testing.T) {
 		require.Equal(t, 1, db.Count(t, "customers", "id = 'c1' AND orders_count = 2 AND total_spent_cents = 4250"), "a re-run adds nothing")
 	})
 
+	t.Run("RepeatedID", func(t *testing.T) {
+		// A repeated id starts a new batch, so the later row is applied on top
+		// of the earlier one, as two imports in file order would.
+		var bad []string
+		file := "id,email,stage,plan\nr1,r1@example.com,,gold\nr2,r2@example.com,,\nr1,r1-new@example.com,loyalty,\n"
+		sum, err := csvimport.Run(ctx, db.Pool, strings.NewReader(file), opts(csvimport.KindCustomers, &bad))
+		require.NoError(t, err)
+		require.Empty(t, bad)
+		require.Equal(t, int64(2), sum.Created)
+		require.Equal(t, int64(1), sum.Updated)
+		require.Equal(t, 1, db.Count(t, "customers", `id = 'r1' AND email = 'r1-new@example.com' AND stage = 'loyalty' AND attributes = '{"plan": "gold"}'`))
+		require.Equal(t, 1, db.Count(t, "stage_transitions", "customer_id = 'r1' AND from_stage = 'reach' AND to_stage = 'loyalty'"))
+	})
+
 	t.Run("Strict", func(t *testing.T) {
 		var bad []string
 		o := opts(csvimport.KindCustomers, &bad)

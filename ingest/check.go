@@ -410,7 +410,9 @@ func CheckTimezone(field, tz string) error {
 	if err := checkBytes(field, tz, MaxTimezoneBytes); err != nil {
 		return err
 	}
-	if _, err := time.LoadLocation(tz); err != nil {
+	// LoadLocation takes "Local" as the server's own zone, which is no
+	// customer's.
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
 		return invalid(field, "%q is not an IANA time zone (e.g. Europe/Madrid)", tz)
 	}
 	return nil
@@ -421,4 +423,17 @@ func joinPath(prefix, field string) string {
 		return prefix + field
 	}
 	return prefix + "." + field
+}
+
+// CheckOccurredAt checks when a source says something happened (an event,
+// an imported order or sign-up): facts keep the latest and earliest times
+// they saw, so one absurd time would stick to the customer for good.
+func CheckOccurredAt(field string, at, now time.Time) error {
+	switch {
+	case at.After(now.Add(maxClockSkew)):
+		return invalid(field, "%s is in the future (more than %s ahead of the server's clock)", at.Format(time.RFC3339), maxClockSkew)
+	case at.Before(minOccurredAt):
+		return invalid(field, "%s is before %s: send the time it happened", at.Format(time.RFC3339), minOccurredAt.Format("2006-01-02"))
+	}
+	return nil
 }

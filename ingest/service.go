@@ -281,13 +281,8 @@ func (s *Service) prepare(e *Event, now time.Time, opts Options) (*store.NewEven
 		ne.PayloadHash = e.payloadHash()
 	}
 	if e.OccurredAt != nil {
-		// Facts keep the latest and earliest times they saw, so one absurd
-		// time would stick to the customer for good.
-		switch at := *e.OccurredAt; {
-		case at.After(now.Add(maxClockSkew)):
-			return nil, bad("occurred_at", "%s is in the future (more than %s ahead of the server's clock)", at.Format(time.RFC3339), maxClockSkew)
-		case at.Before(minOccurredAt):
-			return nil, bad("occurred_at", "%s is before %s: send the time the event happened", at.Format(time.RFC3339), minOccurredAt.Format("2006-01-02"))
+		if err := CheckOccurredAt("occurred_at", *e.OccurredAt, now); err != nil {
+			return nil, err
 		}
 		ne.OccurredAt = *e.OccurredAt
 	}

@@ -45,6 +45,11 @@ func TestEraseCustomer(t *testing.T) {
 	exec(`INSERT INTO deliveries (customer_id, firing_id, rule, channel, status, response, last_error) VALUES ($1, 1, 'first-order', 'webhook', 'failed', $2, $2)`, id, "250 2.0.0 queued for <"+email+">")
 	exec(`INSERT INTO suppressions (email, reason) VALUES (lower($1), 'bounced')`, email)
 	exec(`INSERT INTO river_job (args, kind, max_attempts, queue) VALUES (jsonb_build_object('customer_id', $1::text), 'ciclo.evaluate', 25, 'default')`, id)
+	// Sweep dispatch batches name several customers' deliveries: one shared
+	// with another customer, one of the erased customer's alone.
+	exec(`INSERT INTO river_job (args, kind, max_attempts, queue) VALUES
+		(jsonb_build_object('channel', 'email', 'deliveries', jsonb_build_array(jsonb_build_object('customer_id', $1::text, 'id', 1), jsonb_build_object('customer_id', 'other', 'id', 7))), 'ciclo.dispatch_batch', 25, 'email'),
+		(jsonb_build_object('channel', 'email', 'deliveries', jsonb_build_array(jsonb_build_object('customer_id', $1::text, 'id', 2))), 'ciclo.dispatch_batch', 25, 'email')`, id)
 	_, err = st.GrantPoints(ctx, []store.PointsGrantReq{{CustomerID: id, Amount: 10, Reason: "first order", GrantedAt: at, Key: "p"}})
 	require.NoError(t, err)
 
@@ -77,6 +82,8 @@ func TestEraseCustomer(t *testing.T) {
 	// The address is suppressed by hash, as the Go side computes it.
 	require.Equal(t, 1, db.Count(t, "suppressions", "email = $1 AND reason = 'erased'", store.ErasedAddressHash(email)))
 	require.Zero(t, db.Count(t, "river_job", "args->>'customer_id' = $1", id))
+	require.Equal(t, 1, db.Count(t, "river_job", `kind = 'ciclo.dispatch_batch'`), "the batch of the erased customer alone is dropped")
+	require.Equal(t, 1, db.Count(t, "river_job", `args->'deliveries' = '[{"id": 7, "customer_id": "other"}]'`), "the other customer's delivery stays queued")
 	// Others are untouched.
 	require.Equal(t, 1, db.Count(t, "customers", "id = 'other' AND email = 'keep@example.com'"))
 

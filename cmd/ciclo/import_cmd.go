@@ -18,7 +18,6 @@ import (
 	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/migrations"
-	"github.com/ciclohq/ciclo/money"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/worker"
 )
@@ -215,15 +214,8 @@ func importTriggered(ctx context.Context, pool *pgxpool.Pool, r io.Reader, rs *r
 		sum.Good++
 		o := row.(*csvimport.Order)
 		at := o.OrderedAt
-		props := map[string]any{
-			"source": "import", "order_id": o.OrderID, "currency": o.Currency,
-			"total": money.Major(o.TotalMinor, o.Currency), "total_minor": o.TotalMinor,
-		}
-		if o.Status != "" {
-			props["status"] = o.Status
-		}
 		batch = append(batch, &ingest.Event{CustomerID: o.CustomerID, Type: o.EventType(),
-			IdempotencyKey: "import:order:" + o.OrderID, OccurredAt: &at, Properties: props})
+			IdempotencyKey: csvimport.OrderKey(o.OrderID), OccurredAt: &at, Properties: o.Properties()})
 		if len(batch) >= triggerBatch {
 			if err := flush(); err != nil {
 				return sum, err

@@ -53,8 +53,22 @@ ORDER BY 1;
 
 -- name: DeleteErasedJobs
 -- Drops River jobs whose args name the erased customer: finished ones are history, pending ones
--- would act for a person who asked to be forgotten.
-DELETE FROM river_job WHERE args->>'customer_id' = $1;
+-- would act for a person who asked to be forgotten. A job for several customers' deliveries
+-- (args.deliveries[].customer_id, a sweep's dispatch batch) loses the erased customer's and is
+-- dropped when none is left, so its id does not outlive the erasure in the queue either.
+WITH batch AS (
+    SELECT j.id, (SELECT COALESCE(jsonb_agg(d), '[]') FROM jsonb_array_elements(j.args->'deliveries') d
+                  WHERE d->>'customer_id' IS DISTINCT FROM $1) AS deliveries
+    FROM river_job j
+    WHERE j.args @> jsonb_build_object('deliveries', jsonb_build_array(jsonb_build_object('customer_id', $1::text)))
+), kept AS (
+    UPDATE river_job j SET args = jsonb_set(j.args, '{deliveries}', b.deliveries)
+    FROM batch b
+    WHERE j.id = b.id AND b.deliveries <> '[]'
+)
+DELETE FROM river_job j
+WHERE j.args @> jsonb_build_object('customer_id', $1::text)
+   OR j.id IN (SELECT id FROM batch WHERE deliveries = '[]');
 
 -- name: DeleteErasedCustomer
 DELETE FROM customers WHERE id = $1;
