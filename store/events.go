@@ -118,7 +118,8 @@ func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, init
 		b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
 			return s.lockCustomer(row, e, res)
 		})
-		b.Queue(q("IngestEvent"), ingestArgs(e, job, abort)...).Query(func(rows pgx.Rows) error {
+		sql, args := named("IngestEvent", ingestArgs(e, job, abort))
+		b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
 			return s.ingestEvent(rows, e, res, out[:i])
 		})
 	}
@@ -132,7 +133,7 @@ func lockArgs(e *NewEvent, initialStage, version string) []any {
 	return []any{e.CustomerID, initialStage, e.OccurredAt, version}
 }
 
-func ingestArgs(e *NewEvent, job *EvaluationJob, abortOnConflict bool) []any {
+func ingestArgs(e *NewEvent, job *EvaluationJob, abortOnConflict bool) pgx.NamedArgs {
 	props := e.Properties
 	if props == nil {
 		props = map[string]any{}
@@ -148,7 +149,7 @@ func ingestArgs(e *NewEvent, job *EvaluationJob, abortOnConflict bool) []any {
 	if job == nil {
 		job = &EvaluationJob{}
 	}
-	return []any{pgx.NamedArgs{
+	return pgx.NamedArgs{
 		"customer_id":       e.CustomerID,
 		"type":              e.Type,
 		"properties":        props,
@@ -169,7 +170,7 @@ func ingestArgs(e *NewEvent, job *EvaluationJob, abortOnConflict bool) []any {
 		"job_priority":      job.Priority,
 		"notify":            job.Notify,
 		"abort_on_conflict": abortOnConflict,
-	}}
+	}
 }
 
 func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {

@@ -137,7 +137,7 @@ func postConcurrently(b *testing.B, url string, clients, requests int, body func
 // singleInsertScript is pgbench's single-row INSERT; %s is the schema.
 const singleInsertScript = `INSERT INTO %s.bench_single (customer_id, payload, at) VALUES ('c-1', '{"total": 12.5}', now());` + "\n"
 
-// pgbenchTPS runs pgbench for 5 s (after connecting) with clients clients, each running
+// pgbenchTPS runs pgbench for 8 s with clients clients, each running
 // script (%s in it is the schema) as one transaction, against a scratch
 // table in the same database, and returns the transactions per second.
 func pgbenchTPS(b *testing.B, url string, clients int, script string) float64 {
@@ -155,7 +155,7 @@ func pgbenchTPS(b *testing.B, url string, clients int, script string) float64 {
 	require.NoError(b, os.WriteFile(file, []byte(strings.ReplaceAll(script, "%s", schema)), 0o644))
 	cfg, err := pgx.ParseConfig(url)
 	require.NoError(b, err)
-	cmd := exec.Command("pgbench", "-n", "-c", strconv.Itoa(clients), "-j", "2", "-T", "5", "-f", file,
+	cmd := exec.Command("pgbench", "-n", "-c", strconv.Itoa(clients), "-j", "2", "-T", "8", "-f", file,
 		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, string(out))
