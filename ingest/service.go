@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -46,8 +48,6 @@ type Enqueuer interface {
 type Config struct {
 	// Pool is the database. Required.
 	Pool *pgxpool.Pool
-	// River enqueues the evaluate jobs in the ingest transaction. Required.
-	River Enqueuer
 	// Rules returns the rule set in force (initial stage, version). Required.
 	Rules func() *rules.RuleSet
 	// OrderEvents are the event types that count as orders (orders_count,
@@ -62,7 +62,16 @@ type Config struct {
 type Service struct {
 	cfg         Config
 	orderEvents map[string]bool
+
+	notifyMu sync.Mutex
+	notified time.Time // when an evaluation job last asked for River's insert notification
 }
+
+// notifyInterval is how often ingest sends River's insert notification for
+// the evaluate queue, at most: River's own limit for a client with
+// ciclo's fetch cooldown (worker.FetchCooldownDefault). A worker that got
+// one fetches again after its cooldown anyway, and polls besides.
+const notifyInterval = 10 * time.Millisecond
 
 // Options tune one Ingest call for its source.
 type Options struct {
@@ -118,8 +127,8 @@ func (e *CouponRedeemedError) Error() string {
 // (a programmer error).
 func NewService(cfg *Config) *Service {
 	c := *cfg
-	if c.Pool == nil || c.River == nil || c.Rules == nil {
-		panic("ingest: Pool, River and Rules are required")
+	if c.Pool == nil || c.Rules == nil {
+		panic("ingest: Pool and Rules are required")
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -188,15 +197,19 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(prepared[a].CustomerID, prepared[b].CustomerID) })
+	sorted := make([]*store.NewEvent, len(order))
+	coupons := false // coupon redemptions need statements after the events'
+	for k, i := range order {
+		e := prepared[i]
+		sorted[k] = e
+		coupons = coupons || e.Type == EventCouponRedeemed || opts.RedeemDiscountCodes && s.orderEvents[e.Type] && e.Properties["discount_codes"] != nil
+	}
+	job := s.evaluationJob()
 	results := make([]Result, len(prepared))
-	err := pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error {
-		st := store.New(tx)
-		// All events' statements go in one pipelined batch, in lock order.
-		sorted := make([]*store.NewEvent, len(order))
-		for k, i := range order {
-			sorted[k] = prepared[i]
-		}
-		ingested, err := st.IngestEvents(ctx, sorted, initial, rs.Version)
+	// run stores the events with their evaluate jobs, all statements in one
+	// pipelined batch in lock order, then redeems coupons.
+	run := func(st *store.Store) error {
+		ingested, err := st.IngestEventsQueued(ctx, sorted, initial, rs.Version, job)
 		var conflict *store.IdempotencyConflictError
 		if errors.As(err, &conflict) {
 			return idempotencyConflict(conflict, order, opts.Batch)
@@ -204,7 +217,6 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 		if err != nil {
 			return err
 		}
-		var stored []store.EventRef
 		for k, i := range order {
 			e, res := prepared[i], ingested[k]
 			results[i] = Result{ID: res.EventID, Duplicate: res.Duplicate, Type: e.Type}
@@ -221,14 +233,37 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 					return err
 				}
 			}
-			stored = append(stored, store.EventRef{CustomerID: e.CustomerID, ID: res.EventID})
 		}
-		return EnqueueEvaluations(ctx, tx, s.cfg.River, stored)
-	})
+		return nil
+	}
+	var err error
+	if coupons {
+		err = pgx.BeginFunc(ctx, s.cfg.Pool, func(tx pgx.Tx) error { return run(store.New(tx)) })
+	} else {
+		// The batch on the pool is one implicit transaction that commits as
+		// it ends: the whole ingest is one round trip.
+		err = run(store.New(s.cfg.Pool))
+	}
 	if err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// evaluationJob is the evaluate job each new event gets, as River would
+// insert jobs.EvaluateArgs; it asks for River's insert notification at most
+// once per notifyInterval, as River does.
+func (s *Service) evaluationJob() *store.EvaluationJob {
+	args := jobs.EvaluateArgs{}
+	job := &store.EvaluationJob{Kind: args.Kind(), Queue: args.InsertOpts().Queue,
+		MaxAttempts: river.MaxAttemptsDefault, Priority: river.PriorityDefault}
+	now := time.Now()
+	s.notifyMu.Lock()
+	if now.Sub(s.notified) >= notifyInterval {
+		s.notified, job.Notify = now, true
+	}
+	s.notifyMu.Unlock()
+	return job
 }
 
 // prepare checks one event and converts it for the store: ErrMalformed for

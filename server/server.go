@@ -103,7 +103,7 @@ func New(cfg *Config) *Server {
 		c.ShopifyMaxAge = ShopifyMaxAgeDefault
 	}
 	s := &Server{cfg: c, ingest: ingest.NewService(&ingest.Config{
-		Pool: c.Pool, River: c.River, Rules: c.Rules.Load, OrderEvents: c.OrderEvents, Now: c.Now,
+		Pool: c.Pool, Rules: c.Rules.Load, OrderEvents: c.OrderEvents, Now: c.Now,
 	})}
 	return s
 }

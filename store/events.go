@@ -1,13 +1,14 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrIdempotencyConflict is matched (errors.Is) by an *IdempotencyConflictError.
@@ -81,41 +82,49 @@ func (s *Store) IngestEvent(ctx context.Context, e *NewEvent, initialStage, vers
 	return res[0], nil
 }
 
-// IngestEvents is IngestEvent for several events, in order. The statements
-// of all events go in one pipelined batch (two per event), so a batch of
-// events costs one round trip plus one per duplicate.
+// IngestEvents is IngestEvent for several events, in order. The
+// statements of all events go in one pipelined batch (two per event), so a
+// batch of events costs one round trip.
 func (s *Store) IngestEvents(ctx context.Context, events []*NewEvent, initialStage, version string) ([]Ingested, error) {
+	return s.IngestEventsQueued(ctx, events, initialStage, version, nil)
+}
+
+// EvaluationJob is the River job IngestEventsQueued queues for each new
+// event, written as River's InsertManyTx writes it (the caller takes the
+// values from the job's args and River's defaults).
+type EvaluationJob struct {
+	Kind, Queue           string
+	MaxAttempts, Priority int
+	// Notify sends River's insert notification for Queue at commit, so
+	// that an idle worker fetches at once; River rate-limits it per queue.
+	Notify bool
+}
+
+// IngestEventsQueued is IngestEvents that also inserts job (nil: none) for
+// each new event into River's river_job table, in the event's own
+// statement: together with the commit, an event costs no round trip of its
+// own. Run on a pool, the batch is one implicit transaction that commits
+// when it ends (synchronously, as any commit), or rolls back entirely on
+// any error, an *IdempotencyConflictError included.
+func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, initialStage, version string, job *EvaluationJob) ([]Ingested, error) {
 	out := make([]Ingested, len(events))
+	// In an implicit transaction a conflict must abort it from the server's
+	// side; in the caller's transaction it is reported and the caller rolls back.
+	_, inTx := s.db.(pgx.Tx)
+	abort := !inTx
 	var b pgx.Batch
 	for i, e := range events {
 		res := &out[i]
 		b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
 			return s.lockCustomer(row, e, res)
 		})
-		b.Queue(q("IngestEvent"), ingestArgs(e)...).QueryRow(func(row pgx.Row) error {
-			return s.ingestEvent(row, e, res)
+		sql, args := named("IngestEvent", ingestArgs(e, job, abort))
+		b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
+			return s.ingestEvent(rows, e, res, out[:i])
 		})
 	}
 	if err := s.db.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, err
-	}
-	for i, e := range events {
-		if !out[i].Duplicate {
-			continue
-		}
-		var hash []byte
-		if err := s.db.QueryRow(ctx, q("GetEventIDByKey"), e.CustomerID, e.IdempotencyKey).Scan(&out[i].EventID, &hash); err != nil {
-			return nil, fmt.Errorf("find event for idempotency key %q: %w", e.IdempotencyKey, err)
-		}
-		if hash != nil && e.PayloadHash != nil && !bytes.Equal(hash, e.PayloadHash) {
-			first := -1
-			for j := range i {
-				if !out[j].Duplicate && out[j].EventID == out[i].EventID {
-					first = j
-				}
-			}
-			return nil, &IdempotencyConflictError{CustomerID: e.CustomerID, Key: e.IdempotencyKey, EventID: out[i].EventID, Index: i, FirstIndex: first}
-		}
 	}
 	return out, nil
 }
@@ -124,7 +133,7 @@ func lockArgs(e *NewEvent, initialStage, version string) []any {
 	return []any{e.CustomerID, initialStage, e.OccurredAt, version}
 }
 
-func ingestArgs(e *NewEvent) []any {
+func ingestArgs(e *NewEvent, job *EvaluationJob, abortOnConflict bool) pgx.NamedArgs {
 	props := e.Properties
 	if props == nil {
 		props = map[string]any{}
@@ -137,7 +146,10 @@ func ingestArgs(e *NewEvent) []any {
 	if orderTypes == nil {
 		orderTypes = []string{"order_placed"}
 	}
-	return []any{pgx.NamedArgs{
+	if job == nil {
+		job = &EvaluationJob{}
+	}
+	return pgx.NamedArgs{
 		"customer_id":       e.CustomerID,
 		"type":              e.Type,
 		"properties":        props,
@@ -152,7 +164,13 @@ func ingestArgs(e *NewEvent) []any {
 		"attributes":        attrs,
 		"payload_hash":      e.PayloadHash,
 		"order_types":       orderTypes,
-	}}
+		"job_kind":          job.Kind,
+		"job_queue":         job.Queue,
+		"job_max_attempts":  job.MaxAttempts,
+		"job_priority":      job.Priority,
+		"notify":            job.Notify,
+		"abort_on_conflict": abortOnConflict,
+	}
 }
 
 func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {
@@ -162,18 +180,38 @@ func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {
 	return nil
 }
 
-// ingestEvent reads IngestEvent's answer: no row for a duplicate.
-func (s *Store) ingestEvent(row pgx.Row, e *NewEvent, res *Ingested) error {
-	var (
-		cc      customerColumns
-		eventID *int64
-	)
-	err := row.Scan(append([]any{&eventID}, cc.targets()...)...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		res.Duplicate, res.NewCustomer = true, false
-		return nil
+// ingestEvent reads IngestEvent's answer: a dup_id and no customer for a
+// duplicate. before are the answers of the events before it in the call,
+// to tell whether a conflicting key was first used among them.
+func (s *Store) ingestEvent(rows pgx.Rows, e *NewEvent, res *Ingested, before []Ingested) error {
+	defer rows.Close()
+	if !rows.Next() {
+		err := rows.Err()
+		if err == nil {
+			err = pgx.ErrNoRows
+		}
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == sqlstateIdempotencyConflict {
+			first, _ := strconv.ParseInt(pe.Detail, 10, 64)
+			return idempotencyConflict(e, first, len(before), before)
+		}
+		return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
 	}
-	if err != nil {
+	var (
+		cc                       customerColumns
+		eventID, dupID, conflict *int64
+	)
+	if rows.RawValues()[1] != nil {
+		if err := rows.Scan(append([]any{&eventID, &dupID, &conflict}, make([]any, len(rows.RawValues())-3)...)...); err != nil {
+			return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
+		}
+		if conflict != nil {
+			return idempotencyConflict(e, *conflict, len(before), before)
+		}
+		res.EventID, res.Duplicate, res.NewCustomer = *dupID, true, false
+		return rows.Err()
+	}
+	if err := rows.Scan(append([]any{&eventID, &dupID, nil, nil}, cc.targets()...)...); err != nil {
 		return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
 	}
 	if eventID == nil {
@@ -182,7 +220,23 @@ func (s *Store) ingestEvent(row pgx.Row, e *NewEvent, res *Ingested) error {
 		return fmt.Errorf("insert event of %q: idempotency key %q conflicts", e.CustomerID, e.IdempotencyKey)
 	}
 	res.EventID, res.Customer = *eventID, cc.customer()
-	return nil
+	return rows.Err()
+}
+
+// sqlstateIdempotencyConflict is raised by ciclo_idempotency_conflict
+// (migration 00024) when a key comes again with another payload.
+const sqlstateIdempotencyConflict = "CI409"
+
+// idempotencyConflict is the error for the event at index of a call whose
+// key was first used for event first; before are the answers before it.
+func idempotencyConflict(e *NewEvent, first int64, index int, before []Ingested) error {
+	firstIndex := -1
+	for j, r := range before {
+		if !r.Duplicate && r.EventID == first {
+			firstIndex = j
+		}
+	}
+	return &IdempotencyConflictError{CustomerID: e.CustomerID, Key: e.IdempotencyKey, EventID: first, Index: index, FirstIndex: firstIndex}
 }
 
 // PendingEvent is an event awaiting evaluation with the facts its rules see.

@@ -2,10 +2,14 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"embed"
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
 )
 
 //go:embed sql/*.sql
@@ -60,4 +64,51 @@ func mustLoadQueries(fsys fs.FS) map[string]string {
 		flush()
 	}
 	return out
+}
+
+// positionalQuery is a named-argument query in pgx's positional form.
+type positionalQuery struct {
+	sql   string
+	names []string // the name of $1, $2, …
+}
+
+// positionalQueries caches the positional form of named queries by name.
+var positionalQueries sync.Map
+
+// named returns the named query name with args in positional form. pgx
+// rewrites a query with pgx.NamedArgs by lexing its text on every call,
+// which for the ingest statement cost more CPU than the rest of the event;
+// here that happens once per query. Every call of a query must pass the
+// same names (a missing one is a programmer error).
+func named(name string, args pgx.NamedArgs) (string, []any) {
+	v, ok := positionalQueries.Load(name)
+	if !ok {
+		probe := make(pgx.NamedArgs, len(args))
+		for k := range args {
+			probe[k] = k
+		}
+		sql, order, err := probe.RewriteQuery(context.Background(), nil, q(name), nil)
+		if err != nil {
+			panic(fmt.Sprintf("store: query %q: %v", name, err))
+		}
+		pq := &positionalQuery{sql: sql, names: make([]string, len(order))}
+		for i, n := range order {
+			s, ok := n.(string)
+			if !ok {
+				panic(fmt.Sprintf("store: query %q: parameter $%d has no name among the arguments", name, i+1))
+			}
+			pq.names[i] = s
+		}
+		v, _ = positionalQueries.LoadOrStore(name, pq)
+	}
+	pq := v.(*positionalQuery)
+	out := make([]any, len(pq.names))
+	for i, n := range pq.names {
+		a, ok := args[n]
+		if !ok {
+			panic(fmt.Sprintf("store: query %q: no argument %q", name, n))
+		}
+		out[i] = a
+	}
+	return pq.sql, out
 }

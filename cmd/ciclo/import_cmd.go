@@ -19,7 +19,6 @@ import (
 	"github.com/ciclohq/ciclo/internal/app"
 	"github.com/ciclohq/ciclo/migrations"
 	"github.com/ciclohq/ciclo/rules"
-	"github.com/ciclohq/ciclo/worker"
 )
 
 // triggerBatch is how many orders one ingest transaction stores with
@@ -117,7 +116,7 @@ would use.`,
 			}
 			var sum csvimport.Summary
 			if trigger {
-				sum, err = importTriggered(ctx, pool, f, rs, opts, logger)
+				sum, err = importTriggered(ctx, pool, f, rs, opts)
 			} else {
 				sum, err = csvimport.Run(ctx, pool, f, opts)
 			}
@@ -158,15 +157,11 @@ func printImportSummary(w io.Writer, kind string, s csvimport.Summary, trigger b
 
 // importTriggered imports orders through the ingest path, so the rules that
 // react to orders run for them.
-func importTriggered(ctx context.Context, pool *pgxpool.Pool, r io.Reader, rs *rules.RuleSet, opts csvimport.RunOptions, logger *slog.Logger) (csvimport.Summary, error) {
+func importTriggered(ctx context.Context, pool *pgxpool.Pool, r io.Reader, rs *rules.RuleSet, opts csvimport.RunOptions) (csvimport.Summary, error) {
 	start := time.Now()
 	var sum csvimport.Summary
 	holder := rules.NewHolder(rs)
-	client, err := worker.NewClient(pool, &worker.Config{Rules: holder, InsertOnly: true, Logger: logger})
-	if err != nil {
-		return sum, err
-	}
-	svc := ingest.NewService(&ingest.Config{Pool: pool, River: client, Rules: holder.Load})
+	svc := ingest.NewService(&ingest.Config{Pool: pool, Rules: holder.Load})
 	rd, err := csvimport.NewReader(csvimport.KindOrders, r, csvimport.Options{Stages: opts.Stages, Now: opts.Now})
 	if err != nil {
 		return sum, err

@@ -6,16 +6,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/app"
@@ -63,29 +59,7 @@ func BenchmarkIngest(b *testing.B) {
 // per transaction into a scratch table in the same database.
 func pgbenchInsertTPS(b *testing.B, url string) float64 {
 	b.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(b, err)
-	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_single (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer_id text, payload jsonb, at timestamptz)`)
-	require.NoError(b, err)
-	var schema string
-	require.NoError(b, conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema))
-	require.NoError(b, conn.Close(ctx))
-
-	script := filepath.Join(b.TempDir(), "insert.sql")
-	require.NoError(b, os.WriteFile(script, []byte(
-		"INSERT INTO "+schema+`.bench_single (customer_id, payload, at) VALUES ('c-1', '{"total": 12.5}', now());`+"\n"), 0o644))
-	cfg, err := pgx.ParseConfig(url)
-	require.NoError(b, err)
-	cmd := exec.Command("pgbench", "-n", "-c", "1", "-T", "3", "-f", script,
-		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
-	out, err := cmd.CombinedOutput()
-	require.NoError(b, err, string(out))
-	m := regexp.MustCompile(`tps = ([0-9.]+)`).FindSubmatch(out)
-	require.NotNil(b, m, string(out))
-	tps, err := strconv.ParseFloat(string(m[1]), 64)
-	require.NoError(b, err)
-	return tps
+	return pgbenchTPS(b, url, 1, singleInsertScript)
 }
 
 // BenchmarkEventToEmail sends first orders of new customers one request at

@@ -2,16 +2,24 @@
 -- Stores an event and folds it into the customer's facts (contact details, activity, order totals),
 -- keeping them on the event as the snapshot its rules see, in one statement,
 -- unless its idempotency key (@idempotency_key) was seen before for the customer: then it writes
--- nothing and returns no row. @payload_hash is the hash of the payload as sent, kept with the key.
--- Run after LockCustomer in the same transaction: the row lock makes the duplicate check exact. Returns the event id (NULL if the insert met a duplicate anyway) and
--- the customer's facts.
+-- nothing and returns the first event's id as dup_id. @payload_hash is the hash of the payload as
+-- sent, kept with the key; a duplicate whose stored and given hashes differ is a conflict: its
+-- first event's id is returned as conflict too or, with @abort_on_conflict, raised by
+-- ciclo_idempotency_conflict (SQLSTATE CI409, the id as detail), which aborts the transaction.
+-- Run after LockCustomer in the same transaction: the row lock makes the duplicate check exact.
+-- Returns the event id (NULL for a duplicate, or if the insert met a duplicate anyway), dup_id and
+-- the customer's facts (NULL for a duplicate).
+-- Unless @job_kind is '', the new event's evaluate job goes into River's river_job (in the search
+-- path) in the same statement, as River's InsertManyTx would write it (args customer_id and
+-- event_id, @job_queue, @job_max_attempts, @job_priority, available now); with @notify, River's
+-- insert notification for @job_queue goes out at commit so that an idle worker fetches at once.
 -- An order_cancelled or order_refunded event (@type) corrects the facts of the order its
 -- properties.order_id names (the customer's first event of an order type in @order_types with that
 -- order_id): a refund subtracts properties.amount (currency units) up to what is left of the
 -- order's total; a cancellation subtracts what is left and uncounts the order; after a
 -- cancellation nothing more is subtracted. An unknown order changes no fact.
 WITH dup AS (
-    SELECT 1 FROM events WHERE customer_id = @customer_id AND idempotency_key = NULLIF(@idempotency_key, '')
+    SELECT id, payload_hash FROM events WHERE customer_id = @customer_id AND idempotency_key = NULLIF(@idempotency_key, '')
 ), placed AS (
     SELECT round((properties->>'total')::numeric * 100)::bigint AS cents,
         EXISTS (SELECT 1 FROM events x WHERE x.customer_id = @customer_id AND x.type = 'order_cancelled'
@@ -54,8 +62,21 @@ WITH dup AS (
     SELECT @customer_id, @type, @properties, @occurred_at, @received_at, NULLIF(@idempotency_key, ''), to_jsonb(c), @payload_hash FROM c
     ON CONFLICT (customer_id, idempotency_key) DO NOTHING
     RETURNING id
+), j AS (
+    INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, scheduled_at, created_at, tags, metadata)
+    SELECT jsonb_build_object('customer_id', @customer_id::text, 'event_id', e.id), @job_kind::text, @job_max_attempts::smallint,
+           @job_priority::smallint, @job_queue::text, 'available', now(), now(), '{}', '{}'
+    FROM e WHERE @job_kind::text <> ''
+    RETURNING queue
+), n AS (
+    SELECT pg_notify(concat(current_schema(), '.river_insert'), json_build_object('queue', queue)::text) FROM j WHERE @notify::boolean
 )
-SELECT (SELECT id FROM e), c.* FROM c;
+SELECT (SELECT id FROM e) AS event_id, d.id AS dup_id,
+    CASE WHEN d.payload_hash <> @payload_hash::bytea THEN
+        CASE WHEN @abort_on_conflict::boolean THEN ciclo_idempotency_conflict(@customer_id, @idempotency_key, d.id) ELSE d.id END
+    END AS conflict,
+    (SELECT count(*) FROM n) AS notified, c.*
+FROM (SELECT) AS one LEFT JOIN dup d ON true LEFT JOIN c ON true;
 
 -- name: GetEventIDByKey
 -- Finds the event an idempotency key was first used for, and the hash of its payload.
