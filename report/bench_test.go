@@ -112,6 +112,7 @@ func benchHistoryPool(b *testing.B, customers, events int) *pgxpool.Pool {
 	if schema == "" {
 		pool = testdb.New(b).Pool
 	} else {
+		testdb.EnsureDatabase(b)
 		admin, err := pgx.Connect(ctx, testdb.URL())
 		require.NoError(b, err, "connect to test database %s (set TEST_DATABASE_URL)", testdb.URL())
 		_, err = admin.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())

@@ -13,21 +13,13 @@ import (
 // memory never grows with the number of customers or events. Periods are
 // "week", "month" or "quarter" buckets in UTC; ranges are [from, to).
 
-// StageDelta is the net number of customers who entered a stage (entries
-// minus exits) in one period; Period is nil for everything before the
-// report's range.
-type StageDelta struct {
-	Period *time.Time
-	Stage  string
-	Delta  int64
-}
-
-// Flow counts the stage changes from one stage to another in a period.
+// Flow counts the stage changes from one stage to another in a period;
+// Period is nil for all the changes before the report's range.
 type Flow struct {
-	Period      time.Time
+	Period      *time.Time
 	From, To    string // From is "" for a new customer
 	Transitions int64
-	Customers   int64 // distinct customers
+	Customers   int64 // distinct customers; 0 before the range
 }
 
 // ConversionCount is one funnel step's conversion in a period.
@@ -98,17 +90,11 @@ type RuleRevenue struct {
 	Revenue float64 // currency units
 }
 
-// ReportStageDeltas returns the net stage entries per period over
-// [from, to), after one row per stage for everything before from.
-func (s *Store) ReportStageDeltas(ctx context.Context, period string, from, to time.Time) ([]StageDelta, error) {
-	return reportRows(ctx, s, "ReportStageDeltas", func(r pgx.Rows, d *StageDelta) error {
-		return r.Scan(&d.Period, &d.Stage, &d.Delta)
-	}, period, from, to)
-}
-
-// ReportFlows returns the stage changes per period over [from, to).
-func (s *Store) ReportFlows(ctx context.Context, period string, from, to time.Time) ([]Flow, error) {
-	return reportRows(ctx, s, "ReportFlows", func(r pgx.Rows, f *Flow) error {
+// ReportStageFlows returns the stage changes before to: first those before
+// from (Period nil), then those of each period over [from, to). Running
+// sums of entries minus exits give the customers per stage.
+func (s *Store) ReportStageFlows(ctx context.Context, period string, from, to time.Time) ([]Flow, error) {
+	return reportRows(ctx, s, "ReportStageFlows", func(r pgx.Rows, f *Flow) error {
 		return r.Scan(&f.Period, &f.From, &f.To, &f.Transitions, &f.Customers)
 	}, period, from, to)
 }
