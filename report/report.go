@@ -451,24 +451,28 @@ func Build(ctx context.Context, st *store.Store, params Params) (*Lifecycle, err
 		}
 	}
 
-	nps, err := st.ReportScores(ctx, p.Period, p.From, p.To, NPSEventDefault, 0, 10, 9, 6)
+	scores, err := st.ReportScores(ctx, p.Period, p.From, p.To, []store.Survey{
+		{Event: NPSEventDefault, Lo: 0, Hi: 10, High: 9, Low: 6},
+		{Event: CSATEventDefault, Lo: 1, Hi: 5, High: 4, Low: 3},
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range nps {
-		if ps := at(s.Period); ps != nil {
-			v := 100 * float64(s.High-s.Low) / float64(s.Answers)
-			ps.NPS = Score{Value: &v, High: s.High, Low: s.Low, Answers: s.Answers}
+	for _, s := range scores {
+		ps := at(s.Period)
+		if ps == nil {
+			continue
 		}
-	}
-	csat, err := st.ReportScores(ctx, p.Period, p.From, p.To, CSATEventDefault, 1, 5, 4, 3)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range csat {
-		if ps := at(s.Period); ps != nil {
+		sc := Score{High: s.High, Low: s.Low, Answers: s.Answers}
+		switch s.Event {
+		case NPSEventDefault:
+			v := 100 * float64(s.High-s.Low) / float64(s.Answers)
+			sc.Value = &v
+			ps.NPS = sc
+		case CSATEventDefault:
 			v := 100 * float64(s.High) / float64(s.Answers)
-			ps.CSAT = Score{Value: &v, High: s.High, Low: s.Low, Answers: s.Answers}
+			sc.Value = &v
+			ps.CSAT = sc
 		}
 	}
 

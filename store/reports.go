@@ -58,9 +58,18 @@ type CohortCount struct {
 	Customers int64
 }
 
-// ScoreCount is one period's survey answers.
+// Survey says which events are a survey's answers and how their scores
+// count.
+type Survey struct {
+	Event     string  // event type of the answers
+	Lo, Hi    float64 // valid scores, inclusive
+	High, Low float64 // at least High: promoter or satisfied; at most Low: detractor
+}
+
+// ScoreCount is one period's answers to one survey.
 type ScoreCount struct {
 	Period    time.Time
+	Event     string
 	High, Low int64 // promoters or satisfied; detractors
 	Answers   int64
 }
@@ -155,13 +164,18 @@ func (s *Store) ReportCohorts(ctx context.Context, from, to time.Time, orderType
 	return append(sizes, cells...), nil
 }
 
-// ReportScores returns, per period over [from, to), the answers of
-// eventType whose score is a number in [lo, hi]: how many are ≥ high, how
-// many ≤ low, and all of them.
-func (s *Store) ReportScores(ctx context.Context, period string, from, to time.Time, eventType string, lo, hi, high, low float64) ([]ScoreCount, error) {
+// ReportScores returns, per period over [from, to) and survey, the
+// answers whose score is a number in [Lo, Hi]: how many are ≥ High, how
+// many ≤ Low, and all of them.
+func (s *Store) ReportScores(ctx context.Context, period string, from, to time.Time, surveys []Survey) ([]ScoreCount, error) {
+	n := len(surveys)
+	events, lo, hi, high, low := make([]string, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i, sv := range surveys {
+		events[i], lo[i], hi[i], high[i], low[i] = sv.Event, sv.Lo, sv.Hi, sv.High, sv.Low
+	}
 	return reportRows(ctx, s, "ReportScores", func(r pgx.Rows, c *ScoreCount) error {
-		return r.Scan(&c.Period, &c.High, &c.Low, &c.Answers)
-	}, period, from, to, eventType, lo, hi, high, low)
+		return r.Scan(&c.Period, &c.Event, &c.High, &c.Low, &c.Answers)
+	}, period, from, to, events, lo, hi, high, low)
 }
 
 // ReportRuleFirings returns the firings per rule in [from, to).

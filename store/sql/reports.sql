@@ -9,7 +9,7 @@
 -- Stage changes per period before $3, from → to ('' for a new customer): how many, and how many
 -- distinct customers made them. Changes before $2 fall in one NULL period (customers 0 there), so
 -- that running sums of entries minus exits give the customers per stage at $2 and at the end of
--- every period. One pass in each customer's transitions order (stage_transitions_customer_to_idx
+-- every period. One pass in each customer's transitions order (stage_transitions_customer_to_from_idx
 -- gives it up to from_stage, which an incremental sort adds): a customer counts for a change in a
 -- period at its first such change in it.
 SELECT period, from_stage, to_stage, count(*), count(*) FILTER (WHERE period IS NOT NULL AND period IS DISTINCT FROM prev)
@@ -27,7 +27,7 @@ ORDER BY 1 NULLS FIRST, 2, 3;
 -- name: ReportConversion
 -- Per period and funnel step A → B ($4[i] → $5[i]): the customers who entered A in the period,
 -- and how many of them entered B within $6 milliseconds after their first entry into A then.
--- No sort of the whole log: stage_transitions_customer_to_idx gives each customer's entries per
+-- No sort of the whole log: stage_transitions_customer_to_from_idx gives each customer's entries per
 -- stage in time order (prev: the entry into the same stage before), an incremental sort puts
 -- each customer's entries in time order, and a frame over the window after each entry lists
 -- the stages entered in it.
@@ -143,18 +143,23 @@ GROUP BY 1, 2
 ORDER BY 1, 2;
 
 -- name: ReportScores
--- Per period, the answers of event type $4 whose properties.score is a number from $5 to $6:
--- how many scored at least $7 (promoters, satisfied), at most $8 (detractors), and in all.
-SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC'),
-       count(*) FILTER (WHERE score >= $7), count(*) FILTER (WHERE score <= $8), count(*)
+-- Per period and survey ($4[i]: the event type of its answers), the answers whose
+-- properties.score is a number from $5[i] to $6[i]: how many scored at least $7[i] (promoters,
+-- satisfied), at most $8[i] (detractors), and in all. One pass over the answers of every survey.
+WITH k AS (
+    SELECT * FROM unnest($4::text[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[]) AS k (type, lo, hi, high, low)
+)
+SELECT date_trunc($1::text, a.occurred_at AT TIME ZONE 'UTC'), k.type,
+       count(*) FILTER (WHERE a.score >= k.high), count(*) FILTER (WHERE a.score <= k.low), count(*)
 FROM (
-    SELECT occurred_at, (properties->>'score')::numeric AS score
+    SELECT type, occurred_at, (properties->>'score')::numeric AS score
     FROM events
-    WHERE type = $4 AND occurred_at >= $2 AND occurred_at < $3 AND jsonb_typeof(properties->'score') = 'number'
+    WHERE type = ANY($4::text[]) AND occurred_at >= $2 AND occurred_at < $3 AND jsonb_typeof(properties->'score') = 'number'
 ) a
-WHERE score BETWEEN $5 AND $6
-GROUP BY 1
-ORDER BY 1;
+JOIN k ON k.type = a.type
+WHERE a.score BETWEEN k.lo AND k.hi
+GROUP BY 1, 2
+ORDER BY 1, 2;
 
 -- name: ReportRuleFirings
 -- Firings per rule in [$1, $2).
