@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,6 +99,10 @@ func BenchmarkReport(b *testing.B) {
 	b.ReportMetric(baseline.Seconds(), "s/count(*)")
 	b.ReportMetric(per.Seconds()/baseline.Seconds(), "ratio")
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/1024, "KiB_alloc/report")
+	// Peak RSS of the process (generation included when it ran here).
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	b.ReportMetric(float64(ru.Maxrss)/1024, "MiB_peak_RSS")
 }
 
 // benchHistoryPool returns a pool on a migrated schema holding the
@@ -112,6 +117,7 @@ func benchHistoryPool(b *testing.B, customers, events int) *pgxpool.Pool {
 	if schema == "" {
 		pool = testdb.New(b).Pool
 	} else {
+		testdb.EnsureDatabase(b)
 		admin, err := pgx.Connect(ctx, testdb.URL())
 		require.NoError(b, err, "connect to test database %s (set TEST_DATABASE_URL)", testdb.URL())
 		_, err = admin.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())

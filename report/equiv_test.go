@@ -2,11 +2,13 @@ package report_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ciclohq/ciclo/internal/testdb"
@@ -123,4 +125,179 @@ func must(r pgx.Rows, err error) pgx.Rows {
 		panic(err)
 	}
 	return r
+}
+
+// The per-row definitions of attribution, flows, repeat purchase and cohort
+// cells, as the report first computed them (a probe per order, DISTINCT and
+// GROUP BY customer). The one-pass queries in reports.sql must give the
+// same rows.
+const (
+	revenueByProbe = `
+SELECT r.rule, count(*), COALESCE(sum(CASE WHEN jsonb_typeof(e.properties->'total') = 'number'
+                                         THEN (e.properties->>'total')::numeric END), 0)::float8
+FROM events e
+CROSS JOIN LATERAL (
+    SELECT DISTINCT f.rule FROM rule_firings f
+    WHERE f.customer_id = e.customer_id AND f.fired_at < e.occurred_at
+      AND f.fired_at >= e.occurred_at - $4::bigint * interval '1 millisecond'
+) r
+WHERE e.type = ANY($3::text[]) AND e.occurred_at >= $1 AND e.occurred_at < $2
+GROUP BY 1
+ORDER BY 1`
+	flowsByDistinct = `
+SELECT CASE WHEN occurred_at >= $2 THEN date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') END,
+       COALESCE(from_stage, ''), to_stage, count(*),
+       count(DISTINCT customer_id) FILTER (WHERE occurred_at >= $2)
+FROM stage_transitions
+WHERE occurred_at < $3
+GROUP BY 1, 2, 3
+ORDER BY 1 NULLS FIRST, 2, 3`
+	repeatByGroup = `
+SELECT period, count(*) FILTER (WHERE n >= 2), count(*)
+FROM (
+    SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') AS period, customer_id, count(*) AS n
+    FROM events
+    WHERE type = ANY($4::text[]) AND occurred_at >= $2 AND occurred_at < $3
+    GROUP BY 1, 2
+) o
+GROUP BY 1
+ORDER BY 1`
+	cohortCellsByDistinct = `
+SELECT cohort, k, count(*)
+FROM (
+    SELECT DISTINCT date_trunc('month', c.first_order_at AT TIME ZONE 'UTC') AS cohort,
+           ((date_part('year', e.occurred_at AT TIME ZONE 'UTC') - date_part('year', c.first_order_at AT TIME ZONE 'UTC')) * 12
+            + date_part('month', e.occurred_at AT TIME ZONE 'UTC') - date_part('month', c.first_order_at AT TIME ZONE 'UTC'))::int AS k,
+           c.id
+    FROM customers c
+    JOIN events e ON e.customer_id = c.id
+    WHERE c.first_order_at >= $1 AND c.first_order_at < $2
+      AND e.type = ANY($3::text[]) AND e.occurred_at < $4
+      AND e.occurred_at >= (date_trunc('month', c.first_order_at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
+) x
+GROUP BY 1, 2
+ORDER BY 1, 2`
+)
+
+// TestOrderQueriesMatchDefinitions runs attribution, flows, repeat purchase
+// and cohort cells over a random, messy history — orders at the same
+// instant, several in a period, two order types, firings of a rule close
+// together so that their windows overlap, repeated stage changes in one
+// period, history before the range — and checks that the one-pass queries
+// return exactly the rows of the per-row definitions.
+func TestOrderQueriesMatchDefinitions(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 9))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	stages := []string{"reach", "acquisition", "conversion", "churned"}
+	var events, firings, transitions [][]any
+	for c := range 300 {
+		id := fmt.Sprintf("c%03d", c)
+		at := base.Add(-time.Duration(rng.IntN(60*24)) * time.Hour)
+		var first *time.Time
+		for range rng.IntN(7) {
+			at = at.Add(time.Duration(rng.IntN(30*24)) * time.Hour)
+			typ := []string{"order_placed", "order_placed", "pos_sale", "page_view"}[rng.IntN(4)]
+			if typ != "page_view" && first == nil {
+				v := at
+				first = &v
+			}
+			props := map[string]any{"total": rng.IntN(100)}
+			if rng.IntN(5) == 0 {
+				props = map[string]any{"total": "n/a"}
+			}
+			events = append(events, []any{id, typ, at, props})
+		}
+		_, err := db.Pool.Exec(ctx, `INSERT INTO customers (id, email, stage, first_order_at) VALUES ($1, $1 || '@example.com', 'reach', $2)`, id, first)
+		require.NoError(t, err)
+		fired := base.Add(-time.Duration(rng.IntN(20*24)) * time.Hour)
+		for n := range rng.IntN(5) {
+			fired = fired.Add(time.Duration(rng.IntN(10*24)) * time.Hour) // some at the same instant
+			firings = append(firings, []any{id, []string{"welcome", "win-back"}[rng.IntN(2)], fmt.Sprint("o", n), "v1", fired})
+		}
+		var from any
+		moved := base.Add(-time.Duration(rng.IntN(40*24)) * time.Hour)
+		for range 1 + rng.IntN(6) {
+			to := stages[rng.IntN(len(stages))]
+			transitions = append(transitions, []any{id, from, to, moved})
+			from = to
+			moved = moved.Add(time.Duration(rng.IntN(20*24)) * time.Hour)
+		}
+	}
+	for _, c := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"events", []string{"customer_id", "type", "occurred_at", "properties"}, events},
+		{"rule_firings", []string{"customer_id", "rule", "occurrence", "rule_set_version", "fired_at"}, firings},
+		{"stage_transitions", []string{"customer_id", "from_stage", "to_stage", "occurred_at"}, transitions},
+	} {
+		_, err := db.Pool.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows))
+		require.NoError(t, err, c.table)
+	}
+
+	st := store.New(db.Pool)
+	from, to, now := base, base.AddDate(0, 4, 0), base.AddDate(0, 5, 0)
+	orders := []string{"order_placed", "pos_sale"}
+	for _, window := range []time.Duration{0, 24 * time.Hour, 7 * 24 * time.Hour} {
+		got, err := st.ReportRuleRevenue(ctx, from, to, orders, window)
+		require.NoError(t, err)
+		want := collect(t, db.Pool, revenueByProbe, func(r pgx.CollectableRow, c *store.RuleRevenue) error {
+			return r.Scan(&c.Rule, &c.Orders, &c.Revenue)
+		}, from, to, orders, window.Milliseconds())
+		if window > 0 {
+			require.NotEmpty(t, want)
+		}
+		require.Equal(t, want, got, "attribution, window %s", window)
+	}
+	for _, period := range []string{"week", "month"} {
+		got, err := st.ReportStageFlows(ctx, period, from, to)
+		require.NoError(t, err)
+		want := collect(t, db.Pool, flowsByDistinct, func(r pgx.CollectableRow, f *store.Flow) error {
+			return r.Scan(&f.Period, &f.From, &f.To, &f.Transitions, &f.Customers)
+		}, period, from, to)
+		require.NotEmpty(t, want)
+		require.Equal(t, want, got, "flows by %s", period)
+
+		for _, types := range [][]string{orders, orders[:1]} {
+			got, err := st.ReportRepeat(ctx, period, from, to, types)
+			require.NoError(t, err)
+			want := collect(t, db.Pool, repeatByGroup, func(r pgx.CollectableRow, c *store.RepeatCount) error {
+				return r.Scan(&c.Period, &c.Repeat, &c.Buyers)
+			}, period, from, to, types)
+			require.NotEmpty(t, want)
+			require.Equal(t, want, got, "repeat purchase by %s, orders %v", period, types)
+		}
+	}
+	got, err := st.ReportCohorts(ctx, base.AddDate(0, -2, 0), to, orders, now)
+	require.NoError(t, err)
+	var cells []store.CohortCount
+	for _, c := range got {
+		if c.K > 0 {
+			cells = append(cells, c)
+		}
+	}
+	want := collect(t, db.Pool, cohortCellsByDistinct, func(r pgx.CollectableRow, c *store.CohortCount) error {
+		return r.Scan(&c.Cohort, &c.K, &c.Customers)
+	}, base.AddDate(0, -2, 0), to, orders, now)
+	require.NotEmpty(t, want)
+	require.Equal(t, want, cells, "cohort cells")
+}
+
+// collect runs a reference query and scans its rows.
+func collect[T any](t *testing.T, pool *pgxpool.Pool, sql string, scan func(pgx.CollectableRow, *T) error, args ...any) []T {
+	t.Helper()
+	rows, err := pgx.CollectRows(must(pool.Query(context.Background(), sql, args...)), func(r pgx.CollectableRow) (T, error) {
+		var v T
+		err := scan(r, &v)
+		return v, err
+	})
+	require.NoError(t, err)
+	if len(rows) == 0 {
+		return nil // as the store returns no rows
+	}
+	return rows
 }

@@ -321,19 +321,27 @@ func Build(ctx context.Context, st *store.Store, params Params) (*Lifecycle, err
 	}
 	at := func(t time.Time) *PeriodStat { return byStart[Trunc(p.Period, t)] }
 
-	// Stage counts: running sums of net entries.
-	deltas, err := st.ReportStageDeltas(ctx, p.Period, p.From, p.To)
+	// Stage counts: running sums of entries minus exits.
+	flows, err := st.ReportStageFlows(ctx, p.Period, p.From, p.To)
 	if err != nil {
 		return nil, err
 	}
 	stages := slices.Clone(p.Stages)
-	for _, d := range deltas {
-		if !slices.Contains(stages, d.Stage) {
-			stages = append(stages, d.Stage)
+	for _, f := range flows {
+		for _, s := range []string{f.From, f.To} {
+			if s != "" && !slices.Contains(stages, s) {
+				stages = append(stages, s)
+			}
 		}
 	}
 	slices.Sort(stages[len(p.Stages):])
 	counts := map[string]int64{}
+	apply := func(f store.Flow) {
+		counts[f.To] += f.Transitions
+		if f.From != "" {
+			counts[f.From] -= f.Transitions
+		}
+	}
 	atStart := map[*PeriodStat]map[string]int64{}
 	snapshot := func() []StageCount {
 		out := make([]StageCount, len(stages))
@@ -343,23 +351,19 @@ func Build(ctx context.Context, st *store.Store, params Params) (*Lifecycle, err
 		return out
 	}
 	k := 0
-	for ; k < len(deltas) && deltas[k].Period == nil; k++ {
-		counts[deltas[k].Stage] += deltas[k].Delta
+	for ; k < len(flows) && flows[k].Period == nil; k++ {
+		apply(flows[k])
 	}
 	for _, ps := range rep.Periods {
 		atStart[ps] = maps(counts)
-		for ; k < len(deltas) && at(*deltas[k].Period) == ps; k++ {
-			counts[deltas[k].Stage] += deltas[k].Delta
+		for ; k < len(flows) && at(*flows[k].Period) == ps; k++ {
+			apply(flows[k])
 		}
 		ps.Stages = snapshot()
 	}
 	rep.Funnel = snapshot()
 
 	// Flows, reach, acquisition and churn by stage.
-	flows, err := st.ReportFlows(ctx, p.Period, p.From, p.To)
-	if err != nil {
-		return nil, err
-	}
 	funnel := funnelStages(stages)
 	acquisition := ""
 	if len(funnel) > 1 {
@@ -367,7 +371,10 @@ func Build(ctx context.Context, st *store.Store, params Params) (*Lifecycle, err
 	}
 	churnedIn := map[*PeriodStat]int64{}
 	for _, f := range flows {
-		ps := at(f.Period)
+		if f.Period == nil {
+			continue
+		}
+		ps := at(*f.Period)
 		if ps == nil {
 			continue
 		}
@@ -444,24 +451,28 @@ func Build(ctx context.Context, st *store.Store, params Params) (*Lifecycle, err
 		}
 	}
 
-	nps, err := st.ReportScores(ctx, p.Period, p.From, p.To, NPSEventDefault, 0, 10, 9, 6)
+	scores, err := st.ReportScores(ctx, p.Period, p.From, p.To, []store.Survey{
+		{Event: NPSEventDefault, Lo: 0, Hi: 10, High: 9, Low: 6},
+		{Event: CSATEventDefault, Lo: 1, Hi: 5, High: 4, Low: 3},
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range nps {
-		if ps := at(s.Period); ps != nil {
-			v := 100 * float64(s.High-s.Low) / float64(s.Answers)
-			ps.NPS = Score{Value: &v, High: s.High, Low: s.Low, Answers: s.Answers}
+	for _, s := range scores {
+		ps := at(s.Period)
+		if ps == nil {
+			continue
 		}
-	}
-	csat, err := st.ReportScores(ctx, p.Period, p.From, p.To, CSATEventDefault, 1, 5, 4, 3)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range csat {
-		if ps := at(s.Period); ps != nil {
+		sc := Score{High: s.High, Low: s.Low, Answers: s.Answers}
+		switch s.Event {
+		case NPSEventDefault:
+			v := 100 * float64(s.High-s.Low) / float64(s.Answers)
+			sc.Value = &v
+			ps.NPS = sc
+		case CSATEventDefault:
 			v := 100 * float64(s.High) / float64(s.Answers)
-			ps.CSAT = Score{Value: &v, High: s.High, Low: s.Low, Answers: s.Answers}
+			sc.Value = &v
+			ps.CSAT = sc
 		}
 	}
 

@@ -13,21 +13,13 @@ import (
 // memory never grows with the number of customers or events. Periods are
 // "week", "month" or "quarter" buckets in UTC; ranges are [from, to).
 
-// StageDelta is the net number of customers who entered a stage (entries
-// minus exits) in one period; Period is nil for everything before the
-// report's range.
-type StageDelta struct {
-	Period *time.Time
-	Stage  string
-	Delta  int64
-}
-
-// Flow counts the stage changes from one stage to another in a period.
+// Flow counts the stage changes from one stage to another in a period;
+// Period is nil for all the changes before the report's range.
 type Flow struct {
-	Period      time.Time
+	Period      *time.Time
 	From, To    string // From is "" for a new customer
 	Transitions int64
-	Customers   int64 // distinct customers
+	Customers   int64 // distinct customers; 0 before the range
 }
 
 // ConversionCount is one funnel step's conversion in a period.
@@ -66,9 +58,18 @@ type CohortCount struct {
 	Customers int64
 }
 
-// ScoreCount is one period's survey answers.
+// Survey says which events are a survey's answers and how their scores
+// count.
+type Survey struct {
+	Event     string  // event type of the answers
+	Lo, Hi    float64 // valid scores, inclusive
+	High, Low float64 // at least High: promoter or satisfied; at most Low: detractor
+}
+
+// ScoreCount is one period's answers to one survey.
 type ScoreCount struct {
 	Period    time.Time
+	Event     string
 	High, Low int64 // promoters or satisfied; detractors
 	Answers   int64
 }
@@ -98,17 +99,11 @@ type RuleRevenue struct {
 	Revenue float64 // currency units
 }
 
-// ReportStageDeltas returns the net stage entries per period over
-// [from, to), after one row per stage for everything before from.
-func (s *Store) ReportStageDeltas(ctx context.Context, period string, from, to time.Time) ([]StageDelta, error) {
-	return reportRows(ctx, s, "ReportStageDeltas", func(r pgx.Rows, d *StageDelta) error {
-		return r.Scan(&d.Period, &d.Stage, &d.Delta)
-	}, period, from, to)
-}
-
-// ReportFlows returns the stage changes per period over [from, to).
-func (s *Store) ReportFlows(ctx context.Context, period string, from, to time.Time) ([]Flow, error) {
-	return reportRows(ctx, s, "ReportFlows", func(r pgx.Rows, f *Flow) error {
+// ReportStageFlows returns the stage changes before to: first those before
+// from (Period nil), then those of each period over [from, to). Running
+// sums of entries minus exits give the customers per stage.
+func (s *Store) ReportStageFlows(ctx context.Context, period string, from, to time.Time) ([]Flow, error) {
+	return reportRows(ctx, s, "ReportStageFlows", func(r pgx.Rows, f *Flow) error {
 		return r.Scan(&f.Period, &f.From, &f.To, &f.Transitions, &f.Customers)
 	}, period, from, to)
 }
@@ -169,13 +164,18 @@ func (s *Store) ReportCohorts(ctx context.Context, from, to time.Time, orderType
 	return append(sizes, cells...), nil
 }
 
-// ReportScores returns, per period over [from, to), the answers of
-// eventType whose score is a number in [lo, hi]: how many are ≥ high, how
-// many ≤ low, and all of them.
-func (s *Store) ReportScores(ctx context.Context, period string, from, to time.Time, eventType string, lo, hi, high, low float64) ([]ScoreCount, error) {
+// ReportScores returns, per period over [from, to) and survey, the
+// answers whose score is a number in [Lo, Hi]: how many are ≥ High, how
+// many ≤ Low, and all of them.
+func (s *Store) ReportScores(ctx context.Context, period string, from, to time.Time, surveys []Survey) ([]ScoreCount, error) {
+	n := len(surveys)
+	events, lo, hi, high, low := make([]string, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i, sv := range surveys {
+		events[i], lo[i], hi[i], high[i], low[i] = sv.Event, sv.Lo, sv.Hi, sv.High, sv.Low
+	}
 	return reportRows(ctx, s, "ReportScores", func(r pgx.Rows, c *ScoreCount) error {
-		return r.Scan(&c.Period, &c.High, &c.Low, &c.Answers)
-	}, period, from, to, eventType, lo, hi, high, low)
+		return r.Scan(&c.Period, &c.Event, &c.High, &c.Low, &c.Answers)
+	}, period, from, to, events, lo, hi, high, low)
 }
 
 // ReportRuleFirings returns the firings per rule in [from, to).

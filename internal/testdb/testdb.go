@@ -51,7 +51,7 @@ func New(t testing.TB) *DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ensureDatabase(t)
+	EnsureDatabase(t)
 
 	schema := "t_" + randomHex(6)
 	admin, err := pgx.Connect(ctx, URL())
@@ -109,8 +109,9 @@ func WithSearchPath(url, schema string) string {
 	return url + sep + "search_path=" + schema
 }
 
-// ensureDatabase creates the test database when it does not exist yet.
-func ensureDatabase(t testing.TB) {
+// EnsureDatabase creates the test database when it does not exist yet
+// (New calls it; a benchmark that keeps its own schema calls it first).
+func EnsureDatabase(t testing.TB) {
 	t.Helper()
 	createOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -5,65 +5,66 @@
 -- month or quarter, as UTC timestamps (date_trunc's own time zone argument
 -- costs ten times more per row); ranges are [$2, $3).
 
--- name: ReportStageDeltas
--- Net entries per stage (entries minus exits) from the stage transitions before $3, bucketed by
--- the period they happened in; transitions before $2 fall in one NULL bucket, so the running sum
--- gives the customers per stage at $2 and at the end of every period.
-SELECT CASE WHEN t.occurred_at < $2 THEN NULL ELSE date_trunc($1::text, t.occurred_at AT TIME ZONE 'UTC') END AS period,
-       s.stage, sum(s.delta)::bigint
-FROM stage_transitions t
-CROSS JOIN LATERAL (VALUES (t.to_stage, 1), (t.from_stage, -1)) AS s (stage, delta)
-WHERE t.occurred_at < $3 AND s.stage IS NOT NULL
-GROUP BY 1, 2
-ORDER BY 1 NULLS FIRST, 2;
-
--- name: ReportFlows
--- Stage changes per period, from → to ('' for a new customer), as transitions and distinct customers.
-SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC'), COALESCE(from_stage, ''), to_stage,
-       count(*), count(DISTINCT customer_id)
-FROM stage_transitions
-WHERE occurred_at >= $2 AND occurred_at < $3
+-- name: ReportStageFlows
+-- Stage changes per period before $3, from → to ('' for a new customer): how many, and how many
+-- distinct customers made them. Changes before $2 fall in one NULL period (customers 0 there), so
+-- that running sums of entries minus exits give the customers per stage at $2 and at the end of
+-- every period. One pass in each customer's transitions order (stage_transitions_customer_to_from_idx
+-- gives it up to from_stage, which an incremental sort adds): a customer counts for a change in a
+-- period at its first such change in it.
+SELECT period, from_stage, to_stage, count(*), count(*) FILTER (WHERE period IS NOT NULL AND period IS DISTINCT FROM prev)
+FROM (
+    SELECT CASE WHEN occurred_at >= $2 THEN date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') END AS period,
+           COALESCE(from_stage, '') AS from_stage, to_stage,
+           CASE WHEN lag(occurred_at) OVER w >= $2 THEN date_trunc($1::text, lag(occurred_at) OVER w AT TIME ZONE 'UTC') END AS prev
+    FROM stage_transitions
+    WHERE occurred_at < $3
+    WINDOW w AS (PARTITION BY customer_id, to_stage, from_stage ORDER BY occurred_at)
+) t
 GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3;
+ORDER BY 1 NULLS FIRST, 2, 3;
 
 -- name: ReportConversion
 -- Per period and funnel step A → B ($4[i] → $5[i]): the customers who entered A in the period,
 -- and how many of them entered B within $6 milliseconds after their first entry into A then.
--- One sorted pass: walking each customer's entries into A and B back in time, next_b is the
--- earliest entry into B at or after the current row's time.
+-- No sort of the whole log: stage_transitions_customer_to_from_idx gives each customer's entries per
+-- stage in time order (prev: the entry into the same stage before), an incremental sort puts
+-- each customer's entries in time order, and a frame over the window after each entry lists
+-- the stages entered in it.
 WITH steps AS (
     SELECT * FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS s (a, b, n)
-), marked AS (
-    SELECT s.n, t.customer_id, t.occurred_at, t.to_stage = s.a AS enters_a,
-           min(t.occurred_at) FILTER (WHERE t.to_stage = s.b)
-               OVER (PARTITION BY s.n, t.customer_id COLLATE "C" ORDER BY t.occurred_at DESC) AS next_b
-    FROM stage_transitions t
-    JOIN (SELECT n, a, b, a AS stage FROM steps UNION SELECT n, a, b, b FROM steps) s ON t.to_stage = s.stage
-    WHERE t.occurred_at >= $2 AND t.occurred_at < $3::timestamptz + $6::bigint * interval '1 millisecond'
-), entered AS (
-    SELECT n, customer_id, date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') AS period,
-           min(occurred_at) AS at, min(next_b) AS next_b
-    FROM marked
-    WHERE enters_a AND occurred_at < $3
-    GROUP BY 1, 2, 3
+), t AS (
+    SELECT customer_id, to_stage, occurred_at,
+           max(occurred_at) OVER (PARTITION BY customer_id, to_stage ORDER BY occurred_at
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
+    FROM stage_transitions
+    WHERE occurred_at >= $2 AND occurred_at < $3::timestamptz + $6::bigint * interval '1 millisecond'
+), ahead AS (
+    SELECT to_stage, occurred_at, prev,
+           array_agg(to_stage) OVER (PARTITION BY customer_id ORDER BY occurred_at
+                                     RANGE BETWEEN CURRENT ROW AND $6::bigint * interval '1 millisecond' FOLLOWING) AS stages
+    FROM t
 )
-SELECT c.period, s.a, s.b, c.entered, c.converted
-FROM (
-    SELECT period, n, count(*) AS entered,
-           count(*) FILTER (WHERE next_b <= at + $6::bigint * interval '1 millisecond') AS converted
-    FROM entered
-    GROUP BY 1, 2
-) c JOIN steps s USING (n)
+SELECT date_trunc($1::text, x.occurred_at AT TIME ZONE 'UTC'), s.a, s.b, count(*), count(*) FILTER (WHERE s.b = ANY(x.stages))
+FROM ahead x JOIN steps s ON s.a = x.to_stage
+WHERE x.occurred_at < $3
+  AND (x.prev IS NULL OR date_trunc($1::text, x.prev AT TIME ZONE 'UTC') <> date_trunc($1::text, x.occurred_at AT TIME ZONE 'UTC'))
+GROUP BY 1, s.n, 2, 3
 ORDER BY 1, 2, 3;
 
 -- name: ReportRepeat
 -- Per period: customers with at least two orders (event types $4) in it, and with at least one.
-SELECT period, count(*) FILTER (WHERE n >= 2), count(*)
+-- One pass over each customer's orders in time order: an order is the customer's first in its
+-- period when the order before it is in another period, the second when only the one before it
+-- is in the same period.
+SELECT period, count(*) FILTER (WHERE period = p1 AND period IS DISTINCT FROM p2), count(*) FILTER (WHERE period IS DISTINCT FROM p1)
 FROM (
-    SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') AS period, customer_id, count(*) AS n
+    SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC') AS period,
+           date_trunc($1::text, lag(occurred_at) OVER w AT TIME ZONE 'UTC') AS p1,
+           date_trunc($1::text, lag(occurred_at, 2) OVER w AT TIME ZONE 'UTC') AS p2
     FROM events
     WHERE type = ANY($4::text[]) AND occurred_at >= $2 AND occurred_at < $3
-    GROUP BY 1, 2
+    WINDOW w AS (PARTITION BY customer_id COLLATE "C" ORDER BY occurred_at)
 ) o
 GROUP BY 1
 ORDER BY 1;
@@ -122,35 +123,43 @@ ORDER BY 1;
 
 -- name: ReportCohortCells
 -- Per first-order month (first orders in [$1, $2)) and k ≥ 1: the customers of the cohort with an
--- order (types $3) in the k-th calendar month after it, up to $4.
+-- order (types $3) in the k-th calendar month after it, up to $4. Each customer's orders in time
+-- order: one counts when the order before it is in another month.
 SELECT cohort, k, count(*)
 FROM (
-    SELECT DISTINCT date_trunc('month', c.first_order_at AT TIME ZONE 'UTC') AS cohort,
+    SELECT date_trunc('month', c.first_order_at AT TIME ZONE 'UTC') AS cohort,
            ((date_part('year', e.occurred_at AT TIME ZONE 'UTC') - date_part('year', c.first_order_at AT TIME ZONE 'UTC')) * 12
             + date_part('month', e.occurred_at AT TIME ZONE 'UTC') - date_part('month', c.first_order_at AT TIME ZONE 'UTC'))::int AS k,
-           c.id
+           date_trunc('month', e.occurred_at AT TIME ZONE 'UTC') AS month,
+           date_trunc('month', lag(e.occurred_at) OVER (PARTITION BY e.customer_id COLLATE "C" ORDER BY e.occurred_at) AT TIME ZONE 'UTC') AS prev
     FROM customers c
     JOIN events e ON e.customer_id = c.id
     WHERE c.first_order_at >= $1 AND c.first_order_at < $2
       AND e.type = ANY($3::text[]) AND e.occurred_at < $4
       AND e.occurred_at >= (date_trunc('month', c.first_order_at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
 ) x
+WHERE prev IS DISTINCT FROM month
 GROUP BY 1, 2
 ORDER BY 1, 2;
 
 -- name: ReportScores
--- Per period, the answers of event type $4 whose properties.score is a number from $5 to $6:
--- how many scored at least $7 (promoters, satisfied), at most $8 (detractors), and in all.
-SELECT date_trunc($1::text, occurred_at AT TIME ZONE 'UTC'),
-       count(*) FILTER (WHERE score >= $7), count(*) FILTER (WHERE score <= $8), count(*)
+-- Per period and survey ($4[i]: the event type of its answers), the answers whose
+-- properties.score is a number from $5[i] to $6[i]: how many scored at least $7[i] (promoters,
+-- satisfied), at most $8[i] (detractors), and in all. One pass over the answers of every survey.
+WITH k AS (
+    SELECT * FROM unnest($4::text[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[]) AS k (type, lo, hi, high, low)
+)
+SELECT date_trunc($1::text, a.occurred_at AT TIME ZONE 'UTC'), k.type,
+       count(*) FILTER (WHERE a.score >= k.high), count(*) FILTER (WHERE a.score <= k.low), count(*)
 FROM (
-    SELECT occurred_at, (properties->>'score')::numeric AS score
+    SELECT type, occurred_at, (properties->>'score')::numeric AS score
     FROM events
-    WHERE type = $4 AND occurred_at >= $2 AND occurred_at < $3 AND jsonb_typeof(properties->'score') = 'number'
+    WHERE type = ANY($4::text[]) AND occurred_at >= $2 AND occurred_at < $3 AND jsonb_typeof(properties->'score') = 'number'
 ) a
-WHERE score BETWEEN $5 AND $6
-GROUP BY 1
-ORDER BY 1;
+JOIN k ON k.type = a.type
+WHERE a.score BETWEEN k.lo AND k.hi
+GROUP BY 1, 2
+ORDER BY 1, 2;
 
 -- name: ReportRuleFirings
 -- Firings per rule in [$1, $2).
@@ -175,15 +184,21 @@ ORDER BY 1;
 
 -- name: ReportRuleRevenue
 -- Orders (types $3) in [$1, $2) attributed to each rule that fired for the customer in the $4
--- milliseconds before the order (each such rule gets the order once), with their total.
-SELECT r.rule, count(*), COALESCE(sum(CASE WHEN jsonb_typeof(e.properties->'total') = 'number'
+-- milliseconds before the order (each such rule gets the order once), with their total. A
+-- firing's span runs from it to the window's end or the rule's next firing for the customer,
+-- whichever comes first: an order falls in at most one span per rule (that of the rule's latest
+-- firing before it), so one hash join of orders and spans counts each (order, rule) once.
+WITH spans AS (
+    SELECT customer_id, rule, fired_at AS starts,
+           least(lead(fired_at) OVER (PARTITION BY customer_id, rule ORDER BY fired_at),
+                 fired_at + $4::bigint * interval '1 millisecond') AS ends
+    FROM rule_firings
+    WHERE fired_at < $2 AND fired_at >= $1::timestamptz - $4::bigint * interval '1 millisecond'
+)
+SELECT s.rule, count(*), COALESCE(sum(CASE WHEN jsonb_typeof(e.properties->'total') = 'number'
                                          THEN (e.properties->>'total')::numeric END), 0)::float8
 FROM events e
-CROSS JOIN LATERAL (
-    SELECT DISTINCT f.rule FROM rule_firings f
-    WHERE f.customer_id = e.customer_id AND f.fired_at < e.occurred_at
-      AND f.fired_at >= e.occurred_at - $4::bigint * interval '1 millisecond'
-) r
+JOIN spans s ON s.customer_id = e.customer_id AND e.occurred_at > s.starts AND e.occurred_at <= s.ends
 WHERE e.type = ANY($3::text[]) AND e.occurred_at >= $1 AND e.occurred_at < $2
 GROUP BY 1
 ORDER BY 1;
