@@ -364,6 +364,11 @@ func CheckCustomerID(field, id string) error {
 	if err := checkBytes(field, id, MaxCustomerIDBytes); err != nil {
 		return err
 	}
+	// A path parameter is not checked by CheckJSONText: refuse what the
+	// database cannot take as sent here.
+	if err := CheckString(field, id); err != nil {
+		return err
+	}
 	return CheckText(field, id)
 }
 

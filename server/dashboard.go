@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/internal/dryrun"
 	"github.com/ciclohq/ciclo/report"
 	"github.com/ciclohq/ciclo/store"
@@ -187,6 +188,11 @@ func (o *Ops) customerLookup(w http.ResponseWriter, r *http.Request) {
 
 func (o *Ops) customerPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if err := ingest.CheckCustomerID("id", id); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		o.render(w, r, "error.html", map[string]string{"Error": err.Error()})
+		return
+	}
 	var (
 		c       *store.Customer
 		entries []*store.TimelineEntry

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/ciclohq/ciclo/ingest"
 )
@@ -112,6 +115,11 @@ func (s *Server) decodeEvents(w http.ResponseWriter, r *http.Request) (reqs []*E
 		reqs = []*EventRequest{&one}
 	}
 	if err != nil {
+		// occurred_at is the events' only time field.
+		var bad *time.ParseError
+		if errors.As(err, &bad) {
+			return nil, false, &inputError{field: "occurred_at", msg: fmt.Sprintf("occurred_at: %q is not an RFC 3339 time with a 4-digit year, e.g. 2026-01-02T15:04:05Z", bad.Value)}
+		}
 		return nil, false, jsonError(err, trimmed)
 	}
 	if dec.More() {
@@ -148,6 +156,10 @@ func jsonError(err error, body []byte) error {
 	case errors.As(err, &syntax):
 		line, col := position(body, syntax.Offset)
 		return &inputError{msg: fmt.Sprintf("malformed JSON at line %d, column %d: %s", line, col, syntax.Error())}
+	case errors.As(err, &typ) && strings.HasPrefix(typ.Value, "number") && typ.Type.Kind() == reflect.Float64:
+		return &inputError{field: typ.Field, msg: fmt.Sprintf("field %q: %s is out of range: numbers must fit a 64-bit float (at most about 1.8e308)", typ.Field, typ.Value)}
+	case errors.As(err, &typ) && strings.HasPrefix(typ.Value, "number") && typ.Type.Kind() >= reflect.Int && typ.Type.Kind() <= reflect.Int64:
+		return &inputError{field: typ.Field, msg: fmt.Sprintf("field %q must be a whole number from %d to %d, got JSON %s", typ.Field, math.MinInt64, math.MaxInt64, typ.Value)}
 	case errors.As(err, &typ):
 		return &inputError{field: typ.Field, msg: fmt.Sprintf("field %q must be %s, got JSON %s", typ.Field, jsonKind(typ.Type.String()), typ.Value)}
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -107,7 +107,10 @@ type PointsCouponResponse struct {
 }
 
 func (s *Server) getPoints(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, ok := customerID(w, r)
+	if !ok {
+		return
+	}
 	ctx := r.Context()
 	st := store.New(s.cfg.Pool)
 	if _, err := st.GetCustomer(ctx, id); err != nil {
@@ -144,6 +147,10 @@ func (s *Server) getPoints(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) redeemPoints(w http.ResponseWriter, r *http.Request) {
+	id, ok := customerID(w, r)
+	if !ok {
+		return
+	}
 	var req RedeemRequest
 	if !decodePointsBody(w, r, &req, "points, order_id, idempotency_key, as_coupon") {
 		return
@@ -162,7 +169,6 @@ func (s *Server) redeemPoints(w http.ResponseWriter, r *http.Request) {
 			"points cannot be turned into coupons: set defaults.points_value (currency units per point) in the rules file")
 		return
 	}
-	id := r.PathValue("id")
 	now := s.cfg.Now()
 	var out PointsOpResponse
 	err := s.pointsTx(r.Context(), func(ctx context.Context, tx pgx.Tx, st *store.Store) ([]store.EventRef, error) {
@@ -203,6 +209,10 @@ func (s *Server) redeemPoints(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adjustPoints(w http.ResponseWriter, r *http.Request) {
+	id, ok := customerID(w, r)
+	if !ok {
+		return
+	}
 	var req AdjustRequest
 	if !decodePointsBody(w, r, &req, "points, reason, idempotency_key") {
 		return
@@ -219,7 +229,6 @@ func (s *Server) adjustPoints(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reason", "reason is longer than 500 bytes")
 		return
 	}
-	id := r.PathValue("id")
 	var out PointsOpResponse
 	err := s.pointsTx(r.Context(), func(ctx context.Context, _ pgx.Tx, st *store.Store) ([]store.EventRef, error) {
 		op, err := st.AdjustPoints(ctx, id, req.Points, req.Reason, req.IdempotencyKey, s.cfg.Now())
@@ -295,6 +304,12 @@ func decodePointsBody(w http.ResponseWriter, r *http.Request, v any, accepted st
 	}
 	if dec.More() {
 		writeError(w, http.StatusBadRequest, "", "unexpected data after the JSON object")
+		return false
+	}
+	// As for events: judge the strings as sent, before encoding/json's
+	// U+FFFD rewrite and the database's refusal of NUL.
+	if err := ingest.CheckJSONText(body); err != nil {
+		writeFieldError(w, err)
 		return false
 	}
 	return true

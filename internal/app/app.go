@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -164,15 +165,31 @@ type App struct {
 	reload    reloader
 }
 
+// readRulesFile reads a rules file, or its first rules.MaxFileBytes+1
+// bytes: enough for Parse to refuse a file over the limit without reading
+// a file of any size into memory.
+func readRulesFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("rules file %q not found: %w", path, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("read rules file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, rules.MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read rules file %q: %w", path, err)
+	}
+	return data, nil
+}
+
 // LoadRules reads, parses and checks a rules file against the templates it
 // names. Errors are *rules.LoadErrors or say what could not be read.
 func LoadRules(path string) (*rules.RuleSet, *templates.Set, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRulesFile(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("rules file %q not found: %w", path, fs.ErrNotExist)
-		}
-		return nil, nil, fmt.Errorf("read rules file: %w", err)
+		return nil, nil, err
 	}
 	// A first pass without template checks finds templates_dir.
 	rs, err := rules.Parse(path, data, rules.ParseOptions{LookupEnv: os.LookupEnv})

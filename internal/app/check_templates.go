@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -132,12 +131,9 @@ func withTemplateNameErrors(path string, data []byte, err error) error {
 // that is not set is a warning instead of an error. The error is for a
 // file or templates directory that cannot be read.
 func CheckRules(path string, allowMissingEnv bool) ([]*rules.LoadError, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRulesFile(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("rules file %q not found: %w", path, fs.ErrNotExist)
-		}
-		return nil, fmt.Errorf("read rules file: %w", err)
+		return nil, err
 	}
 	opts := rules.ParseOptions{LookupEnv: os.LookupEnv, AllowMissingEnv: allowMissingEnv}
 	// A first pass without template checks finds templates_dir.

@@ -82,3 +82,24 @@ func TestLoadRulesMissingFile(t *testing.T) {
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.ErrorContains(t, err, `rules.yaml" not found`)
 }
+
+// TestLoadRulesHugeFile: a 10 GB rules file (sparse: it takes no disk) is
+// refused by LoadRules and CheckRules with the size limit, after reading
+// only the first MiB of it.
+func TestLoadRulesHugeFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	_, err = f.WriteString("version: 1\nrules: []\n#")
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(10<<30))
+	require.NoError(t, f.Close())
+
+	_, _, err = app.LoadRules(path)
+	require.ErrorContains(t, err, "rules file is larger than 1048576 bytes")
+	all, err := app.CheckRules(path, false)
+	require.NoError(t, err)
+	require.NotEmpty(t, all)
+	require.Contains(t, all[0].Error(), "rules file is larger than 1048576 bytes")
+}
