@@ -226,7 +226,9 @@ func (s *Store) RedeemPoints(ctx context.Context, customerID string, points int6
 // lots, pending or not; what the customer already spent from them is taken
 // from its other available points, soonest expiry first; what even those
 // cannot cover is recorded as a debt (PointsDebt), which holds the balance
-// below zero until later grants cover it. Must run in a transaction.
+// below zero until later grants cover it. An order that earned nothing
+// (or whose points all expired) records no operation: the returned op has
+// ID 0. Must run in a transaction.
 func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, reason, key string, at time.Time) (PointsOp, error) {
 	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if orderID == "" {
@@ -240,12 +242,12 @@ func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, rea
 	if err := s.db.QueryRow(ctx, q("GetOrderPointsEarned"), customerID, orderID).Scan(&earned); err != nil {
 		return PointsOp{}, fmt.Errorf("points order %q earned: %w", orderID, err)
 	}
-	if op.ID, err = s.insertPointsOp(ctx, customerID, OpReverse, earned, orderID, reason, key, at); err != nil {
-		return PointsOp{}, err
-	}
 	op.Kind, op.Points, op.OrderID, op.Reason, op.CreatedAt = OpReverse, earned, orderID, reason, at
 	if earned <= 0 {
-		return op, nil
+		return op, nil // nothing to take back, nothing recorded (op.ID is 0)
+	}
+	if op.ID, err = s.insertPointsOp(ctx, customerID, OpReverse, earned, orderID, reason, key, at); err != nil {
+		return PointsOp{}, err
 	}
 	fromOrder, err := s.takePoints(ctx, customerID, earned, at, op.ID, PointsReverse, orderID)
 	if err != nil {

@@ -123,11 +123,28 @@ func grantedEvent(g *PointsGrantReq, lotID int64) PointsEvent {
 		OccurredAt: g.GrantedAt, Key: EventPointsGranted + ":lot:" + strconv.FormatInt(lotID, 10)}
 }
 
-// SpentEvent is the points_spent event of a redemption.
-func SpentEvent(customerID string, op PointsOp) PointsEvent {
-	return PointsEvent{CustomerID: customerID, Type: EventPointsSpent,
-		Properties: map[string]any{"points": op.Points, "order_id": op.OrderID, "operation_id": op.ID},
-		OccurredAt: op.CreatedAt, Key: EventPointsSpent + ":op:" + strconv.FormatInt(op.ID, 10)}
+// SpentEvents are the points_spent events of operations that took points
+// (properties points, the points taken, > 0; kind redeem, reverse or
+// adjust; order_id, reason, debt and operation_id): redemptions, reversals
+// of the points of a refunded or cancelled order, and negative
+// adjustments. Duplicates, positive adjustments and operations that took
+// nothing have none.
+func SpentEvents(customerID string, ops ...PointsOp) []PointsEvent {
+	var out []PointsEvent
+	for _, op := range ops {
+		points := op.Points
+		if op.Kind == OpAdjust {
+			points = -points
+		}
+		if op.Duplicate || op.ID == 0 || points <= 0 {
+			continue
+		}
+		out = append(out, PointsEvent{CustomerID: customerID, Type: EventPointsSpent,
+			Properties: map[string]any{"points": points, "kind": op.Kind, "order_id": op.OrderID, "reason": op.Reason,
+				"debt": op.Debt, "operation_id": op.ID},
+			OccurredAt: op.CreatedAt, Key: EventPointsSpent + ":op:" + strconv.FormatInt(op.ID, 10)})
+	}
+	return out
 }
 
 // PointsCoupon returns the coupon a redemption turned points into, by the

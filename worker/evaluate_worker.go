@@ -100,6 +100,12 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 			}
 			cust := *facts
 			cust.Stage = stage
+			// A refund takes back the order's points before its rules run.
+			spent, err := reverseOrderPoints(ctx, st, &ev.Event, now)
+			if err != nil {
+				return err
+			}
+			fr.events = append(fr.events, spent...)
 			if rs.ReadsPoints() {
 				p, err := st.PointsSummary(ctx, cust.ID, now)
 				if err != nil {
