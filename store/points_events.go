@@ -96,8 +96,10 @@ func (s *Store) RemindPoints(ctx context.Context, now, before time.Time, limit i
 }
 
 // LotEvents are the events of lots the expiry sweep closed
-// (EventPointsExpired) or reminds of (EventPointsExpiring), with
-// properties points, lot_id and expires_at, keyed by type and lot.
+// (EventPointsExpired: one per customer and batch) or reminds of
+// (EventPointsExpiring: one per lot), with properties points, lot_id (the
+// first lot), lot_ids and expires_at, keyed by type and first lot (a lot
+// expires once, so its key is never reused).
 func LotEvents(typ string, lots []PointsExpired, at time.Time) []PointsEvent {
 	out := make([]PointsEvent, len(lots))
 	for i, l := range lots {
@@ -106,10 +108,17 @@ func LotEvents(typ string, lots []PointsExpired, at time.Time) []PointsEvent {
 			occurred = l.ExpiresAt
 		}
 		out[i] = PointsEvent{CustomerID: l.CustomerID, Type: typ, OccurredAt: occurred,
-			Properties: map[string]any{"points": l.Points, "lot_id": l.LotID, "expires_at": l.ExpiresAt},
+			Properties: map[string]any{"points": l.Points, "lot_id": l.LotID, "lot_ids": lotIDs(l), "expires_at": l.ExpiresAt},
 			Key:        typ + ":lot:" + strconv.FormatInt(l.LotID, 10)}
 	}
 	return out
+}
+
+func lotIDs(l PointsExpired) []int64 {
+	if l.LotIDs == nil {
+		return []int64{l.LotID}
+	}
+	return l.LotIDs
 }
 
 // grantedEvent is the points_granted event of a lot.
