@@ -103,3 +103,20 @@ func TestTiersLifecycle(t *testing.T) {
 	}
 	require.Equal(t, []string{" -> gold", "gold -> silver"}, tiers, strings.Join(tiers, "\n"))
 }
+
+// TestExampleGoldTier checks rules.example.yaml's tiers with its
+// gold-tier-loyalty rule: a first order of 1000 puts the customer in gold
+// (rolling 365 days) and the tier_changed event stages it as loyal.
+func TestExampleGoldTier(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	status, resp := post(t, b.url, token, `{"customer_id":"g-1","type":"order_placed","email":"gia@example.com","properties":{"total":1000,"order_id":"o-1"}}`)
+	require.Equal(t, 202, status, resp)
+	waitFor(t, "gold customer staged as loyal", func() bool {
+		return b.db.Count(t, "stage_transitions", "customer_id = 'g-1' AND to_stage = 'loyalty' AND rule = 'gold-tier-loyalty'") == 1
+	})
+	require.Equal(t, 1, b.db.Count(t, "tier_transitions", "customer_id = 'g-1' AND from_tier = '' AND to_tier = 'gold'"))
+	var stage string
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(), "SELECT stage FROM customers WHERE id = 'g-1'").Scan(&stage))
+	require.Equal(t, "loyalty", stage)
+}
