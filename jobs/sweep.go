@@ -75,3 +75,15 @@ func (PointsExpiryArgs) Kind() string { return "ciclo.points_expiry" }
 func (PointsExpiryArgs) InsertOpts() river.InsertOpts {
 	return CouponExpiryArgs{}.InsertOpts()
 }
+
+// TierSweepArgs asks for every customer's loyalty tier to be derived again
+// from its data, so that tiers fall when a window rolls past.
+type TierSweepArgs struct{}
+
+// Kind is the job kind; it never changes once shipped.
+func (TierSweepArgs) Kind() string { return "ciclo.tier_sweep" }
+
+// InsertOpts runs the tier sweep on the sweep queue, one at a time.
+func (TierSweepArgs) InsertOpts() river.InsertOpts {
+	return CouponExpiryArgs{}.InsertOpts()
+}

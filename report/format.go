@@ -78,6 +78,11 @@ func (l *Lifecycle) WriteTable(out io.Writer) error {
 			pct(ps.Repeat.Rate), ps.Repeat.Count, ps.Repeat.Of, pct(ps.Churn.Rate), ps.Churn.Count, ps.Churn.Of,
 			score(ps.NPS.Value), ps.NPS.Answers, score(ps.CSAT.Value), ps.CSAT.Answers)
 	}
+	fmt.Fprintln(w, "\nLoyalty points")
+	fmt.Fprintln(w, "period\tgranted\tspent\texpired\tliability (outstanding)\t")
+	for _, ps := range l.Periods {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t\n", l.Label(ps), ps.Points.Granted, ps.Points.Spent, ps.Points.Expired, ps.Points.Liability)
+	}
 	fmt.Fprintf(w, "\nConversion within %gd of entering a stage\n", l.ConversionWindowDays)
 	if len(l.Periods) > 0 {
 		fmt.Fprint(w, "period\t")
@@ -157,6 +162,10 @@ func (l *Lifecycle) WriteCSV(out io.Writer) error {
 			row("stages", p, s.Stage, "customers", s.Customers)
 		}
 		row("reach", p, "", "new_customers", ps.NewCustomers)
+		row("points", p, "", "granted", ps.Points.Granted)
+		row("points", p, "", "spent", ps.Points.Spent)
+		row("points", p, "", "expired", ps.Points.Expired)
+		row("points", p, "", "liability", ps.Points.Liability)
 		row("acquisition", p, "", "acquired", ps.Acquired)
 		for _, f := range ps.Flows {
 			row("flows", p, f.From+"->"+f.To, "transitions", f.Transitions)

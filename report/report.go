@@ -214,6 +214,18 @@ type PeriodStat struct {
 	Churn      Ratio        `json:"churn"`
 	NPS        Score        `json:"nps"`
 	CSAT       Score        `json:"csat"`
+	Points     Points       `json:"points"`
+}
+
+// Points is the loyalty points ledger in a period: points granted, spent
+// (redeemed, reversed after a refund, adjusted down) and expired, and the
+// liability, the points outstanding (the sum of all balances, pending
+// points included, a debt counting against it) at the period's end.
+type Points struct {
+	Granted   int64 `json:"granted"`
+	Spent     int64 `json:"spent"`
+	Expired   int64 `json:"expired"`
+	Liability int64 `json:"liability"`
 }
 
 // FlowCount is the stage changes from → to in a period.
@@ -474,6 +486,28 @@ func Build(ctx context.Context, st *store.Store, params Params) (*Lifecycle, err
 			sc.Value = &v
 			ps.CSAT = sc
 		}
+	}
+
+	points, err := st.ReportPoints(ctx, p.Period, p.From, p.To)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range points {
+		if d.Period == nil {
+			continue
+		}
+		if ps := at(*d.Period); ps != nil {
+			ps.Points = Points{Granted: d.Granted, Spent: d.Spent, Expired: d.Expired}
+		}
+	}
+	// The liability at each period's end, periods without entries included.
+	var liability int64
+	next := 0
+	for _, ps := range rep.Periods {
+		for ; next < len(points) && (points[next].Period == nil || points[next].Period.Before(ps.End)); next++ {
+			liability += points[next].Net
+		}
+		ps.Points.Liability = liability
 	}
 
 	times, err := st.ReportTimeInStage(ctx, p.From, p.To)

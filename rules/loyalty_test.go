@@ -87,6 +87,14 @@ func TestLoyaltyParseErrors(t *testing.T) {
 		{name: "TierBothThresholds", file: "version: 1\ntiers: [{name: gold, min_spend: 10, min_points: 10}]\nrules: []\n", want: "both min_spend and min_points"},
 		{name: "TierUnknownWindow", file: "version: 1\ntiers: [{name: gold, min_spend: 10, over: decade}]\nrules: []\n", want: `unknown tier window "decade"`},
 		{name: "TierDuplicate", file: "version: 1\ntiers: [{name: gold, min_spend: 10}, {name: gold, min_spend: 20}]\nrules: []\n", want: `duplicate tier "gold"`},
+		{name: "TierUnsorted", file: "version: 1\ntiers: [{name: gold, min_spend: 1000}, {name: silver, min_spend: 200}]\nrules: []\n", want: `tier "silver" (min_spend 200 over lifetime) does not need more than "gold" before it (min_spend 1000)`},
+		{name: "TierSameThreshold", file: "version: 1\ntiers: [{name: a, min_points: 10, over: calendar_year}, {name: b, min_points: 10, over: calendar_year}]\nrules: []\n", want: `tier "b" (min_points 10 over calendar_year) does not need more than "a"`},
+		{name: "TierSpendNotAmount", file: "version: 1\ntiers: [{name: gold, min_spend: lots}]\nrules: []\n", want: `tier "gold" min_spend "lots" is not an amount`},
+		{name: "TierSpendSubCent", file: "version: 1\ntiers: [{name: gold, min_spend: 10.005}]\nrules: []\n", want: `min_spend "10.005" is not an amount`},
+		{name: "TierSpendNegative", file: "version: 1\ntiers: [{name: gold, min_spend: -5}]\nrules: []\n", want: "tier min_spend must be positive"},
+		{name: "TierPointsZero", file: "version: 1\ntiers: [{name: gold, min_points: 0}]\nrules: []\n", want: "tier min_points must be positive"},
+		{name: "TierWindowKey", file: "version: 1\ntiers: [{name: gold, min_spend: 10, window: lifetime}]\nrules: []\n", want: `unknown key "window" in tier`},
+		{name: "TierNotList", file: "version: 1\ntiers: {name: gold}\nrules: []\n", want: "tiers must be a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,26 +167,30 @@ func TestTiers(t *testing.T) {
 	const file = `version: 1
 tiers:
   - { name: silver, min_spend: 200 }
-  - { name: gold, min_spend: 1000, over: rolling_365d }
+  - { name: gold, min_spend: 999.90, over: rolling_365d }
   - { name: vip, min_points: 5000, over: calendar_year }
 rules: []
 `
 	rs, err := Parse("r.yaml", []byte(file), testOpts())
 	require.NoError(t, err)
 	require.Equal(t, []Tier{
-		{Name: "silver", MinSpend: 200, Over: TierLifetime},
-		{Name: "gold", MinSpend: 1000, Over: TierRolling365d},
-		{Name: "vip", MinPoints: 5000, Over: TierCalendarYear},
+		{Name: "silver", Kind: TierBySpend, Min: 20000, Over: TierLifetime},
+		{Name: "gold", Kind: TierBySpend, Min: 99990, Over: TierRolling365d},
+		{Name: "vip", Kind: TierByPoints, Min: 5000, Over: TierCalendarYear},
 	}, rs.Tiers)
 	tests := []struct {
 		name string
 		p    TierProgress
 		want string
 	}{
-		{name: "None", p: TierProgress{Spend: map[string]float64{TierLifetime: 199.99}}, want: ""},
-		{name: "Silver", p: TierProgress{Spend: map[string]float64{TierLifetime: 1500, TierRolling365d: 999}}, want: "silver"},
-		{name: "Gold", p: TierProgress{Spend: map[string]float64{TierLifetime: 1500, TierRolling365d: 1000}}, want: "gold"},
+		{name: "Empty", p: TierProgress{}, want: ""},
+		{name: "None", p: TierProgress{Spend: map[string]int64{TierLifetime: 19999}}, want: ""},
+		{name: "SilverAtThreshold", p: TierProgress{Spend: map[string]int64{TierLifetime: 20000}}, want: "silver"},
+		{name: "Silver", p: TierProgress{Spend: map[string]int64{TierLifetime: 150000, TierRolling365d: 99989}}, want: "silver"},
+		{name: "Gold", p: TierProgress{Spend: map[string]int64{TierLifetime: 150000, TierRolling365d: 99990}}, want: "gold"},
+		{name: "GoldWithoutSilverWindow", p: TierProgress{Spend: map[string]int64{TierRolling365d: 99990}}, want: "gold"},
 		{name: "VIPByPoints", p: TierProgress{Points: map[string]int64{TierCalendarYear: 5000}}, want: "vip"},
+		{name: "PointsOtherWindow", p: TierProgress{Points: map[string]int64{TierLifetime: 9000, TierCalendarYear: 4999}}, want: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

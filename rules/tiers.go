@@ -2,10 +2,13 @@ package rules
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ciclohq/ciclo/money"
 )
 
 // Tier windows: what a tier's threshold is measured over.
@@ -14,6 +17,16 @@ const (
 	TierCalendarYear = "calendar_year"
 	TierRolling365d  = "rolling_365d"
 )
+
+// Tier threshold kinds (Tier.Kind).
+const (
+	TierBySpend  = "spend"
+	TierByPoints = "points"
+)
+
+// tierCurrency is the currency min_spend is read in: ciclo keeps spend in
+// cents (customers.total_spent_cents), so thresholds have two decimals.
+const tierCurrency = "EUR"
 
 var (
 	tierKeys    = []string{"name", "min_spend", "min_points", "over"}
@@ -26,25 +39,25 @@ var (
 // in none below the first.
 type Tier struct {
 	Name string
-	// MinSpend is the spend (in currency units) over Over that reaches the
-	// tier; 0 when the tier is reached by points.
-	MinSpend float64
-	// MinPoints is the points earned over Over that reach the tier.
-	MinPoints int64
+	// Kind is TierBySpend (min_spend) or TierByPoints (min_points).
+	Kind string
+	// Min is the threshold: spend in minor units (cents, as
+	// customers.total_spent_cents) or points earned, over Over.
+	Min int64
 	// Over is TierLifetime (the default), TierCalendarYear or TierRolling365d.
 	Over string
 }
 
-// TierProgress is what tiers are derived from: spend and points earned in
-// each window.
+// TierProgress is what tiers are derived from: net spend (in cents) and
+// points earned in each window.
 type TierProgress struct {
-	Spend  map[string]float64 // by window
-	Points map[string]int64   // by window
+	Spend  map[string]int64 // by window
+	Points map[string]int64 // by window
 }
 
 // WindowStart returns where a window begins for an instant: the zero time
-// for the lifetime, January 1st (UTC) for the calendar year, a year before
-// now for the rolling window.
+// for the lifetime, January 1st (UTC) for the calendar year, 365 days
+// before now for the rolling window.
 func WindowStart(window string, now time.Time) time.Time {
 	switch window {
 	case TierCalendarYear:
@@ -55,11 +68,16 @@ func WindowStart(window string, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// TierFor returns the name of the highest tier p reaches, "" for none.
+// TierFor returns the name of the highest tier p reaches, "" for none. It
+// is the definition store.RecomputeTiers implements in SQL.
 func (rs *RuleSet) TierFor(p TierProgress) string {
 	tier := ""
 	for _, t := range rs.Tiers {
-		if (t.MinSpend > 0 && p.Spend[t.Over] >= t.MinSpend) || (t.MinPoints > 0 && p.Points[t.Over] >= t.MinPoints) {
+		v := p.Spend[t.Over]
+		if t.Kind == TierByPoints {
+			v = p.Points[t.Over]
+		}
+		if v >= t.Min {
 			tier = t.Name
 		}
 	}
@@ -91,22 +109,27 @@ func (p *parser) tiers(n *yaml.Node) []Tier {
 		}
 		spend, hasSpend := m["min_spend"]
 		points, hasPoints := m["min_points"]
+		var threshold *yaml.Node
 		switch {
 		case hasSpend && hasPoints:
 			p.errorf(points, "", "one threshold per tier", "tier %q has both min_spend and min_points", t.Name)
 		case hasSpend:
-			if f, ok := p.float(spend, "", "tier min_spend"); ok {
-				if f <= 0 {
-					p.errorf(spend, "", "", "tier min_spend must be positive, got %s", spend.Value)
-				}
-				t.MinSpend = f
+			threshold, t.Kind = spend, TierBySpend
+			cents, err := money.ParseMinor(spend.Value, tierCurrency)
+			switch {
+			case spend.Kind != yaml.ScalarNode || err != nil:
+				p.errorf(spend, "", "a decimal amount in currency units, e.g. min_spend: 199.90", "tier %q min_spend %q is not an amount", t.Name, spend.Value)
+			case cents <= 0:
+				p.errorf(spend, "", "", "tier min_spend must be positive, got %s", spend.Value)
 			}
+			t.Min = cents
 		case hasPoints:
+			threshold, t.Kind = points, TierByPoints
 			if i, ok := p.int(points, "", "tier min_points"); ok {
 				if i <= 0 {
 					p.errorf(points, "", "", "tier min_points must be positive, got %s", points.Value)
 				}
-				t.MinPoints = int64(i)
+				t.Min = int64(i)
 			}
 		default:
 			p.errorf(c, "", hint, "tier %q needs min_spend or min_points", t.Name)
@@ -119,13 +142,23 @@ func (p *parser) tiers(n *yaml.Node) []Tier {
 				t.Over = s
 			}
 		}
-		if len(out) > 0 {
-			prev := out[len(out)-1]
-			if prev.Over == t.Over && ((t.MinSpend > 0 && prev.MinSpend >= t.MinSpend) || (t.MinPoints > 0 && prev.MinPoints >= t.MinPoints)) {
-				p.warnf(c, "", "list tiers from the lowest to the highest", "tier %q does not need more than %q before it: a customer reaching it is also in %q", t.Name, prev.Name, prev.Name)
+		// A tier listed after one measured the same way must need more:
+		// otherwise whoever reaches the earlier one is in the later one too.
+		for _, prev := range out {
+			if threshold != nil && prev.Kind == t.Kind && prev.Over == t.Over && prev.Min >= t.Min {
+				p.errorf(threshold, "", "list tiers from the lowest threshold to the highest, each higher than the one before",
+					"tier %q (%s over %s) does not need more than %q before it (%s)", t.Name, t.threshold(), t.Over, prev.Name, prev.threshold())
 			}
 		}
 		out = append(out, t)
 	}
 	return out
+}
+
+// threshold is the tier's threshold as the rules file writes it.
+func (t Tier) threshold() string {
+	if t.Kind == TierBySpend {
+		return "min_spend " + strconv.FormatFloat(money.Major(t.Min, tierCurrency), 'f', -1, 64)
+	}
+	return "min_points " + strconv.FormatInt(t.Min, 10)
 }

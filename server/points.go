@@ -199,7 +199,7 @@ func (s *Server) redeemPoints(w http.ResponseWriter, r *http.Request) {
 			}
 			out.Coupon = &PointsCouponResponse{Code: c.Code, Kind: c.Kind, Value: c.Value}
 		}
-		return st.InsertPointsEvents(ctx, []store.PointsEvent{store.SpentEvent(id, op)}, now)
+		return st.InsertPointsEvents(ctx, store.SpentEvents(id, op), now)
 	})
 	if err != nil {
 		s.pointsError(w, r, id, err)
@@ -231,9 +231,13 @@ func (s *Server) adjustPoints(w http.ResponseWriter, r *http.Request) {
 	}
 	var out PointsOpResponse
 	err := s.pointsTx(r.Context(), func(ctx context.Context, _ pgx.Tx, st *store.Store) ([]store.EventRef, error) {
-		op, err := st.AdjustPoints(ctx, id, req.Points, req.Reason, req.IdempotencyKey, s.cfg.Now())
+		now := s.cfg.Now()
+		op, err := st.AdjustPoints(ctx, id, req.Points, req.Reason, req.IdempotencyKey, now)
 		out = opResponse(op)
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		return st.InsertPointsEvents(ctx, store.SpentEvents(id, op), now)
 	})
 	if err != nil {
 		s.pointsError(w, r, id, err)

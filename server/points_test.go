@@ -125,6 +125,13 @@ func TestPointsAPI(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, 65.0, balance())
 		require.Contains(t, b.logs.String(), `"reason":"double grant"`)
+		require.Equal(t, 1, b.db.Count(t, "events", "customer_id = 'c1' AND type = 'points_spent' AND properties->>'kind' = 'adjust'"+
+			" AND (properties->>'points')::int = 5 AND properties->>'reason' = 'double grant'"), "a negative adjustment records points_spent, once")
+		code, _ = call("POST", "/v1/customers/c1/points/adjust", `{"points": 5, "reason": "goodwill", "idempotency_key": "a2"}`)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, 1, b.db.Count(t, "events", "customer_id = 'c1' AND type = 'points_spent' AND properties->>'kind' = 'adjust'"), "a grant spends nothing")
+		code, _ = call("POST", "/v1/customers/c1/points/adjust", `{"points": -5, "reason": "goodwill undone", "idempotency_key": "a3"}`)
+		require.Equal(t, http.StatusOK, code)
 	})
 
 	t.Run("BadInput", func(t *testing.T) {

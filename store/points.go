@@ -91,10 +91,13 @@ type PointsOp struct {
 	Debt int64
 }
 
-// PointsExpired is a lot the expiry sweep closed.
+// PointsExpired is a lot the expiry sweep reminds of, or the lots of one
+// customer it closed in one batch (LotIDs; LotID is the first, Points
+// their sum, ExpiresAt the latest expiry).
 type PointsExpired struct {
 	CustomerID string
 	LotID      int64
+	LotIDs     []int64
 	Points     int64
 	ExpiresAt  time.Time
 }
@@ -226,7 +229,9 @@ func (s *Store) RedeemPoints(ctx context.Context, customerID string, points int6
 // lots, pending or not; what the customer already spent from them is taken
 // from its other available points, soonest expiry first; what even those
 // cannot cover is recorded as a debt (PointsDebt), which holds the balance
-// below zero until later grants cover it. Must run in a transaction.
+// below zero until later grants cover it. An order that earned nothing
+// (or whose points all expired) records no operation: the returned op has
+// ID 0. Must run in a transaction.
 func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, reason, key string, at time.Time) (PointsOp, error) {
 	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if orderID == "" {
@@ -240,12 +245,12 @@ func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, rea
 	if err := s.db.QueryRow(ctx, q("GetOrderPointsEarned"), customerID, orderID).Scan(&earned); err != nil {
 		return PointsOp{}, fmt.Errorf("points order %q earned: %w", orderID, err)
 	}
-	if op.ID, err = s.insertPointsOp(ctx, customerID, OpReverse, earned, orderID, reason, key, at); err != nil {
-		return PointsOp{}, err
-	}
 	op.Kind, op.Points, op.OrderID, op.Reason, op.CreatedAt = OpReverse, earned, orderID, reason, at
 	if earned <= 0 {
-		return op, nil
+		return op, nil // nothing to take back, nothing recorded (op.ID is 0)
+	}
+	if op.ID, err = s.insertPointsOp(ctx, customerID, OpReverse, earned, orderID, reason, key, at); err != nil {
+		return PointsOp{}, err
 	}
 	fromOrder, err := s.takePoints(ctx, customerID, earned, at, op.ID, PointsReverse, orderID)
 	if err != nil {
@@ -298,23 +303,50 @@ func (s *Store) AdjustPoints(ctx context.Context, customerID string, delta int64
 	return op, nil
 }
 
-// ExpirePoints closes up to limit lots whose expiry is at or before at,
-// turning what is left of each into an expiry entry, and returns them. The
-// sweep calls it until it returns fewer than limit.
-func (s *Store) ExpirePoints(ctx context.Context, at time.Time, limit int) ([]PointsExpired, error) {
-	rows, err := s.db.Query(ctx, q("ExpirePoints"), at, limit)
-	if err != nil {
-		return nil, fmt.Errorf("expire points lots: %w", err)
+// ExpireCursor is where an expiry run has got to, in the order lots
+// expire (expiry, customer, lot); the zero value is the start.
+type ExpireCursor struct {
+	ExpiresAt  time.Time
+	CustomerID string
+	LotID      int64
+}
+
+// ExpiredBatch is what one ExpirePoints call closed: per customer, its
+// lots (LotIDs, LotID the first) with the points they lost and their
+// latest expiry; Lots counts them all; Next is where the next call starts.
+type ExpiredBatch struct {
+	Customers []PointsExpired
+	Lots      int
+	Next      ExpireCursor
+}
+
+// ExpirePoints closes up to limit lots after the cursor whose expiry is at
+// or before at, in one statement, turning what is left of each into an
+// expiry entry. The sweep calls it from the zero cursor with each batch's
+// Next until a batch holds fewer than limit lots.
+func (s *Store) ExpirePoints(ctx context.Context, at time.Time, limit int, after ExpireCursor) (ExpiredBatch, error) {
+	afterExpires := after.ExpiresAt
+	if afterExpires.IsZero() {
+		afterExpires = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC) // before any expiry
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PointsExpired, error) {
+	rows, err := s.db.Query(ctx, q("ExpirePoints"), pgx.NamedArgs{"at": at, "limit": limit,
+		"after_expires": afterExpires, "after_customer": after.CustomerID, "after_id": after.LotID})
+	if err != nil {
+		return ExpiredBatch{}, fmt.Errorf("expire points lots: %w", err)
+	}
+	var b ExpiredBatch
+	b.Customers, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (PointsExpired, error) {
 		var e PointsExpired
-		err := r.Scan(&e.CustomerID, &e.LotID, &e.Points, &e.ExpiresAt)
-		return e, err
+		if err := r.Scan(&e.CustomerID, &e.LotIDs, &e.Points, &e.ExpiresAt, &b.Next.ExpiresAt, &b.Next.CustomerID, &b.Next.LotID, &b.Lots); err != nil {
+			return e, err
+		}
+		e.LotID = e.LotIDs[0]
+		return e, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("expire points lots: %w", err)
+		return ExpiredBatch{}, fmt.Errorf("expire points lots: %w", err)
 	}
-	return out, nil
+	return b, nil
 }
 
 // PointsSummary reads a customer's balance, pending points and next expiry

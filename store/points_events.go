@@ -96,8 +96,10 @@ func (s *Store) RemindPoints(ctx context.Context, now, before time.Time, limit i
 }
 
 // LotEvents are the events of lots the expiry sweep closed
-// (EventPointsExpired) or reminds of (EventPointsExpiring), with
-// properties points, lot_id and expires_at, keyed by type and lot.
+// (EventPointsExpired: one per customer and batch) or reminds of
+// (EventPointsExpiring: one per lot), with properties points, lot_id (the
+// first lot), lot_ids and expires_at, keyed by type and first lot (a lot
+// expires once, so its key is never reused).
 func LotEvents(typ string, lots []PointsExpired, at time.Time) []PointsEvent {
 	out := make([]PointsEvent, len(lots))
 	for i, l := range lots {
@@ -106,10 +108,17 @@ func LotEvents(typ string, lots []PointsExpired, at time.Time) []PointsEvent {
 			occurred = l.ExpiresAt
 		}
 		out[i] = PointsEvent{CustomerID: l.CustomerID, Type: typ, OccurredAt: occurred,
-			Properties: map[string]any{"points": l.Points, "lot_id": l.LotID, "expires_at": l.ExpiresAt},
+			Properties: map[string]any{"points": l.Points, "lot_id": l.LotID, "lot_ids": lotIDs(l), "expires_at": l.ExpiresAt},
 			Key:        typ + ":lot:" + strconv.FormatInt(l.LotID, 10)}
 	}
 	return out
+}
+
+func lotIDs(l PointsExpired) []int64 {
+	if l.LotIDs == nil {
+		return []int64{l.LotID}
+	}
+	return l.LotIDs
 }
 
 // grantedEvent is the points_granted event of a lot.
@@ -123,11 +132,28 @@ func grantedEvent(g *PointsGrantReq, lotID int64) PointsEvent {
 		OccurredAt: g.GrantedAt, Key: EventPointsGranted + ":lot:" + strconv.FormatInt(lotID, 10)}
 }
 
-// SpentEvent is the points_spent event of a redemption.
-func SpentEvent(customerID string, op PointsOp) PointsEvent {
-	return PointsEvent{CustomerID: customerID, Type: EventPointsSpent,
-		Properties: map[string]any{"points": op.Points, "order_id": op.OrderID, "operation_id": op.ID},
-		OccurredAt: op.CreatedAt, Key: EventPointsSpent + ":op:" + strconv.FormatInt(op.ID, 10)}
+// SpentEvents are the points_spent events of operations that took points
+// (properties points, the points taken, > 0; kind redeem, reverse or
+// adjust; order_id, reason, debt and operation_id): redemptions, reversals
+// of the points of a refunded or cancelled order, and negative
+// adjustments. Duplicates, positive adjustments and operations that took
+// nothing have none.
+func SpentEvents(customerID string, ops ...PointsOp) []PointsEvent {
+	var out []PointsEvent
+	for _, op := range ops {
+		points := op.Points
+		if op.Kind == OpAdjust {
+			points = -points
+		}
+		if op.Duplicate || op.ID == 0 || points <= 0 {
+			continue
+		}
+		out = append(out, PointsEvent{CustomerID: customerID, Type: EventPointsSpent,
+			Properties: map[string]any{"points": points, "kind": op.Kind, "order_id": op.OrderID, "reason": op.Reason,
+				"debt": op.Debt, "operation_id": op.ID},
+			OccurredAt: op.CreatedAt, Key: EventPointsSpent + ":op:" + strconv.FormatInt(op.ID, 10)})
+	}
+	return out
 }
 
 // PointsCoupon returns the coupon a redemption turned points into, by the

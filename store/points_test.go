@@ -134,19 +134,19 @@ func TestPoints(t *testing.T) {
 		_, err := st.RedeemPoints(ctx, "e", 30, "", "r", at.Add(day))
 		require.NoError(t, err)
 		// The sweep sees lots of every customer; this one's is among them.
-		expired, err := st.ExpirePoints(ctx, at.Add(10*day), 1000)
+		expired, err := st.ExpirePoints(ctx, at.Add(10*day), 1000, store.ExpireCursor{})
 		require.NoError(t, err)
 		var mine []store.PointsExpired
-		for _, e := range expired {
+		for _, e := range expired.Customers {
 			if e.CustomerID == "e" {
 				mine = append(mine, e)
 			}
 		}
 		require.Len(t, mine, 1)
 		require.EqualValues(t, 70, mine[0].Points)
-		again, err := st.ExpirePoints(ctx, at.Add(11*day), 1000)
+		again, err := st.ExpirePoints(ctx, at.Add(11*day), 1000, store.ExpireCursor{})
 		require.NoError(t, err)
-		for _, e := range again {
+		for _, e := range again.Customers {
 			require.NotEqual(t, "e", e.CustomerID, "a lot expires once")
 		}
 		p, err := st.PointsSummary(ctx, "e", at.Add(11*day))

@@ -99,6 +99,23 @@ type RuleRevenue struct {
 	Revenue float64 // currency units
 }
 
+// PointsDelta is the points ledger's movement in one period (Period nil:
+// everything before the report's range): points granted, spent
+// (redeemed, reversed, adjusted down) and expired, and the net change.
+type PointsDelta struct {
+	Period                  *time.Time
+	Granted, Spent, Expired int64
+	Net                     int64
+}
+
+// ReportPoints returns the points granted, spent and expired per period
+// over [from, to), after one row for everything before from.
+func (s *Store) ReportPoints(ctx context.Context, period string, from, to time.Time) ([]PointsDelta, error) {
+	return reportRows(ctx, s, "ReportPoints", func(r pgx.Rows, d *PointsDelta) error {
+		return r.Scan(&d.Period, &d.Granted, &d.Spent, &d.Expired, &d.Net)
+	}, period, from, to)
+}
+
 // ReportStageFlows returns the stage changes before to: first those before
 // from (Period nil), then those of each period over [from, to). Running
 // sums of entries minus exits give the customers per stage.

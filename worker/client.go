@@ -104,6 +104,10 @@ type Config struct {
 	// PointsExpiryBatch is how many lots one points expiry transaction
 	// handles. Default: PointsExpiryBatchDefault.
 	PointsExpiryBatch int
+	// TierSweepInterval is how often every customer's loyalty tier is
+	// derived again (tiers fall as windows roll past). Default:
+	// TierSweepIntervalDefault.
+	TierSweepInterval time.Duration
 	// ID names this client in river_job.attempted_by and River's leader
 	// election; give each process its own. Default: River's, host name and
 	// start time.
@@ -137,6 +141,7 @@ func (c *Config) withDefaults() *Config {
 	out.CouponExpiryInterval = valOrDefault(out.CouponExpiryInterval, CouponExpiryIntervalDefault)
 	out.PointsExpiryInterval = valOrDefault(out.PointsExpiryInterval, PointsExpiryIntervalDefault)
 	out.PointsExpiryBatch = valOrDefault(out.PointsExpiryBatch, PointsExpiryBatchDefault)
+	out.TierSweepInterval = valOrDefault(out.TierSweepInterval, TierSweepIntervalDefault)
 	return &out
 }
 
@@ -224,7 +229,7 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
 		}
-		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg), pointsExpiryPeriodicJob(cfg))
+		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg), pointsExpiryPeriodicJob(cfg), tierSweepPeriodicJob(cfg))
 	}
 	return rc, nil
 }

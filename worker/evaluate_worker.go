@@ -70,6 +70,17 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 			return err
 		}
 		fr := newFirer(rs.Version)
+		// The tier first, so that the events' rules read it current; a
+		// change records a tier_changed event, evaluated after these.
+		if changesFacts(pending) && len(rs.Tiers) > 0 {
+			last := pending[len(pending)-1]
+			page, err := st.RecomputeTiers(ctx, &store.TierRecompute{Tiers: rs.Tiers, CustomerIDs: []string{job.Args.CustomerID},
+				Now: now, Reason: store.EventTierReason(last.Type, last.ID), RuleSetVersion: rs.Version})
+			if err != nil {
+				return err
+			}
+			fr.events = append(fr.events, store.TierEvents(page.Changes)...)
+		}
 		var deliveries []*store.Delivery
 		var runs *evalRuns
 		if w.journeys != nil && hasJourneys(rs) {
@@ -88,6 +99,12 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[jobs.EvaluateA
 			}
 			cust := *facts
 			cust.Stage = stage
+			// A refund takes back the order's points before its rules run.
+			spent, err := reverseOrderPoints(ctx, st, &ev.Event, now)
+			if err != nil {
+				return err
+			}
+			fr.events = append(fr.events, spent...)
 			if rs.ReadsPoints() {
 				p, err := st.PointsSummary(ctx, cust.ID, now)
 				if err != nil {
@@ -198,4 +215,15 @@ func (w *EvaluateWorker) journeyEvent(ctx context.Context, st *store.Store, fr *
 	}
 	runs.jobs = append(runs.jobs, res.jobs...)
 	return append(deliveries, res.deliveries...), nil
+}
+
+// changesFacts reports whether any of the events may change what tiers
+// are derived from (spend, points): all but tier changes and reminders.
+func changesFacts(evs []*store.PendingEvent) bool {
+	for _, e := range evs {
+		if e.Type != store.EventTierChanged && e.Type != store.EventPointsExpiring {
+			return true
+		}
+	}
+	return false
 }

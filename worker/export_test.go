@@ -70,6 +70,12 @@ func ResumeJourneyRunsTx(ctx context.Context, tx pgx.Tx, client *river.Client[pg
 	return newJourneys(h, slog.Default()).resume(ctx, tx, client, refs, now)
 }
 
+// NewTierSweepWorker returns a tier sweep reading page customers per
+// transaction (0: the default), for tests.
+func NewTierSweepWorker(pool *pgxpool.Pool, rs *rules.Holder, now Clock, page int) *TierSweepWorker {
+	return &TierSweepWorker{pool: pool, rules: rs, now: now, page: page, logger: slog.New(slog.DiscardHandler)}
+}
+
 // NewPointsExpiryWorker returns a points expiry worker for tests.
 func NewPointsExpiryWorker(pool *pgxpool.Pool, rs *rules.Holder, now Clock, batch int) *PointsExpiryWorker {
 	return &PointsExpiryWorker{pool: pool, rules: rs, now: now, batch: batch, logger: slog.New(slog.DiscardHandler)}

@@ -22,8 +22,8 @@ const (
 	// lots are looked for.
 	PointsExpiryIntervalDefault = 5 * time.Minute
 	// PointsExpiryBatchDefault is how many lots one transaction closes or
-	// reminds of.
-	PointsExpiryBatchDefault = 5000
+	// reminds of (a batch's events are one per customer when expiring).
+	PointsExpiryBatchDefault = 50_000
 )
 
 // PointsExpiryWorker closes the points lots whose expiry has passed, in
@@ -59,60 +59,67 @@ type PointsExpiryStats struct {
 }
 
 // Run expires and reminds of every due lot, in batches of the worker's
-// size, enqueueing the events' evaluation with client.
+// size, enqueueing the events' evaluation with client. Expiry batches
+// follow one another by cursor (each starts where the last ended).
 func (w *PointsExpiryWorker) Run(ctx context.Context, client *river.Client[pgx.Tx]) (PointsExpiryStats, error) {
 	var stats PointsExpiryStats
 	batch := valOrDefault(w.batch, PointsExpiryBatchDefault)
-	for _, expire := range []bool{true, false} {
-		for {
-			n, err := w.runBatch(ctx, client, expire, batch)
-			if expire {
-				stats.Expired += n
-			} else {
-				stats.Reminded += n
-			}
-			if err != nil {
-				return stats, err
-			}
-			if n < batch {
-				break
-			}
+	now := w.now()
+	var cursor store.ExpireCursor
+	for {
+		var b store.ExpiredBatch
+		err := w.inTx(ctx, client, func(st *store.Store) ([]store.PointsEvent, error) {
+			var err error
+			b, err = st.ExpirePoints(ctx, now, batch, cursor)
+			return store.LotEvents(store.EventPointsExpired, b.Customers, now), err
+		})
+		if err != nil {
+			return stats, err
+		}
+		stats.Expired += b.Lots
+		if b.Lots < batch {
+			break
+		}
+		cursor = b.Next
+		w.logger.InfoContext(ctx, "points expiry: batch done", slog.Int("num_expired", stats.Expired))
+	}
+	days := time.Duration(w.rules.Load().Defaults.ExpiringDays()) * 24 * time.Hour
+	for {
+		var n int
+		err := w.inTx(ctx, client, func(st *store.Store) ([]store.PointsEvent, error) {
+			lots, err := st.RemindPoints(ctx, now, now.Add(days), batch)
+			n = len(lots)
+			return store.LotEvents(store.EventPointsExpiring, lots, now), err
+		})
+		if err != nil {
+			return stats, err
+		}
+		stats.Reminded += n
+		if n < batch {
+			return stats, nil
 		}
 	}
-	return stats, nil
 }
 
-func (w *PointsExpiryWorker) runBatch(ctx context.Context, client *river.Client[pgx.Tx], expire bool, limit int) (int, error) {
-	n := 0
+// inTx runs fn in a transaction and records the events it returns there,
+// enqueueing their evaluation.
+func (w *PointsExpiryWorker) inTx(ctx context.Context, client *river.Client[pgx.Tx], fn func(*store.Store) ([]store.PointsEvent, error)) error {
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		st := store.New(tx)
-		now := w.now()
-		var (
-			lots []store.PointsExpired
-			typ  = store.EventPointsExpired
-			err  error
-		)
-		if expire {
-			lots, err = st.ExpirePoints(ctx, now, limit)
-		} else {
-			typ = store.EventPointsExpiring
-			days := time.Duration(w.rules.Load().Defaults.ExpiringDays()) * 24 * time.Hour
-			lots, err = st.RemindPoints(ctx, now, now.Add(days), limit)
-		}
-		if err != nil || len(lots) == 0 {
+		evs, err := fn(st)
+		if err != nil || len(evs) == 0 {
 			return err
 		}
-		n = len(lots)
-		evs, err := st.InsertPointsEvents(ctx, store.LotEvents(typ, lots, now), now)
+		refs, err := st.InsertPointsEvents(ctx, evs, w.now())
 		if err != nil {
 			return err
 		}
-		return ingest.EnqueueEvaluations(ctx, tx, client, evs)
+		return ingest.EnqueueEvaluations(ctx, tx, client, refs)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("points expiry: %w", err)
+		return fmt.Errorf("points expiry: %w", err)
 	}
-	return n, nil
+	return nil
 }
 
 // pointsExpiryPeriodicJob runs points expiry every PointsExpiryInterval and

@@ -75,4 +75,40 @@ rules:
 	require.NoError(t, err)
 	require.Equal(t, worker.PointsExpiryStats{}, stats, "each lot is expired and reminded of once")
 	require.Equal(t, 3, db.Count(t, "events", "type LIKE 'points_%'"))
+
+	// A customer's lots closed in one batch make one points_expired event;
+	// batches follow one another by cursor and miss none.
+	for _, tc := range []struct {
+		customer   string
+		batch      int
+		wantEvents int
+	}{{customer: "c", batch: 10, wantEvents: 1}, {customer: "d", batch: 2, wantEvents: 2}} {
+		_, err := st.IngestEvent(ctx, &store.NewEvent{CustomerID: tc.customer, Type: "signed_up", OccurredAt: at, ReceivedAt: at}, "reach", "v1")
+		require.NoError(t, err)
+		var grants []store.PointsGrantReq
+		for i := range 3 {
+			grants = append(grants, store.PointsGrantReq{CustomerID: tc.customer, Amount: int64(10 * (i + 1)), Reason: "r", GrantedAt: at,
+				ExpiresAt: at.Add(time.Duration(i+1) * time.Hour), Key: tc.customer + itoa(int64(i))})
+		}
+		_, err = st.GrantPoints(ctx, grants)
+		require.NoError(t, err)
+		stats, err := worker.NewPointsExpiryWorker(db.Pool, holder, func() time.Time { return now }, tc.batch).Run(ctx, client)
+		require.NoError(t, err)
+		require.Equal(t, 3, stats.Expired, tc.customer)
+		require.Equal(t, tc.wantEvents, db.Count(t, "events", "customer_id = '"+tc.customer+"' AND type = 'points_expired'"), tc.customer)
+		require.Equal(t, 60, sumPoints(t, db, tc.customer), tc.customer)
+		sum, err := st.PointsSummary(ctx, tc.customer, now)
+		require.NoError(t, err)
+		require.Zero(t, sum.Balance, tc.customer)
+	}
+	require.Equal(t, 1, db.Count(t, "events", "customer_id = 'c' AND type = 'points_expired' AND jsonb_array_length(properties->'lot_ids') = 3"))
+}
+
+// sumPoints adds up the points of a customer's points_expired events.
+func sumPoints(t *testing.T, db *testdb.DB, customer string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(),
+		"SELECT COALESCE(sum((properties->>'points')::int), 0) FROM events WHERE customer_id = $1 AND type = 'points_expired'", customer).Scan(&n))
+	return n
 }

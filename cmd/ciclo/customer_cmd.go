@@ -181,7 +181,11 @@ func describeEntry(e *store.TimelineEntry) string {
 		if to == "" {
 			to = "(none)"
 		}
-		return fmt.Sprintf("tier %s -> %s", from, to)
+		s := fmt.Sprintf("tier %s -> %s", from, to)
+		if r := str("reason"); r != "" {
+			s += " (" + r + ")"
+		}
+		return s
 	case store.TimelineSkip:
 		// expr errors end with a snippet of the condition; the first line says it.
 		msg, _, _ := strings.Cut(strings.TrimPrefix(str("error"), fmt.Sprintf("rule %q: ", e.Rule)), "\n")

@@ -259,7 +259,7 @@ func metricLabels(rs *rules.RuleSet) metrics.Labels {
 			store.DeliveryFailed, "retry"},
 		JobKinds: []string{jobs.EvaluateArgs{}.Kind(), jobs.DispatchArgs{}.Kind(), jobs.DispatchBatchArgs{}.Kind(),
 			jobs.SweepArgs{}.Kind(), jobs.SweepShardArgs{}.Kind(), jobs.CouponExpiryArgs{}.Kind(),
-			jobs.PointsExpiryArgs{}.Kind()},
+			jobs.PointsExpiryArgs{}.Kind(), jobs.TierSweepArgs{}.Kind()},
 		Queues:    []string{jobs.QueueEvaluate, jobs.QueueEmail, jobs.QueueWebhook, jobs.QueueSweep},
 		JobStates: []string{"available", "cancelled", "discarded", "pending", "retryable", "running", "scheduled"},
 	}

@@ -90,25 +90,37 @@ INSERT INTO points_entries (customer_id, lot_id, operation_id, kind, amount, cre
 VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: ExpirePoints
--- Expires up to $2 lots whose expiry is at or before $1 and that have something left, turning
--- the remainder into an expiry entry; returns each expired lot with the points it lost. Lots a
--- concurrent spend holds are skipped and expire in the next batch.
+-- Expires up to @limit lots whose expiry is at or before @at and that have something left, after
+-- the sweep's cursor (@after_expires, @after_customer, @after_id) in the order of the partial
+-- index points_lots_expiry_idx, so each batch starts where the last one ended instead of walking
+-- the index entries the earlier batches left dead. What is left of each lot becomes an expiry
+-- entry. Returns one row per customer: its lots expired (ids), the points they lost, their latest
+-- expiry, and on every row the cursor of the last lot taken and how many were. Lots a concurrent
+-- spend holds are skipped and expire in the next run.
 WITH due AS (
-    SELECT customer_id, id, remaining FROM points_lots
-    WHERE expires_at <= $1 AND remaining > 0 AND expired_at IS NULL AND expires_at IS NOT NULL
+    SELECT customer_id, id, remaining, expires_at FROM points_lots
+    WHERE expires_at <= @at AND remaining > 0 AND expired_at IS NULL AND expires_at IS NOT NULL
+      AND (expires_at, customer_id, id) > (@after_expires::timestamptz, @after_customer::text, @after_id::bigint)
     ORDER BY expires_at, customer_id, id
-    LIMIT $2
+    LIMIT @limit
     FOR UPDATE SKIP LOCKED
+), last AS (
+    SELECT expires_at, customer_id, id, (SELECT count(*) FROM due) AS n FROM due
+    ORDER BY expires_at DESC, customer_id DESC, id DESC LIMIT 1
 ), upd AS (
-    UPDATE points_lots l SET remaining = 0, expired_at = $1
+    UPDATE points_lots l SET remaining = 0, expired_at = @at
     FROM due
     WHERE l.customer_id = due.customer_id AND l.id = due.id
     RETURNING l.customer_id, l.id, due.remaining, l.expires_at
 ), entry AS (
     INSERT INTO points_entries (customer_id, lot_id, kind, amount, created_at)
-    SELECT customer_id, id, 'expire', -remaining, $1 FROM upd
+    SELECT customer_id, id, 'expire', -remaining, @at FROM upd
 )
-SELECT customer_id, id, remaining, expires_at FROM upd;
+SELECT u.customer_id, array_agg(u.id ORDER BY u.id), sum(u.remaining)::bigint, max(u.expires_at),
+       last.expires_at, last.customer_id, last.id, last.n
+FROM upd u CROSS JOIN last
+GROUP BY u.customer_id, last.expires_at, last.customer_id, last.id, last.n
+ORDER BY u.customer_id;
 
 -- name: GetPointsSummary
 -- Reads a customer's points at $2: balance (the ledger's sum), pending, the earliest expiry of

@@ -223,6 +223,22 @@ FROM fired f
 GROUP BY 1, 2
 ORDER BY 1, 2;
 
+-- name: ReportPoints
+-- Loyalty points per period over [$2, $3), from the ledger's entries: granted (grant entries),
+-- spent (redemptions, reversals of refunded orders, negative adjustments and their debts, as
+-- positive points), expired (expiry entries) and the net change; entries before $2 fall in one
+-- NULL bucket, so the running sum of the net change is the liability (points outstanding) at $2
+-- and at the end of every period.
+SELECT CASE WHEN created_at < $2 THEN NULL ELSE date_trunc($1::text, created_at AT TIME ZONE 'UTC') END AS period,
+       COALESCE(sum(amount) FILTER (WHERE kind = 'grant'), 0)::bigint,
+       COALESCE(-sum(amount) FILTER (WHERE kind IN ('spend', 'reverse', 'adjust', 'debt')), 0)::bigint,
+       COALESCE(-sum(amount) FILTER (WHERE kind = 'expire'), 0)::bigint,
+       sum(amount)::bigint
+FROM points_entries
+WHERE created_at < $3
+GROUP BY 1
+ORDER BY 1 NULLS FIRST;
+
 -- name: ReportEventsCount
 -- Counts every event: the benchmark's baseline scan.
 SELECT count(*) FROM events;

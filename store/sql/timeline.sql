@@ -68,7 +68,7 @@ SELECT at, kind, id, rule, rule_set_version, detail FROM (
     WHERE e.customer_id = $1
     UNION ALL
     SELECT occurred_at, 'tier', 12, id, '', rule_set_version,
-           jsonb_build_object('from', from_tier, 'to', to_tier)
+           jsonb_build_object('from', from_tier, 'to', to_tier, 'reason', reason)
     FROM tier_transitions WHERE customer_id = $1
 ) t
 ORDER BY at DESC, ord DESC, id DESC
