@@ -43,9 +43,10 @@ func TestBench(t *testing.T) {
 
 	require.Equal(t, 1, db.Count(t, "customers", ""), "the target schema's customers")
 	require.Equal(t, 0, db.Count(t, "events", ""), "the target schema's events")
+	require.NotEmpty(t, res.Schemas)
 	var left int
-	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ciclo\\_bench\\_%'").Scan(&left))
-	require.Zero(t, left, "schemas the run created are dropped")
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1)", res.Schemas).Scan(&left))
+	require.Zero(t, left, "the schemas the run created (%v) are dropped", res.Schemas)
 }
 
 // TestBenchFlags checks that bad flags are refused before anything runs.

@@ -59,11 +59,11 @@ type Result struct {
 	Quick   bool    `json:"quick"`
 	Runs    int     `json:"runs"`
 	// Database is the database the run's schemas were created (and
-	// dropped) in, without credentials.
-	Database string  `json:"database"`
-	Schemas  string  `json:"schemas"`
-	Seconds  float64 `json:"seconds"`
-	Rows     []Row   `json:"rows"`
+	// dropped) in, without credentials; Schemas are their names.
+	Database string   `json:"database"`
+	Schemas  []string `json:"schemas"`
+	Seconds  float64  `json:"seconds"`
+	Rows     []Row    `json:"rows"`
 }
 
 // Row is one measured figure beside its baseline.
@@ -110,6 +110,8 @@ type runner struct {
 	cfg    Config
 	sizes  sizes
 	logger *slog.Logger
+	// schemas are those the run created, each dropped after its row.
+	schemas []string
 }
 
 // sizes are the row sizes of a quick or a full run.
@@ -174,8 +176,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Machine: m, Quick: cfg.Quick, Runs: r.cfg.Runs, Database: redact(cfg.DatabaseURL),
-		Schemas: schemaPrefix + "* (one per row, created and dropped by the run)"}
+	res := &Result{Machine: m, Quick: cfg.Quick, Runs: r.cfg.Runs, Database: redact(cfg.DatabaseURL)}
 	steps := map[string]func(context.Context) ([]Row, error){
 		GroupIngest: r.ingest, GroupSweep: r.sweep, GroupEventEmail: r.eventEmail,
 		GroupDispatch: r.dispatch, GroupJobs: r.jobs,
@@ -186,10 +187,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		rows, err := steps[g](ctx)
 		if err != nil {
-			return nil, fmt.Errorf("bench %s: %w", g, err)
+			return nil, fmt.Errorf("bench %s: %w (the row's schema is dropped; nothing else was touched)", g, err)
 		}
 		res.Rows = append(res.Rows, rows...)
 	}
+	res.Schemas = r.schemas
 	res.Machine.LoadAfter = loadAverage()
 	res.Seconds = time.Since(r.start).Seconds()
 	return res, nil

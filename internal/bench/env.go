@@ -85,6 +85,7 @@ func (r *runner) newEnv(ctx context.Context, o envOptions) (_ *env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create schema %s: %w", e.schema, err)
 	}
+	r.schemas = append(r.schemas, e.schema)
 	if e.url, err = withSearchPath(r.cfg.DatabaseURL, e.schema); err != nil {
 		return nil, err
 	}

@@ -90,26 +90,13 @@ func (r *runner) cicloLatency(ctx context.Context, e *env, arrived *arrivals, ra
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("%s%d@example.com", prefix, i)
 	}
-	sent := make([]time.Time, n)
-	errs := make(chan error, n)
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	var wg sync.WaitGroup
-	for i := range n {
-		<-tick.C
-		sent[i] = time.Now()
-		wg.Go(func() {
-			errs <- e.postEvents(ctx, fmt.Sprintf(`{"customer_id":"%s%d","type":"order_placed","email":"%s","properties":{"total":20}}`,
-				prefix, i, addrs[i]))
-		})
-	}
+	sent, wait := atRate(rate, n, func(i int) error {
+		return e.postEvents(ctx, fmt.Sprintf(`{"customer_id":"%s%d","type":"order_placed","email":"%s","properties":{"total":20}}`,
+			prefix, i, addrs[i]))
+	})
 	backlog := n - arrived.count(addrs)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return 0, nil, err
-		}
+	if err := wait(); err != nil {
+		return 0, nil, err
 	}
 	at, err := arrived.wait(ctx, addrs, r.sizes.drainTimeout)
 	if err != nil {
@@ -135,32 +122,51 @@ func (r *runner) cicloLatency(ctx context.Context, e *env, arrived *arrivals, ra
 // baselineLatency runs the baseline at rate: per event, an INSERT and a
 // go-mail send over raw's one connection, timed from the tick.
 func (r *runner) baselineLatency(ctx context.Context, e *env, raw *rawMailer, rate, n int) ([]time.Duration, error) {
+	done := make([]time.Time, n)
+	sent, wait := atRate(rate, n, func(i int) error {
+		if _, err := e.pool.Exec(ctx, `INSERT INTO bench_insert (customer_id, payload, at) VALUES ($1, '{"total": 20}', now())`,
+			fmt.Sprint("c-", i)); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		err := raw.send(fmt.Sprintf("raw-%d@example.com", i))
+		done[i] = time.Now()
+		return err
+	})
+	if err := wait(); err != nil {
+		return nil, err
+	}
 	lat := make([]time.Duration, n)
+	for i := range lat {
+		lat[i] = done[i].Sub(sent[i])
+	}
+	return lat, nil
+}
+
+// atRate calls fn(i) for i < n, each in a goroutine of its own, one every
+// 1/rate s whether or not earlier calls have returned, so that the offered
+// load is the rate. It returns after the last call has started: when each
+// started, and a wait that returns the first error once all have returned.
+func atRate(rate, n int, fn func(i int) error) ([]time.Time, func() error) {
+	started := make([]time.Time, n)
 	errs := make(chan error, n)
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	for i := range n {
 		<-tick.C
-		start := time.Now()
-		wg.Go(func() {
-			if _, err := e.pool.Exec(ctx, `INSERT INTO bench_insert (customer_id, payload, at) VALUES ($1, '{"total": 20}', now())`,
-				fmt.Sprint("c-", i)); err != nil {
-				errs <- fmt.Errorf("insert: %w", err)
-				return
+		started[i] = time.Now()
+		wg.Go(func() { errs <- fn(i) })
+	}
+	return started, func() error {
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				return err
 			}
-			errs <- raw.send(fmt.Sprintf("raw-%d@example.com", i))
-			lat[i] = time.Since(start)
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return nil, err
 		}
+		return nil
 	}
-	return lat, nil
 }
 
 // arrivals records when the SMTP server accepted a message, by recipient.

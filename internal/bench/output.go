@@ -39,7 +39,8 @@ func Write(w io.Writer, res *Result, format string) error {
 	fmt.Fprintf(w, "ciclo bench, %s run, %d run(s) per row, %s, %.0f s\n", kind, res.Runs, m.Started, res.Seconds)
 	fmt.Fprintf(w, "machine: %d CPUs, %.1f GiB, %s, %s; load average %s before, %s after\n",
 		m.CPUs, m.MemoryGiB, m.Postgres, m.Go, m.LoadBefore, m.LoadAfter)
-	fmt.Fprintf(w, "database: %s, in schemas %s; nothing else in it is read or written\n\n", res.Database, res.Schemas)
+	fmt.Fprintf(w, "database: %s, in %d schemas %s* of its own, created and dropped; nothing else in it was read or written\n\n",
+		res.Database, len(res.Schemas), schemaPrefix)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROW\tSIZE\tCICLO\tBASELINE\tRATIO (MIN–MAX)\tTARGET\tPEAK RSS")
 	for _, r := range res.Rows {
