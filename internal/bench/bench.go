@@ -129,7 +129,7 @@ var (
 	quickSizes = sizes{ingestFor: time.Second, sweep: []int{5_000, 20_000},
 		emailRates: []int{50, 100, 200}, emailFor: time.Second, dispatch: 500, jobs: 1_000, drainTimeout: time.Minute}
 	fullSizes = sizes{ingestFor: 5 * time.Second, sweep: []int{100_000, 1_000_000},
-		emailRates: []int{50, 100, 200}, emailFor: 10 * time.Second, dispatch: 10_000, jobs: 20_000, drainTimeout: 10 * time.Minute}
+		emailRates: []int{50, 100, 200}, emailFor: 10 * time.Second, dispatch: 10_000, jobs: 10_000, drainTimeout: 10 * time.Minute}
 )
 
 // CheckOnly validates --only's names.

@@ -50,6 +50,9 @@ func (r *runner) dispatch(ctx context.Context) ([]Row, error) {
 	ResetPeakRSS()
 	samples, err := r.measure(ctx,
 		func(context.Context) (float64, error) {
+			if err := raw.begin(); err != nil {
+				return 0, err
+			}
 			start := time.Now()
 			for i := range n {
 				if err := raw.send(fmt.Sprintf("c-%08d@example.com", i)); err != nil {

@@ -122,6 +122,9 @@ func (r *runner) cicloLatency(ctx context.Context, e *env, arrived *arrivals, ra
 // baselineLatency runs the baseline at rate: per event, an INSERT and a
 // go-mail send over raw's one connection, timed from the tick.
 func (r *runner) baselineLatency(ctx context.Context, e *env, raw *rawMailer, rate, n int) ([]time.Duration, error) {
+	if err := raw.begin(); err != nil {
+		return nil, err
+	}
 	done := make([]time.Time, n)
 	sent, wait := atRate(rate, n, func(i int) error {
 		if _, err := e.pool.Exec(ctx, `INSERT INTO bench_insert (customer_id, payload, at) VALUES ($1, '{"total": 20}', now())`,
@@ -235,6 +238,8 @@ func (a *arrivals) wait(ctx context.Context, addrs []string, timeout time.Durati
 
 // rawMailer sends with go-mail over one connection to an SMTP server of its
 // own, the message ciclo renders for the welcome template, one at a time.
+// begin opens the connection a measurement reuses (an idle one would be
+// closed by the server between measurements).
 type rawMailer struct {
 	mu     sync.Mutex
 	srv    *smtptest.Server
@@ -251,12 +256,19 @@ func newRawMailer() (*rawMailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := dialRaw(srv)
-	if err != nil {
-		_ = srv.Close()
-		return nil, err
+	return &rawMailer{srv: srv, msg: msg}, nil
+}
+
+// begin replaces the connection with a new one, untimed.
+func (m *rawMailer) begin() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.client != nil {
+		_ = m.client.Close()
 	}
-	return &rawMailer{srv: srv, client: client, msg: msg}, nil
+	var err error
+	m.client, err = dialRaw(m.srv)
+	return err
 }
 
 func (m *rawMailer) send(to string) error {
@@ -266,7 +278,9 @@ func (m *rawMailer) send(to string) error {
 }
 
 func (m *rawMailer) close() {
-	_ = m.client.Close()
+	if m.client != nil {
+		_ = m.client.Close()
+	}
 	_ = m.srv.Close()
 }
 
