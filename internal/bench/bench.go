@@ -250,8 +250,9 @@ func (r *runner) finish(row Row, samples []sample, lowerBetter bool, minRatio fl
 		row.Details = medianDetails(samples)
 	}
 	row.PeakRSSMiB = float64(PeakRSS()) / (1 << 20)
-	r.progress("%s (%s): %s %s vs %s %s: ratio %.2f%s", row.Name, row.Size, num(row.Value), row.Unit,
-		num(row.BaselineValue), row.Baseline, row.Ratio, metText(row.Met))
+	r.progress("%s (%s): %s %s vs %s %s: ratio %.2f (%.2f–%.2f over %d runs)%s; peak RSS %.0f MiB", row.Name, row.Size,
+		num(row.Value), row.Unit, num(row.BaselineValue), row.Baseline, row.Ratio, row.RatioMin, row.RatioMax, row.Runs,
+		metText(row.Met), row.PeakRSSMiB)
 	return row
 }
 
