@@ -155,22 +155,41 @@ func forEachClient(clients int, d time.Duration, fn func(client int) error) (tim
 	return time.Since(start), <-errs
 }
 
-// postEvents posts a body to /v1/events; anything but 202 is an error.
+// postEvents posts a body to /v1/events, again after a 503 (the API's
+// "not stored, retry": an overloaded database), up to postTries times;
+// anything else but 202 is an error.
 func (e *env) postEvents(ctx context.Context, body string) error {
+	var err error
+	for try := range postTries {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		}
+		var status int
+		if status, err = e.post(ctx, body); status != http.StatusServiceUnavailable {
+			return err
+		}
+	}
+	return err
+}
+
+// postTries bounds postEvents' attempts.
+const postTries = 5
+
+func (e *env) post(ctx context.Context, body string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.base+"/v1/events", strings.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	resp, err := e.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("post events: %w", err)
+		return 0, fmt.Errorf("post events: %w", err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("post events: status %d: %s", resp.StatusCode, b)
+		return resp.StatusCode, fmt.Errorf("post events: status %d: %s", resp.StatusCode, b)
 	}
-	return nil
+	return resp.StatusCode, nil
 }

@@ -99,7 +99,7 @@ func (r *runner) jobs(ctx context.Context) ([]Row, error) {
 					if i > first {
 						sb.WriteByte(',')
 					}
-					fmt.Fprintf(&sb, `{"customer_id":"j%d-%d","type":"order_placed","properties":{"total":5}}`, run, i)
+					fmt.Fprintf(&sb, `{"customer_id":"j%d-%d","type":"order_placed","idempotency_key":"j%d-%d","properties":{"total":5}}`, run, i, run, i)
 				}
 				sb.WriteByte(']')
 				if err := e.postEvents(ctx, sb.String()); err != nil {
