@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	cbench "github.com/ciclohq/ciclo/internal/bench"
 	"github.com/ciclohq/ciclo/jobs"
 	"github.com/ciclohq/ciclo/store"
 	"github.com/ciclohq/ciclo/worker"
@@ -47,7 +48,7 @@ func BenchmarkJourneyResume(b *testing.B) {
 	bench := setupSweep(b, benchJourneyRules)
 	ctx := context.Background()
 	now := bench.clock.Now()
-	copyCustomers(b, bench, n, now)
+	require.NoError(b, cbench.CopyCustomers(ctx, bench.db.Pool, n, now))
 	rs := bench.rules.Load()
 	client, err := worker.NewClient(bench.db.Pool, &worker.Config{Rules: bench.rules, InsertOnly: true, Schema: bench.db.Schema})
 	require.NoError(b, err)

@@ -46,7 +46,7 @@ Configuration comes from flags or environment variables; see each command's
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newRulesCmd(), newDemoCmd())
-	root.AddCommand(newTemplatesCmd(), newCustomerCmd(), newReportCmd(), newImportCmd())
+	root.AddCommand(newTemplatesCmd(), newCustomerCmd(), newReportCmd(), newImportCmd(), newBenchCmd())
 	return root
 }
 

@@ -2,11 +2,13 @@
 // 127.0.0.1 for tests. It records every message it accepts, counts connections and DATA
 // attempts, and can be scripted to reject the next messages with a given reply code.
 //
-// It is test support only: production packages never import it.
+// It is test support; besides tests, only `ciclo bench` (internal/bench) uses it, through
+// Listen, as the local SMTP server its email figures are measured against.
 package smtptest
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -38,6 +40,12 @@ type Options struct {
 	// OnData, optional, is called when a message's data has been read,
 	// before the delay and the reply.
 	OnData func()
+	// OnMessage, optional, is called with each accepted message's envelope
+	// recipients, as it is accepted (benchmarks time deliveries with it).
+	OnMessage func(to []string)
+	// Discard keeps no message (Messages stays empty) and skips parsing:
+	// only counts, for benchmarks sending many. Default: keep every message.
+	Discard bool
 }
 
 // Server is a running SMTP test server. Its fields are fixed once Start returns.
@@ -50,7 +58,12 @@ type Server struct {
 
 	opts Options
 
+	srv    *smtp.Server
+	ln     net.Listener
+	served chan struct{}
+
 	mu          sync.Mutex
+	accepted    int // messages accepted, kept or not
 	msgs        []Received
 	tries       []Received    // every DATA transfer, rejected ones too
 	changed     chan struct{} // closed and replaced whenever msgs grows
@@ -96,11 +109,21 @@ func Start(t testing.TB) *Server {
 // t.Cleanup. It fails the test if the server cannot listen.
 func StartWithOptions(t testing.TB, opts Options) *Server {
 	t.Helper()
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Listen(opts)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
 
-	s := &Server{Addr: ln.Addr().String(), opts: opts, changed: make(chan struct{})}
+// Listen starts a server on 127.0.0.1:0 configured by opts, outside a test;
+// the caller closes it.
+func Listen(opts Options) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("smtptest: listen: %w", err)
+	}
+
+	s := &Server{Addr: ln.Addr().String(), opts: opts, changed: make(chan struct{}), ln: ln, served: make(chan struct{})}
 	userinfo := ""
 	if opts.Username != "" {
 		userinfo = fmt.Sprintf("%s:%s@", opts.Username, opts.Password)
@@ -117,20 +140,48 @@ func StartWithOptions(t testing.TB, opts Options) *Server {
 	// Connection errors after a client hangs up are normal in tests; t.Log would panic if
 	// called after the test finished, so they are discarded.
 	srv.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv = srv
 
-	served := make(chan struct{})
 	go func() {
-		defer close(served)
+		defer close(s.served)
 		_ = srv.Serve(ln)
 	}()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		// Close misses the listener if Serve has not registered it yet; closing it here too
-		// makes Serve return in every case.
-		_ = ln.Close()
-		<-served
-	})
-	return s
+	return s, nil
+}
+
+// Close stops the server and waits for it to stop serving.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	// Close misses the listener if Serve has not registered it yet; closing it here too
+	// makes Serve return in every case.
+	_ = s.ln.Close()
+	<-s.served
+	return err
+}
+
+// Count returns the number of messages accepted so far (kept or discarded).
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
+}
+
+// WaitCount waits until at least n messages have been accepted (kept or
+// discarded), or ctx ends. It wakes on each arrival; it does not poll.
+func (s *Server) WaitCount(ctx context.Context, n int) error {
+	for {
+		s.mu.Lock()
+		got, changed := s.accepted, s.changed
+		s.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("smtptest: %d of %d messages arrived: %w", got, n, ctx.Err())
+		}
+	}
 }
 
 // Messages returns a copy of the messages received so far, in arrival order.
@@ -242,9 +293,15 @@ func (s *Server) scriptedFailure() error {
 }
 
 func (s *Server) add(r Received) {
+	if s.opts.OnMessage != nil {
+		s.opts.OnMessage(r.To)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, r)
+	s.accepted++
+	if !s.opts.Discard {
+		s.msgs = append(s.msgs, r)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -313,10 +370,12 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	time.Sleep(ss.srv.opts.DataDelay)
 	rcv := Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
-	rcv.ParseErr = parse(&rcv)
-	ss.srv.mu.Lock()
-	ss.srv.tries = append(ss.srv.tries, rcv)
-	ss.srv.mu.Unlock()
+	if !ss.srv.opts.Discard {
+		rcv.ParseErr = parse(&rcv)
+		ss.srv.mu.Lock()
+		ss.srv.tries = append(ss.srv.tries, rcv)
+		ss.srv.mu.Unlock()
+	}
 	if err := ss.srv.scriptedFailure(); err != nil {
 		return err
 	}
