@@ -8,7 +8,7 @@
 // workers, store.Fire, the dispatcher, the SMTP channel) in a schema of its
 // own that it creates in the target database and drops afterwards; nothing
 // outside that schema is read or written. Email goes to an in-process SMTP
-// server (internal/smtptest).
+// server (internal/smtpsink).
 package bench
 
 import (

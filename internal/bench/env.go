@@ -22,7 +22,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ciclohq/ciclo/internal/app"
-	"github.com/ciclohq/ciclo/internal/smtptest"
+	"github.com/ciclohq/ciclo/internal/smtpsink"
 	"github.com/ciclohq/ciclo/worker"
 )
 
@@ -50,7 +50,7 @@ type env struct {
 	url    string        // DatabaseURL with search_path=schema
 	pool   *pgxpool.Pool // the row's own connections (baselines, loading)
 	app    *app.App
-	smtp   *smtptest.Server
+	smtp   *smtpsink.Server
 	base   string // http://host:port of the API
 	token  string
 	http   *http.Client
@@ -104,7 +104,7 @@ func (r *runner) newEnv(ctx context.Context, o envOptions) (_ *env, err error) {
 	if err := os.WriteFile(rulesPath, []byte(o.rules), 0o600); err != nil {
 		return nil, fmt.Errorf("write rules: %w", err)
 	}
-	if e.smtp, err = smtptest.Listen(smtptest.Options{Discard: true, OnMessage: o.onMessage}); err != nil {
+	if e.smtp, err = smtpsink.Listen(smtpsink.Options{Discard: true, OnMessage: o.onMessage}); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

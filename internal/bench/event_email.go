@@ -11,7 +11,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/ciclohq/ciclo/internal/app"
-	"github.com/ciclohq/ciclo/internal/smtptest"
+	"github.com/ciclohq/ciclo/internal/smtpsink"
 )
 
 // eventEmailRules emails every order_placed event's customer.
@@ -242,7 +242,7 @@ func (a *arrivals) wait(ctx context.Context, addrs []string, timeout time.Durati
 // closed by the server between measurements).
 type rawMailer struct {
 	mu     sync.Mutex
-	srv    *smtptest.Server
+	srv    *smtpsink.Server
 	client *gomail.Client
 	msg    renderedMail
 }
@@ -252,7 +252,7 @@ func newRawMailer() (*rawMailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := smtptest.Listen(smtptest.Options{Discard: true})
+	srv, err := smtpsink.Listen(smtpsink.Options{Discard: true})
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
-	"github.com/ciclohq/ciclo/internal/smtptest"
+	"github.com/ciclohq/ciclo/internal/smtpsink"
 	"github.com/ciclohq/ciclo/templates"
 	"github.com/ciclohq/ciclo/unsubscribe"
 )
@@ -59,7 +59,7 @@ func (m renderedMail) send(client *gomail.Client, to string) error {
 }
 
 // dialRaw opens one go-mail connection to srv, kept for every send.
-func dialRaw(srv *smtptest.Server) (*gomail.Client, error) {
+func dialRaw(srv *smtpsink.Server) (*gomail.Client, error) {
 	host, port, err := net.SplitHostPort(srv.Addr)
 	if err != nil {
 		return nil, err
