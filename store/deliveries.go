@@ -219,6 +219,10 @@ type Dispatch struct {
 	// Points are the customer's balance and next expiry when the delivery
 	// was queued, and its tier (Pending is not read).
 	Points PointsSummary
+
+	// lowerEmail is the address as Postgres lower-cases it, to look up the
+	// hash an erasure may have left of it.
+	lowerEmail string
 }
 
 // GetDispatches reads deliveries with their customers, suppressions, events
@@ -247,7 +251,52 @@ func (s *Store) GetDispatches(ctx context.Context, refs []DeliveryRef, now time.
 	if err := db.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
 	}
+	if err := s.erasedSuppressions(ctx, out); err != nil {
+		return nil, fmt.Errorf("get %d deliveries: %w", len(refs), err)
+	}
 	return out, nil
+}
+
+// erasedSuppressions marks the dispatches whose address was erased (kept
+// as its hash in suppressions, see EraseCustomer) suppressed for that
+// reason, which wins over the address's own suppression: an erased person
+// who comes back under another id is still never mailed. One statement for
+// the batch; the hashes are computed here, from the addresses as Postgres
+// lower-cased them (SuppressErasedAddress hashes the same bytes).
+func (s *Store) erasedSuppressions(ctx context.Context, dps []*Dispatch) error {
+	byHash := make(map[string][]*Dispatch, len(dps))
+	hashes := make([]string, 0, len(dps))
+	for _, dp := range dps {
+		if dp == nil || dp.lowerEmail == "" {
+			continue
+		}
+		h := erasedHashOfLower(dp.lowerEmail)
+		if _, ok := byHash[h]; !ok {
+			hashes = append(hashes, h)
+		}
+		byHash[h] = append(byHash[h], dp)
+	}
+	if len(hashes) == 0 {
+		return nil
+	}
+	rows, err := s.db.Query(ctx, q("ErasedSuppressions"), hashes)
+	if err != nil {
+		return fmt.Errorf("read erased addresses: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h, reason string
+		if err := rows.Scan(&h, &reason); err != nil {
+			return fmt.Errorf("read erased addresses: %w", err)
+		}
+		for _, dp := range byHash[h] {
+			dp.Suppressed = reason
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read erased addresses: %w", err)
+	}
+	return nil
 }
 
 // scanDispatch scans one row of GetDispatches.
@@ -267,13 +316,14 @@ func scanDispatch(rows pgx.Rows) (*Dispatch, error) {
 		originAt  time.Time
 		points    PointsSummary
 		nextExp   *time.Time
+		lower     string
 	)
 	targets := []any{&d.ID, &d.CustomerID, &d.FiringID, &d.Rule, &d.Channel, &d.Action, &d.Status, &d.Attempts,
 		&d.LastError, &d.ProviderID, &d.Response, &d.CreatedAt, &eventID, &d.RuleSetVersion,
 		&d.MessageKey, &d.BounceClass, &d.EnhancedStatus}
 	targets = append(targets, cc.targets()...)
 	targets = append(targets, &reason, &evType, &evProps, &evAt, &cpCode, &cpKind, &cpValue, &cpExpires, &originAt,
-		&points.Balance, &nextExp, &points.Tier)
+		&points.Balance, &nextExp, &points.Tier, &lower)
 	if err := rows.Scan(targets...); err != nil {
 		return nil, err
 	}
@@ -281,7 +331,7 @@ func scanDispatch(rows pgx.Rows) (*Dispatch, error) {
 		d.EventID = *eventID
 	}
 	points.NextExpiry = timeOrZero(nextExp)
-	dp := &Dispatch{Delivery: &d, Customer: cc.customer(), Suppressed: reason, OriginAt: originAt, Points: points}
+	dp := &Dispatch{Delivery: &d, Customer: cc.customer(), Suppressed: reason, OriginAt: originAt, Points: points, lowerEmail: lower}
 	if evType != nil {
 		dp.Event = &Event{ID: d.EventID, CustomerID: d.CustomerID, Type: *evType, Properties: evProps, OccurredAt: timeOrZero(evAt)}
 	}

@@ -23,7 +23,13 @@ type Erased struct {
 
 // ErasedAddressHash is how an erased address is kept in suppressions.
 func ErasedAddressHash(email string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(email)))
+	return erasedHashOfLower(strings.ToLower(email))
+}
+
+// erasedHashOfLower is ErasedAddressHash of an address already lower-cased
+// (as SQL's lower() does it, for addresses read from the database).
+func erasedHashOfLower(lower string) string {
+	sum := sha256.Sum256([]byte(lower))
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 

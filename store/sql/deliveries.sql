@@ -60,7 +60,9 @@ SELECT (SELECT sent FROM n), EXISTS (SELECT 1 FROM claimed);
 -- Reads what dispatching a delivery needs in one round trip: the delivery and its firing,
 -- the customer, the address's suppression reason, the firing's event and its coupon, and when
 -- the event was received (the delivery created, for scheduled firings). GetDispatches
--- pipelines it for several deliveries.
+-- pipelines it for several deliveries. The hash an erasure left of the address is looked up
+-- afterwards for the whole batch (ErasedSuppressions), from the lower-cased address returned
+-- last: hashing in SQL cost more than the rest of the statement's lookups together.
 SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, d.attempts,
        d.last_error, d.provider_id, d.response, d.created_at, f.event_id, f.rule_set_version,
        COALESCE(d.message_key::text, ''), COALESCE(d.bounce_class, ''), COALESCE(d.enhanced_status, ''),
@@ -77,19 +79,11 @@ SELECT d.id, d.customer_id, d.firing_id, d.rule, d.channel, d.action, d.status, 
        (SELECT min(expires_at) FROM points_lots
         WHERE customer_id = d.customer_id AND remaining > 0 AND expired_at IS NULL
           AND available_at <= d.created_at AND expires_at > d.created_at),
-       c.tier
+       c.tier, lower(c.email)
 FROM deliveries d
 JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
 JOIN customers c ON c.id = d.customer_id
--- The address's suppression, or the hash an erasure left of it (see erasure.sql): an erased
--- person who comes back under another id is still never mailed.
-LEFT JOIN LATERAL (
-    SELECT reason FROM suppressions
-    WHERE c.email <> ''
-      AND email IN (lower(c.email), 'sha256:' || encode(sha256(convert_to(lower(c.email), 'UTF8')), 'hex'))
-    ORDER BY email LIKE 'sha256:%' DESC
-    LIMIT 1
-) s ON true
+LEFT JOIN suppressions s ON c.email <> '' AND s.email = lower(c.email)
 LEFT JOIN events e ON e.customer_id = d.customer_id AND e.id = f.event_id
 -- The firing's own coupon, else the customer's active coupon that expires
 -- first (what a "your bonus expires soon" reminder shows).
@@ -102,6 +96,10 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) cp ON true
 WHERE d.customer_id = $1 AND d.id = $2;
+
+-- name: ErasedSuppressions
+-- Reads which of the erased-address hashes $1 (see SuppressErasedAddress) are suppressed, and why.
+SELECT email, reason FROM suppressions WHERE email = ANY($1::text[]);
 
 -- name: DeliveryOutcome
 -- Reads a delivery's status and, once sent, when it was sent and when its event was received, for metrics.
