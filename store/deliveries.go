@@ -175,8 +175,10 @@ type CapClaim struct {
 // earlier ones committed, as does each decision the earlier ones in caps.
 // The locks are released at commit, before the emails are sent, so no lock
 // or connection is held across an SMTP exchange. All statements go in one
-// pipelined batch, an implicit transaction: one round trip. Recording the
-// delivery's outcome (FinishDeliveries) clears the claim.
+// pipelined batch, an implicit transaction: one round trip; each
+// customer's first delivery is decided by one set-based statement for all
+// of caps, later ones of the same customer each by one after it. Recording
+// the delivery's outcome (FinishDeliveries) clears the claim.
 func (s *Store) ClaimUnderCap(ctx context.Context, caps []Cap) ([]CapClaim, error) {
 	out := make([]CapClaim, len(caps))
 	if len(caps) == 0 {
@@ -191,8 +193,60 @@ func (s *Store) ClaimUnderCap(ctx context.Context, caps []Cap) ([]CapClaim, erro
 		custs[i] = c.Delivery.CustomerID
 	}
 	var b pgx.Batch
+	if _, inTx := s.db.(pgx.Tx); !inTx {
+		// A claim need not survive a crash of Postgres: it only marks an
+		// email in flight, and the commit makes it visible to the next
+		// decision (and releases the locks) without waiting for the WAL
+		// flush. A crash loses the claims with the outcomes recorded as
+		// asynchronously (FinishDeliveries), no more.
+		b.Queue(q("AsyncCommit"))
+	}
 	b.Queue(q("LockCustomerSends"), custs)
+	// Each customer's first delivery is decided in one statement for all;
+	// a customer's later ones each in a statement of their own after it,
+	// so each sees the claims decided before it.
+	var (
+		first     = make(map[string]bool, len(caps))
+		set, rest []int
+		cols      struct {
+			custs              []string
+			ids                []int64
+			since, stale, nows []time.Time
+			maxes              []int32
+		}
+	)
 	for i, c := range caps {
+		if first[c.Delivery.CustomerID] {
+			rest = append(rest, i)
+			continue
+		}
+		first[c.Delivery.CustomerID] = true
+		set = append(set, i)
+		cols.custs, cols.ids = append(cols.custs, c.Delivery.CustomerID), append(cols.ids, c.Delivery.ID)
+		cols.since, cols.stale = append(cols.since, c.Since), append(cols.stale, c.StaleBefore)
+		cols.maxes, cols.nows = append(cols.maxes, int32(c.Max)), append(cols.nows, c.Now)
+	}
+	b.Queue(q("ClaimUnderCapMany"), cols.custs, cols.ids, cols.since, cols.stale, cols.maxes, cols.nows).Query(func(rows pgx.Rows) error {
+		n := 0
+		for rows.Next() {
+			if n == len(set) {
+				return fmt.Errorf("claim under frequency cap: more than the %d rows asked for", len(set))
+			}
+			if err := rows.Scan(&out[set[n]].Counted, &out[set[n]].Claimed); err != nil {
+				return err
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if n != len(set) {
+			return fmt.Errorf("claim under frequency cap: %d rows for %d deliveries", n, len(set))
+		}
+		return nil
+	})
+	for _, i := range rest {
+		c := caps[i]
 		b.Queue(q("ClaimUnderCap"), c.Delivery.CustomerID, c.Delivery.ID, c.Since, c.StaleBefore, c.Max, c.Now).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&out[i].Counted, &out[i].Claimed)
 		})

@@ -389,6 +389,60 @@ func TestStore(t *testing.T) {
 		require.NoError(t, st.FinishDeliveries(ctx, nil))
 	})
 
+	t.Run("ClaimUnderCapDecidesInOrder", func(t *testing.T) {
+		t.Parallel()
+		st, b := setup(t, db)
+		for _, id := range []string{"k1", "k2"} {
+			_, err := st.IngestEvent(ctx, order(id, "", 1, at), "retention", "v1")
+			require.NoError(t, err)
+		}
+		email := func(n int, action string) []*store.Delivery {
+			out := make([]*store.Delivery, n)
+			for i := range out {
+				out[i] = &store.Delivery{Channel: "email", Action: []byte(action)}
+			}
+			return out
+		}
+		fs := []*store.Fire{
+			{Firing: store.Firing{CustomerID: "k1", Rule: "r", Occurrence: "o", RuleSetVersion: "v1", FiredAt: at},
+				Deliveries: email(6, `{}`)},
+			{Firing: store.Firing{CustomerID: "k2", Rule: "r", Occurrence: "o", RuleSetVersion: "v1", FiredAt: at},
+				Deliveries: append(email(1, `{"transactional": true}`), email(2, `{}`)...)},
+		}
+		require.NoError(t, st.Fire(ctx, fs, func() string { return "X" }, 1))
+		k1, k2 := fs[0].Deliveries, fs[1].Deliveries
+		set := func(d *store.Delivery, sql string, args ...any) {
+			_, err := b.tx.Exec(ctx, "UPDATE deliveries SET "+sql+" WHERE customer_id = $1 AND id = $2", append([]any{d.CustomerID, d.ID}, args...)...)
+			require.NoError(t, err)
+		}
+		// k1: one marketing email sent in the window, one sent before it,
+		// one in flight, one whose claim is stale: 2 count.
+		set(k1[0], "status = 'sent', sent_at = $3", at.Add(-24*time.Hour))
+		set(k1[1], "status = 'sent', sent_at = $3", at.Add(-30*24*time.Hour))
+		set(k1[2], "claimed_at = $3", at.Add(-time.Minute))
+		set(k1[3], "claimed_at = $3", at.Add(-time.Hour))
+		// k2: a transactional email sent, which never counts.
+		set(k2[0], "status = 'sent', sent_at = $3", at.Add(-time.Hour))
+
+		claim := func(d *store.Delivery, max int) store.Cap {
+			return store.Cap{Delivery: store.DeliveryRef{CustomerID: d.CustomerID, ID: d.ID}, Max: max,
+				Since: at.Add(-7 * 24 * time.Hour), StaleBefore: at.Add(-20 * time.Minute), Now: at}
+		}
+		// k1's second and k2's second delivery are each decided after the
+		// claim of the first, in the same call.
+		got, err := st.ClaimUnderCap(ctx, []store.Cap{claim(k1[4], 3), claim(k2[1], 1), claim(k1[5], 3), claim(k2[2], 1)})
+		require.NoError(t, err)
+		require.Equal(t, []store.CapClaim{{Counted: 2, Claimed: true}, {Counted: 0, Claimed: true},
+			{Counted: 3, Claimed: false}, {Counted: 1, Claimed: false}}, got)
+		require.Equal(t, 1, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'k1' AND id = $1 AND claimed_at = $2", k1[4].ID, at))
+		require.Equal(t, 0, count(t, b.tx, "SELECT count(*) FROM deliveries WHERE customer_id = 'k1' AND id = $1 AND claimed_at IS NOT NULL", k1[5].ID))
+
+		// A claimed delivery tried again (its job retried) does not count itself.
+		got, err = st.ClaimUnderCap(ctx, []store.Cap{claim(k1[4], 3)})
+		require.NoError(t, err)
+		require.Equal(t, []store.CapClaim{{Counted: 2, Claimed: true}}, got)
+	})
+
 	t.Run("NotFoundSentinels", func(t *testing.T) {
 		t.Parallel()
 		st, _ := setup(t, db)

@@ -56,6 +56,33 @@ WITH n AS (
 )
 SELECT (SELECT sent FROM n), EXISTS (SELECT 1 FROM claimed);
 
+-- name: ClaimUnderCapMany
+-- ClaimUnderCap for several deliveries in one statement: row i of the arrays (customer $1,
+-- delivery $2, window start $3, stale claims before $4, cap $5, claim time $6) claims its
+-- delivery if fewer than $5 of the customer's marketing emails count against the cap, as
+-- ClaimUnderCap does. Each customer may appear once: the counts are taken before any of
+-- this statement's claims. Run after LockCustomerSends in the same transaction. Returns, in
+-- the order of the arrays, the count and whether the delivery was claimed.
+WITH r AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::timestamptz[])
+        WITH ORDINALITY AS r(customer_id, id, since, stale_before, cap, at, ord)
+), n AS MATERIALIZED (
+    SELECT r.*,
+        (SELECT count(*) FROM deliveries
+         WHERE customer_id = r.customer_id AND status = 'sent' AND sent_at > r.since
+           AND channel = 'email' AND NOT COALESCE((action->>'transactional')::boolean, false))
+      + (SELECT count(*) FROM deliveries
+         WHERE customer_id = r.customer_id AND claimed_at IS NOT NULL AND claimed_at > r.stale_before
+           AND id <> r.id AND status = 'queued' AND channel = 'email') AS sent
+    FROM r
+), claimed AS (
+    UPDATE deliveries d SET claimed_at = n.at
+    FROM n
+    WHERE d.customer_id = n.customer_id AND d.id = n.id AND d.status = 'queued' AND n.sent < n.cap
+    RETURNING d.id
+)
+SELECT n.sent, EXISTS (SELECT 1 FROM claimed WHERE claimed.id = n.id) FROM n ORDER BY n.ord;
+
 -- name: GetDispatch
 -- Reads what dispatching a delivery needs in one round trip: the delivery and its firing,
 -- the customer, the address's suppression reason, the firing's event and its coupon, and when
