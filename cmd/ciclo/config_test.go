@@ -68,6 +68,8 @@ database-url: postgres://file/db
 		{"job-retention", c.Worker.JobRetention, 2 * time.Hour, "from config file"},
 		{"shutdown-timeout", c.ShutdownTimeout, 45 * time.Second, "from config file"}, // an empty variable is unset
 		{"rescue-after", c.Worker.RescueAfter, worker.RescueAfterDefault, "the default"},
+		{"points-expiry-interval", c.Worker.PointsExpiryInterval, worker.PointsExpiryIntervalDefault, "the default"},
+		{"tier-sweep-interval", c.Worker.TierSweepInterval, worker.TierSweepIntervalDefault, "the default"},
 		{"webhook-allow-host", c.WebhookAllowHosts, []string{"a.example", "b.example:8443"}, "from config file"},
 		{"webhook-allow-private", c.WebhookAllowPrivate, true, "from config file"},
 		{"database-url", f.db.url, "postgres://env/db", "from DATABASE_URL"},
@@ -177,6 +179,8 @@ func TestConfigDurations(t *testing.T) {
 		{name: "TooShortFromFlag", args: []string{"--rescue-after", "2m"},
 			wantErr: "rescue-after 2m0s (from --rescue-after): must be longer than 10m0s"},
 		{name: "NotPositiveFromFile", file: "job-retention: 0s\n", wantErr: "job-retention 0s (from config file "},
+		{name: "TierSweepTooOften", environ: []string{"CICLO_TIER_SWEEP_INTERVAL=10s"}, wantErr: "tier-sweep-interval 10s (from CICLO_TIER_SWEEP_INTERVAL): must be at least 1m"},
+		{name: "PointsExpiryZero", args: []string{"--points-expiry-interval", "0s"}, wantErr: "points-expiry-interval 0s (from --points-expiry-interval): must be at least 1s"},
 		{name: "WorkersFromEnv", environ: []string{"CICLO_SWEEP_WORKERS=0"}, wantErr: "sweep-workers 0 (from CICLO_SWEEP_WORKERS): must be at least 1"},
 		{name: "BadInteger", environ: []string{"CICLO_EMAIL_WORKERS=many"}, wantErr: `CICLO_EMAIL_WORKERS="many": not an integer`},
 		{name: "RoleFromFile", file: "role: everything\n", wantErr: `role "everything" (from config file `},
