@@ -18,6 +18,7 @@ import (
 
 	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/money"
+	"github.com/ciclohq/ciclo/store"
 )
 
 // Kinds of file.
@@ -80,11 +81,11 @@ func (o *Order) Counted() bool {
 func (o *Order) EventType() string {
 	switch {
 	case slices.Contains(cancelledStatuses, o.Status):
-		return "order_cancelled"
+		return store.EventOrderCancelled
 	case slices.Contains(refundedStatuses, o.Status):
-		return "order_refunded"
+		return store.EventOrderRefunded
 	}
-	return "order_placed"
+	return store.EventOrderPlaced
 }
 
 // Properties are the properties of the event the order is stored as, the

@@ -8,12 +8,6 @@ import (
 	"github.com/ciclohq/ciclo/store"
 )
 
-// Events that take back the points of the order their order_id names.
-const (
-	eventOrderRefunded  = "order_refunded"
-	eventOrderCancelled = "order_cancelled"
-)
-
 // reverseOrderPoints takes back the points the order of a refund or
 // cancellation event earned (store.Store.ReverseOrderPoints: once per
 // order, whichever of its refunds or its cancellation comes first; a debt
@@ -21,7 +15,7 @@ const (
 // event, for evaluation, or nothing for other events and orders that
 // earned no points.
 func reverseOrderPoints(ctx context.Context, st *store.Store, ev *store.Event, now time.Time) ([]store.EventRef, error) {
-	if ev.Type != eventOrderRefunded && ev.Type != eventOrderCancelled {
+	if ev.Type != store.EventOrderRefunded && ev.Type != store.EventOrderCancelled {
 		return nil, nil
 	}
 	var order string

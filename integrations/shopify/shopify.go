@@ -20,6 +20,7 @@ import (
 	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/integrations/hmacsig"
 	"github.com/ciclohq/ciclo/money"
+	"github.com/ciclohq/ciclo/store"
 )
 
 // Headers Shopify sets on every webhook delivery.
@@ -32,12 +33,9 @@ const (
 	HeaderShopDomain  = "X-Shopify-Shop-Domain"
 )
 
-// Event types the Shopify topics map to, besides the core order_placed and
-// signed_up.
+// Event types the Shopify topics map to, besides the order events
+// (store.EventOrderPlaced, …).
 const (
-	EventOrderPlaced     = "order_placed"
-	EventOrderCancelled  = "order_cancelled"
-	EventOrderRefunded   = "order_refunded"
 	EventSignedUp        = "signed_up"
 	EventCustomerUpdated = "customer_updated"
 	EventConsentUpdated  = "marketing_consent_updated"
@@ -127,9 +125,9 @@ func ReadDelivery(h http.Header) Delivery {
 func Map(d Delivery, body []byte) (Result, error) {
 	switch d.Topic {
 	case "orders/create", "orders/paid":
-		return mapOrder(body, EventOrderPlaced)
+		return mapOrder(body, store.EventOrderPlaced)
 	case "orders/cancelled":
-		return mapOrder(body, EventOrderCancelled)
+		return mapOrder(body, store.EventOrderCancelled)
 	case "refunds/create":
 		return mapRefund(body)
 	case "customers/create":
@@ -241,10 +239,10 @@ func mapOrder(body []byte, typ string) (Result, error) {
 	}
 	at := o.ProcessedAt
 	switch typ {
-	case EventOrderPlaced:
+	case store.EventOrderPlaced:
 		e.IdempotencyKey = OrderKey(o.ID)
 		at = firstNonEmpty(o.ProcessedAt, o.CreatedAt)
-	case EventOrderCancelled:
+	case store.EventOrderCancelled:
 		e.IdempotencyKey = "shopify:order:" + strconv.FormatInt(o.ID, 10) + ":cancelled"
 		at = o.CancelledAt
 		if o.CancelReason != "" {
@@ -302,7 +300,7 @@ func mapRefund(body []byte) (Result, error) {
 		props["amount"] = money.Major(amount, currency)
 	}
 	e := ingest.Event{
-		Type:           EventOrderRefunded,
+		Type:           store.EventOrderRefunded,
 		IdempotencyKey: "shopify:refund:" + strconv.FormatInt(r.ID, 10),
 		Properties:     props,
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/ciclohq/ciclo/ingest"
 	"github.com/ciclohq/ciclo/integrations/hmacsig"
 	"github.com/ciclohq/ciclo/money"
+	"github.com/ciclohq/ciclo/store"
 )
 
 // Headers WooCommerce sets on every webhook delivery.
@@ -35,11 +36,9 @@ const (
 	HeaderSource     = "X-WC-Webhook-Source"
 )
 
-// Event types the topics map to.
+// Event types the topics map to, besides the order events
+// (store.EventOrderPlaced, …).
 const (
-	EventOrderPlaced     = "order_placed"
-	EventOrderCancelled  = "order_cancelled"
-	EventOrderRefunded   = "order_refunded"
 	EventSignedUp        = "signed_up"
 	EventCustomerUpdated = "customer_updated"
 )
@@ -189,7 +188,7 @@ func mapOrder(body []byte) (Result, error) {
 			quantity += li.Quantity
 		}
 		e := base
-		e.Type = EventOrderPlaced
+		e.Type = store.EventOrderPlaced
 		e.IdempotencyKey = "woocommerce:order:" + id + ":placed"
 		e.Properties = map[string]any{
 			"source": Source, "order_id": id, "order_number": o.Number,
@@ -213,7 +212,7 @@ func mapOrder(body []byte) (Result, error) {
 			return Result{}, fmt.Errorf("woocommerce order %d: refunds[%d].total: %w", o.ID, i, err)
 		}
 		e := base
-		e.Type = EventOrderRefunded
+		e.Type = store.EventOrderRefunded
 		e.IdempotencyKey = "woocommerce:refund:" + strconv.FormatInt(r.ID, 10)
 		e.Properties = map[string]any{
 			"source": Source, "order_id": id, "refund_id": strconv.FormatInt(r.ID, 10),
@@ -229,7 +228,7 @@ func mapOrder(body []byte) (Result, error) {
 	}
 	if o.Status == "cancelled" {
 		e := base
-		e.Type = EventOrderCancelled
+		e.Type = store.EventOrderCancelled
 		e.IdempotencyKey = "woocommerce:order:" + id + ":cancelled"
 		e.Properties = map[string]any{
 			"source": Source, "order_id": id, "total": money.Major(total, o.Currency),
