@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,27 +49,17 @@ func (s *Server) verifyWooCommerce(h http.Header, body []byte) error {
 // delivery triggered longer than ShopifyMaxAge ago is refused unless its
 // events are known already.
 func (s *Server) postShopify(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "", "read request body: "+err.Error())
-		return
-	}
+	body := signedBody(r)
 	d := shopify.ReadDelivery(r.Header)
 	log := s.cfg.Logger.With(slog.String("topic", d.Topic), slog.String("shopify_event_id", d.EventID), slog.String("shop", d.Shop))
 	res, err := shopify.Map(d, body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "", err.Error())
+	events, ok := s.mappedEvents(w, r, log, res.Events, res.Ignored, err)
+	if !ok {
 		return
 	}
-	if res.Ignored != "" {
-		s.ignored(w, r, log, res.Ignored)
-		return
-	}
-	events := make([]*ingest.Event, len(res.Events))
-	for i := range res.Events {
-		events[i] = &res.Events[i]
-		if d.EventID != "" {
-			events[i].Properties["shopify_event_id"] = d.EventID
+	if d.EventID != "" {
+		for _, e := range events {
+			e.Properties["shopify_event_id"] = d.EventID
 		}
 	}
 	if res.CustomerOfOrder != "" {
@@ -106,11 +95,7 @@ func (s *Server) postShopify(w http.ResponseWriter, r *http.Request) {
 // postWooCommerce stores a verified WooCommerce delivery's events, and
 // answers the ping of webhook creation 200 without writing anything.
 func (s *Server) postWooCommerce(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "", "read request body: "+err.Error())
-		return
-	}
+	body := signedBody(r)
 	if woocommerce.IsPing(r.Header, body) {
 		writeJSON(w, http.StatusOK, IntegrationResponse{Events: []EventResult{}, Ignored: "ping"})
 		return
@@ -118,19 +103,28 @@ func (s *Server) postWooCommerce(w http.ResponseWriter, r *http.Request) {
 	topic := r.Header.Get(woocommerce.HeaderTopic)
 	log := s.cfg.Logger.With(slog.String("topic", topic), slog.String("source", r.Header.Get(woocommerce.HeaderSource)))
 	res, err := woocommerce.Map(topic, body)
+	if events, ok := s.mappedEvents(w, r, log, res.Events, res.Ignored, err); ok {
+		s.ingestDelivery(w, r, events)
+	}
+}
+
+// mappedEvents answers a delivery that did not map (400) or maps to
+// nothing ciclo stores (200, ignored); otherwise ok is true and events are
+// what to ingest.
+func (s *Server) mappedEvents(w http.ResponseWriter, r *http.Request, log *slog.Logger, mapped []ingest.Event, ignored string, err error) (events []*ingest.Event, ok bool) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "", err.Error())
-		return
+		return nil, false
 	}
-	if res.Ignored != "" {
-		s.ignored(w, r, log, res.Ignored)
-		return
+	if ignored != "" {
+		s.ignored(w, r, log, ignored)
+		return nil, false
 	}
-	events := make([]*ingest.Event, len(res.Events))
-	for i := range res.Events {
-		events[i] = &res.Events[i]
+	events = make([]*ingest.Event, len(mapped))
+	for i := range mapped {
+		events[i] = &mapped[i]
 	}
-	s.ingestDelivery(w, r, events)
+	return events, true
 }
 
 // ingestDelivery stores a delivery's events through the one ingest path:
@@ -176,7 +170,8 @@ func (s *Server) allKnown(ctx context.Context, events []*ingest.Event) (bool, er
 }
 
 // requireSignature lets a request through when verify accepts the
-// signature headers for the raw body, and hands the handler that body.
+// signature headers for the raw body, and hands the handler that body
+// (signedBody).
 func requireSignature(verify func(http.Header, []byte) error, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -194,7 +189,17 @@ func requireSignature(verify func(http.Header, []byte) error, next http.Handler)
 			writeError(w, http.StatusUnauthorized, "", err.Error()+"; nothing was stored")
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), signedBodyKey{}, body)))
 	})
+}
+
+// signedBodyKey is the context key of the body requireSignature verified.
+type signedBodyKey struct{}
+
+// signedBody is the raw body requireSignature read and verified, so the
+// handler maps exactly the bytes whose signature was checked without
+// reading them again.
+func signedBody(r *http.Request) []byte {
+	body, _ := r.Context().Value(signedBodyKey{}).([]byte)
+	return body
 }
