@@ -70,7 +70,7 @@ func env(name, def string) string {
 // settings are serve's and demo's settings.
 func (f *flags) settings() []setting {
 	c := &f.cfg
-	w := &c.Worker
+	w, h := &c.Worker, &c.HTTP
 	return append(f.db.settings(), []setting{
 		{Key: "rules", Env: "CICLO_RULES", Value: text(&c.RulesPath, "rules.yaml"), Usage: "rules file"},
 		{Key: "api-token", Env: "CICLO_API_TOKEN", Value: text(&c.APIToken, ""), Usage: "bearer token the HTTP API requires; empty: a random one, printed at start"},
@@ -101,6 +101,12 @@ func (f *flags) settings() []setting {
 		{Key: "tier-sweep-interval", Env: "CICLO_TIER_SWEEP_INTERVAL", Value: duration(&w.TierSweepInterval, worker.TierSweepIntervalDefault), Usage: "how often every customer's loyalty tier is derived again, so a tier falls when its window rolls past (orders and refunds recompute it at once)"},
 		{Key: "rescue-after", Env: "CICLO_RESCUE_AFTER", Value: duration(&w.RescueAfter, worker.RescueAfterDefault), Usage: "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails; must be longer than --job-timeout"},
 		{Key: "job-timeout", Env: "CICLO_JOB_TIMEOUT", Value: duration(&w.BatchTimeout, worker.LongestJobTimeout), Usage: "the longest a job that sends may run, a dispatch batch; other jobs get the shorter of this and " + worker.JobTimeoutDefault.String() + "; deliveries a batch has not tried by then get jobs of their own"},
+		{Key: "request-timeout", Env: "CICLO_REQUEST_TIMEOUT", Value: duration(&h.RequestTimeout, server.RequestTimeoutDefault), Usage: "deadline of every HTTP request: one stuck behind a database lock is cancelled and answered 503"},
+		{Key: "http-read-header-timeout", Env: "CICLO_HTTP_READ_HEADER_TIMEOUT", Value: duration(&h.ReadHeaderTimeout, server.ReadHeaderTimeoutDefault), Usage: "how long a client may take to send a request's headers"},
+		{Key: "http-read-timeout", Env: "CICLO_HTTP_READ_TIMEOUT", Value: duration(&h.ReadTimeout, server.ReadTimeoutDefault), Usage: "how long a client may take to send a whole request, body included"},
+		{Key: "http-write-timeout", Env: "CICLO_HTTP_WRITE_TIMEOUT", Value: duration(&h.WriteTimeout, server.WriteTimeoutDefault), Usage: "how long a request may take from the end of its headers to the end of its response; longer than --request-timeout, so a request that timed out still gets its 503"},
+		{Key: "http-idle-timeout", Env: "CICLO_HTTP_IDLE_TIMEOUT", Value: duration(&h.IdleTimeout, server.IdleTimeoutDefault), Usage: "how long a keep-alive connection waits for its next request"},
+		{Key: "http-max-connections", Env: "CICLO_HTTP_MAX_CONNECTIONS", Value: integer(&h.MaxConnections, server.MaxConnectionsDefault), Usage: "open client connections at most; more wait in the kernel's accept queue"},
 		{Key: "shutdown-timeout", Env: "CICLO_SHUTDOWN_TIMEOUT", Value: duration(&c.ShutdownTimeout, app.ShutdownTimeoutDefault), Usage: "on SIGTERM, how long running jobs and requests get to finish before they are cancelled"},
 		{Key: "config", Env: "CICLO_CONFIG", Value: text(&f.configFile, ""), NoFile: true, Usage: "YAML config file whose keys are these flags' names; flags win over environment variables, which win over the file"},
 	}...)
@@ -143,6 +149,22 @@ func (f *flags) validate() error {
 	}
 	if c.Worker.TierSweepInterval < time.Minute {
 		return fmt.Errorf("%s: must be at least 1m (it reads every customer); the default is %s", d("tier-sweep-interval"), worker.TierSweepIntervalDefault)
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"request-timeout", c.HTTP.RequestTimeout}, {"http-read-header-timeout", c.HTTP.ReadHeaderTimeout},
+		{"http-read-timeout", c.HTTP.ReadTimeout}, {"http-idle-timeout", c.HTTP.IdleTimeout}} {
+		if t.d < 100*time.Millisecond {
+			return fmt.Errorf("%s: must be at least 100ms, such as 10s", d(t.key))
+		}
+	}
+	if c.HTTP.WriteTimeout <= c.HTTP.RequestTimeout {
+		return fmt.Errorf("%s: must be longer than %s (--request-timeout), or a request that timed out could not be answered 503; the default is %s",
+			d("http-write-timeout"), c.HTTP.RequestTimeout, server.WriteTimeoutDefault)
+	}
+	if c.HTTP.MaxConnections < 1 {
+		return fmt.Errorf("%s: must be at least 1; the default is %d", d("http-max-connections"), server.MaxConnectionsDefault)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("%s: must be a positive duration such as 30s", d("shutdown-timeout"))

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ciclohq/ciclo/server"
 	"github.com/ciclohq/ciclo/worker"
 )
 
@@ -70,6 +71,8 @@ database-url: postgres://file/db
 		{"rescue-after", c.Worker.RescueAfter, worker.RescueAfterDefault, "the default"},
 		{"points-expiry-interval", c.Worker.PointsExpiryInterval, worker.PointsExpiryIntervalDefault, "the default"},
 		{"tier-sweep-interval", c.Worker.TierSweepInterval, worker.TierSweepIntervalDefault, "the default"},
+		{"request-timeout", c.HTTP.RequestTimeout, server.RequestTimeoutDefault, "the default"},
+		{"http-max-connections", c.HTTP.MaxConnections, server.MaxConnectionsDefault, "the default"},
 		{"webhook-allow-host", c.WebhookAllowHosts, []string{"a.example", "b.example:8443"}, "from config file"},
 		{"webhook-allow-private", c.WebhookAllowPrivate, true, "from config file"},
 		{"database-url", f.db.url, "postgres://env/db", "from DATABASE_URL"},
@@ -181,6 +184,10 @@ func TestConfigDurations(t *testing.T) {
 		{name: "NotPositiveFromFile", file: "job-retention: 0s\n", wantErr: "job-retention 0s (from config file "},
 		{name: "TierSweepTooOften", environ: []string{"CICLO_TIER_SWEEP_INTERVAL=10s"}, wantErr: "tier-sweep-interval 10s (from CICLO_TIER_SWEEP_INTERVAL): must be at least 1m"},
 		{name: "PointsExpiryZero", args: []string{"--points-expiry-interval", "0s"}, wantErr: "points-expiry-interval 0s (from --points-expiry-interval): must be at least 1s"},
+		{name: "WriteTimeoutNotAboveRequest", environ: []string{"CICLO_REQUEST_TIMEOUT=40s"},
+			wantErr: "http-write-timeout 30s (the default): must be longer than 40s (--request-timeout)"},
+		{name: "RequestTimeoutTooShort", args: []string{"--request-timeout", "5ms"}, wantErr: "request-timeout 5ms (from --request-timeout): must be at least 100ms"},
+		{name: "NoConnections", environ: []string{"CICLO_HTTP_MAX_CONNECTIONS=0"}, wantErr: "http-max-connections 0 (from CICLO_HTTP_MAX_CONNECTIONS): must be at least 1"},
 		{name: "WorkersFromEnv", environ: []string{"CICLO_SWEEP_WORKERS=0"}, wantErr: "sweep-workers 0 (from CICLO_SWEEP_WORKERS): must be at least 1"},
 		{name: "BadInteger", environ: []string{"CICLO_EMAIL_WORKERS=many"}, wantErr: `CICLO_EMAIL_WORKERS="many": not an integer`},
 		{name: "RoleFromFile", file: "role: everything\n", wantErr: `role "everything" (from config file `},
