@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"riverqueue.com/riverui"
@@ -83,7 +84,7 @@ func (a *App) buildOps() error {
 	if a.cfg.runsAPI() {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 			Endpoints: riverui.NewEndpoints(a.River, nil),
-			Logger:    a.cfg.Logger,
+			Logger:    slog.New(quietCancel{a.cfg.Logger.Handler()}),
 			Prefix:    "/riverui",
 		})
 		if err != nil {
