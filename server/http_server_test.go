@@ -146,7 +146,10 @@ func TestHTTPServerLimits(t *testing.T) {
 		elapsed := time.Since(start)
 		t.Logf("request behind a row lock answered %d after %s: %s", resp.StatusCode, elapsed, body)
 		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
-		require.Less(t, elapsed, 3*time.Second)
+		// The lock is held until after the answer, so the 503 itself shows the
+		// 1 s deadline fired; the bound only rules out a later timeout (the 30 s
+		// write timeout), with room for a loaded CI machine.
+		require.Less(t, elapsed, 10*time.Second)
 		require.Contains(t, body, `"request_id":"`+resp.Header.Get(server.RequestIDHeader)+`"`)
 		require.NotContains(t, body, "context deadline")
 		require.NoError(t, tx.Rollback(ctx))
