@@ -65,6 +65,8 @@ type Service struct {
 
 	notifyMu sync.Mutex
 	notified time.Time // when an evaluation job last asked for River's insert notification
+
+	group *grouper // single-event calls' group commit (group.go)
 }
 
 // notifyInterval is how often ingest sends River's insert notification for
@@ -137,6 +139,7 @@ func NewService(cfg *Config) *Service {
 		c.OrderEvents = []string{"order_placed"}
 	}
 	s := &Service{cfg: c, orderEvents: map[string]bool{}}
+	s.group = &grouper{s: s}
 	for _, t := range c.OrderEvents {
 		s.orderEvents[t] = true
 	}
@@ -185,6 +188,22 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 		}
 		prepared[i] = ne
 	}
+	coupons := false // coupon redemptions need statements after the events'
+	for _, e := range prepared {
+		coupons = coupons || e.Type == EventCouponRedeemed || opts.RedeemDiscountCodes && s.orderEvents[e.Type] && e.Properties["discount_codes"] != nil
+	}
+	if len(prepared) == 1 && !coupons && s.group != nil {
+		res, err := s.group.submit(ctx, prepared[0])
+		if err != nil {
+			return nil, err
+		}
+		return []Result{res}, nil
+	}
+	return s.store(ctx, prepared, opts, coupons)
+}
+
+// store runs the ingest transaction of prepared events (one call's).
+func (s *Service) store(ctx context.Context, prepared []*store.NewEvent, opts Options, coupons bool) ([]Result, error) {
 	rs := s.cfg.Rules()
 	initial := ""
 	if len(rs.Stages) > 0 {
@@ -192,17 +211,10 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 	}
 	// Customers are locked in id order (each customer's events keep their
 	// order) so that concurrent batches and sweeps cannot deadlock.
-	order := make([]int, len(prepared))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(prepared[a].CustomerID, prepared[b].CustomerID) })
+	order := lockOrder(prepared)
 	sorted := make([]*store.NewEvent, len(order))
-	coupons := false // coupon redemptions need statements after the events'
 	for k, i := range order {
-		e := prepared[i]
-		sorted[k] = e
-		coupons = coupons || e.Type == EventCouponRedeemed || opts.RedeemDiscountCodes && s.orderEvents[e.Type] && e.Properties["discount_codes"] != nil
+		sorted[k] = prepared[i]
 	}
 	job := s.evaluationJob()
 	results := make([]Result, len(prepared))
@@ -248,6 +260,17 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 		return nil, err
 	}
 	return results, nil
+}
+
+// lockOrder returns the indexes of events sorted by customer id, each
+// customer's events in their order.
+func lockOrder(events []*store.NewEvent) []int {
+	order := make([]int, len(events))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(events[a].CustomerID, events[b].CustomerID) })
+	return order
 }
 
 // evaluationJob is the evaluate job each new event gets, as River would

@@ -113,12 +113,31 @@ func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, init
 	_, inTx := s.db.(pgx.Tx)
 	abort := !inTx
 	var b pgx.Batch
+	// One customer is locked with its event's statements; several are
+	// locked first by one statement, in the order they first appear.
+	first := firstOfCustomer(events)
+	if len(first) > 1 {
+		ids, ats := make([]string, len(first)), make([]time.Time, len(first))
+		for k, i := range first {
+			ids[k], ats[k] = events[i].CustomerID, events[i].OccurredAt
+		}
+		b.Queue(q("LockCustomers"), ids, initialStage, ats, version).Query(func(rows pgx.Rows) error {
+			return scanLockedCustomers(rows, events, first, out)
+		})
+	}
 	for i, e := range events {
 		res := &out[i]
-		b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
-			return s.lockCustomer(row, e, res)
-		})
-		sql, args := named("IngestEvent", ingestArgs(e, job, abort))
+		if len(first) == 1 && i == 0 {
+			b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
+				return s.lockCustomer(row, e, res)
+			})
+		}
+		// River's insert notification goes out at commit, once is enough.
+		ej := job
+		if job != nil && job.Notify && i < len(events)-1 {
+			ej = &EvaluationJob{Kind: job.Kind, Queue: job.Queue, MaxAttempts: job.MaxAttempts, Priority: job.Priority}
+		}
+		sql, args := named("IngestEvent", ingestArgs(e, ej, abort))
 		b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
 			return s.ingestEvent(rows, e, res, out[:i])
 		})
@@ -127,6 +146,48 @@ func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, init
 		return nil, err
 	}
 	return out, nil
+}
+
+// firstOfCustomer returns the index of each customer's first event, in
+// the order of the events.
+func firstOfCustomer(events []*NewEvent) []int {
+	seen := make(map[string]bool, len(events))
+	var first []int
+	for i, e := range events {
+		if !seen[e.CustomerID] {
+			seen[e.CustomerID] = true
+			first = append(first, i)
+		}
+	}
+	return first
+}
+
+// scanLockedCustomers reads LockCustomers' answer into the answers of each
+// customer's first event (the others' customers are not new).
+func scanLockedCustomers(rows pgx.Rows, events []*NewEvent, first []int, out []Ingested) error {
+	defer rows.Close()
+	created := make(map[string]bool, len(first))
+	for rows.Next() {
+		var (
+			id    string
+			isNew bool
+		)
+		if err := rows.Scan(&id, &isNew); err != nil {
+			return fmt.Errorf("lock customers: %w", err)
+		}
+		created[id] = isNew
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	for _, i := range first {
+		isNew, ok := created[events[i].CustomerID]
+		if !ok {
+			return fmt.Errorf("lock customer %q: not locked", events[i].CustomerID)
+		}
+		out[i].NewCustomer = isNew
+	}
+	return nil
 }
 
 func lockArgs(e *NewEvent, initialStage, version string) []any {

@@ -13,6 +13,24 @@ WITH c AS (
 )
 SELECT created FROM c;
 
+-- name: LockCustomers
+-- LockCustomer for several customers in one statement: $1 are distinct ids in lock order (sorted),
+-- $3 the time each is created at if new (its first event's), $2 the initial stage, $4 the rule-set
+-- version. Rows are upserted in the order given, so concurrent calls lock in id order and cannot
+-- deadlock; returns each id with whether it was created.
+WITH input AS (
+    SELECT id, at, ord FROM unnest($1::text[], $3::timestamptz[]) WITH ORDINALITY AS u(id, at, ord)
+), c AS (
+    INSERT INTO customers (id, stage, stage_entered_at, created_at)
+    SELECT id, $2, at, at FROM input ORDER BY ord
+    ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+    RETURNING id, created_at, xmax = 0 AS created
+), t AS (
+    INSERT INTO stage_transitions (customer_id, to_stage, rule_set_version, occurred_at)
+    SELECT id, $2, $4, created_at FROM c WHERE c.created AND $2 <> ''
+)
+SELECT id, created FROM c;
+
 -- name: LockCustomerStage
 -- Locks a customer's row for evaluation and reads its current stage.
 SELECT stage FROM customers WHERE id = $1 FOR UPDATE;
