@@ -72,3 +72,18 @@ WHERE j.args @> jsonb_build_object('customer_id', $1::text)
 
 -- name: DeleteErasedCustomer
 DELETE FROM customers WHERE id = $1;
+
+-- name: LockErasureExclusive
+-- Takes the erasure lock of customer $1 (see SendGuard), held until the erasure commits: sends
+-- already past their re-check finish first, later ones wait for the commit and see it.
+SELECT pg_advisory_xact_lock(1667851119, hashtext($1));
+
+-- name: LockErasureShared
+-- Takes a send's share of customer $1's erasure lock (see SendGuard), held until the send is done.
+SELECT pg_advisory_xact_lock_shared(1667851119, hashtext($1));
+
+-- name: DeliveryStillTheCustomers
+-- Whether delivery $2 still belongs to customer $1, i.e. no erasure moved it; run after
+-- LockErasureShared, as a statement of its own, so that its snapshot includes any erasure that
+-- held the lock.
+SELECT EXISTS (SELECT 1 FROM deliveries WHERE customer_id = $1 AND id = $2);
