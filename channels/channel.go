@@ -183,3 +183,9 @@ func excerpt(b []byte) string {
 	}
 	return strings.ToValidUTF8(string(b), "")
 }
+
+// InFlighter is a Channel that sends at most MaxInFlight messages at once
+// (the SMTP channel: its connection pool's size).
+type InFlighter interface {
+	MaxInFlight() int
+}

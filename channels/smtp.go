@@ -241,6 +241,9 @@ func smtpOptions(raw string) (smtpOpts, error) {
 	return o, nil
 }
 
+// MaxInFlight is how many messages Send hands to the server at once: PoolSize.
+func (s *SMTP) MaxInFlight() int { return s.cfg.PoolSize }
+
 // Name returns "email".
 func (s *SMTP) Name() string { return EmailName }
 

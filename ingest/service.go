@@ -63,17 +63,22 @@ type Service struct {
 	cfg         Config
 	orderEvents map[string]bool
 
-	notifyMu sync.Mutex
-	notified time.Time // when an evaluation job last asked for River's insert notification
+	notifyMu      sync.Mutex
+	notified      time.Time // when River's insert notification was last sent
+	notifyPending bool      // one is due at notified + notifyInterval
 
 	group *grouper // single-event calls' group commit (group.go)
 }
 
 // notifyInterval is how often ingest sends River's insert notification for
 // the evaluate queue, at most: River's own limit for a client with
-// ciclo's fetch cooldown (worker.FetchCooldownDefault). A worker that got
-// one fetches again after its cooldown anyway, and polls besides.
+// ciclo's fetch cooldown (worker.FetchCooldownDefault). Jobs committed
+// within the interval after a notification get one at its end, so none
+// waits for the workers' poll (worker.FetchPollIntervalDefault).
 const notifyInterval = 10 * time.Millisecond
+
+// notifyTimeout bounds the sending of one insert notification.
+const notifyTimeout = 5 * time.Second
 
 // Options tune one Ingest call for its source.
 type Options struct {
@@ -216,7 +221,7 @@ func (s *Service) store(ctx context.Context, prepared []*store.NewEvent, opts Op
 	for k, i := range order {
 		sorted[k] = prepared[i]
 	}
-	job := s.evaluationJob()
+	job := evaluationJob()
 	results := make([]Result, len(prepared))
 	// run stores the events with their evaluate jobs, all statements in one
 	// pipelined batch in lock order, then redeems coupons.
@@ -259,6 +264,9 @@ func (s *Service) store(ctx context.Context, prepared []*store.NewEvent, opts Op
 	if err != nil {
 		return nil, err
 	}
+	if slices.ContainsFunc(results, func(r Result) bool { return !r.Duplicate }) {
+		s.notify(ctx, job.Queue)
+	}
 	return results, nil
 }
 
@@ -274,19 +282,46 @@ func lockOrder(events []*store.NewEvent) []int {
 }
 
 // evaluationJob is the evaluate job each new event gets, as River would
-// insert jobs.EvaluateArgs; it asks for River's insert notification at most
-// once per notifyInterval, as River does.
-func (s *Service) evaluationJob() *store.EvaluationJob {
+// insert jobs.EvaluateArgs.
+func evaluationJob() *store.EvaluationJob {
 	args := jobs.EvaluateArgs{}
-	job := &store.EvaluationJob{Kind: args.Kind(), Queue: args.InsertOpts().Queue,
+	return &store.EvaluationJob{Kind: args.Kind(), Queue: args.InsertOpts().Queue,
 		MaxAttempts: river.MaxAttemptsDefault, Priority: river.PriorityDefault}
+}
+
+// notify sends River's insert notification for queue once the new jobs
+// are committed (see store.Store.NotifyInsert for why not in their
+// transaction): at once if none was sent in the last notifyInterval, else
+// once at its end for all the jobs committed meanwhile. A notification
+// that fails is not reported: the events are stored, and the workers' poll
+// finds their jobs.
+func (s *Service) notify(ctx context.Context, queue string) {
+	send := func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+		defer cancel()
+		_ = store.New(s.cfg.Pool).NotifyInsert(ctx, queue)
+	}
 	now := time.Now()
 	s.notifyMu.Lock()
-	if now.Sub(s.notified) >= notifyInterval {
-		s.notified, job.Notify = now, true
+	defer s.notifyMu.Unlock()
+	switch since := now.Sub(s.notified); {
+	case s.notifyPending:
+	case since >= notifyInterval:
+		s.notified = now
+		// Sent with the lock released: the next caller within the interval
+		// schedules its own trailing notification meanwhile.
+		s.notifyMu.Unlock()
+		send(context.WithoutCancel(ctx))
+		s.notifyMu.Lock()
+	default:
+		s.notifyPending = true
+		time.AfterFunc(notifyInterval-since, func() {
+			s.notifyMu.Lock()
+			s.notified, s.notifyPending = time.Now(), false
+			s.notifyMu.Unlock()
+			send(context.Background())
+		})
 	}
-	s.notifyMu.Unlock()
-	return job
 }
 
 // prepare checks one event and converts it for the store: ErrMalformed for

@@ -46,10 +46,16 @@ func AnonymousID(customerID string) string {
 // lose their contact properties and fact snapshots, deliveries lose the
 // servers' replies, River jobs naming the customer are dropped, and the
 // address is kept only as a hash in suppressions so that the person is never
-// mailed again. It must run in a transaction. ErrCustomerNotFound when
-// there is no such customer.
+// mailed again. It must run in a transaction; it waits for the sends to the
+// customer in flight (see SendGuard). ErrCustomerNotFound when there is no
+// such customer.
 func (s *Store) EraseCustomer(ctx context.Context, customerID string, at time.Time) (Erased, error) {
 	tx := s.db
+	// First, before anything is anonymised: wait for the sends in flight to
+	// this customer, and make later ones wait for the commit (SendGuard).
+	if _, err := tx.Exec(ctx, q("LockErasureExclusive"), customerID); err != nil {
+		return Erased{}, fmt.Errorf("erase %q: wait for sends in flight: %w", customerID, err)
+	}
 	var email string
 	err := tx.QueryRow(ctx, q("LockCustomerForErasure"), customerID).Scan(&email)
 	if errors.Is(err, pgx.ErrNoRows) {

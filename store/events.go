@@ -95,9 +95,20 @@ func (s *Store) IngestEvents(ctx context.Context, events []*NewEvent, initialSta
 type EvaluationJob struct {
 	Kind, Queue           string
 	MaxAttempts, Priority int
-	// Notify sends River's insert notification for Queue at commit, so
-	// that an idle worker fetches at once; River rate-limits it per queue.
-	Notify bool
+}
+
+// NotifyInsert sends River's insert notification for queue, so that an
+// idle worker fetches at once. Send it after the jobs' transaction has
+// committed, not in it: NOTIFY holds a lock global to the cluster from
+// the commit's start to its end, WAL flush included, so every notifying
+// transaction in the cluster would wait for that commit's fsync. This one
+// commits without waiting for the flush; a notification lost in a crash
+// only leaves the jobs to the workers' next poll.
+func (s *Store) NotifyInsert(ctx context.Context, queue string) error {
+	if _, err := s.db.Exec(ctx, q("NotifyInsert"), queue); err != nil {
+		return fmt.Errorf("notify queue %q: %w", queue, err)
+	}
+	return nil
 }
 
 // IngestEventsQueued is IngestEvents that also inserts job (nil: none) for
@@ -132,12 +143,7 @@ func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, init
 				return s.lockCustomer(row, e, res)
 			})
 		}
-		// River's insert notification goes out at commit, once is enough.
-		ej := job
-		if job != nil && job.Notify && i < len(events)-1 {
-			ej = &EvaluationJob{Kind: job.Kind, Queue: job.Queue, MaxAttempts: job.MaxAttempts, Priority: job.Priority}
-		}
-		sql, args := named("IngestEvent", ingestArgs(e, ej, abort))
+		sql, args := named("IngestEvent", ingestArgs(e, job, abort))
 		b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
 			return s.ingestEvent(rows, e, res, out[:i])
 		})
@@ -229,7 +235,6 @@ func ingestArgs(e *NewEvent, job *EvaluationJob, abortOnConflict bool) pgx.Named
 		"job_queue":         job.Queue,
 		"job_max_attempts":  job.MaxAttempts,
 		"job_priority":      job.Priority,
-		"notify":            job.Notify,
 		"abort_on_conflict": abortOnConflict,
 	}
 }
@@ -272,7 +277,7 @@ func (s *Store) ingestEvent(rows pgx.Rows, e *NewEvent, res *Ingested, before []
 		res.EventID, res.Duplicate, res.NewCustomer = *dupID, true, false
 		return rows.Err()
 	}
-	if err := rows.Scan(append([]any{&eventID, &dupID, nil, nil}, cc.targets()...)...); err != nil {
+	if err := rows.Scan(append([]any{&eventID, &dupID, nil}, cc.targets()...)...); err != nil {
 		return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
 	}
 	if eventID == nil {

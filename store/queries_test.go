@@ -15,7 +15,7 @@ func TestNamedAsPgx(t *testing.T) {
 		{CustomerID: "c1", Type: "order_placed", IdempotencyKey: "k", OccurredAt: time.Unix(1, 0), IsOrder: true, OrderTotal: 2.5},
 		{CustomerID: "c2", Type: "signed_up", Email: "a@example.com", PayloadHash: []byte{1}},
 	} {
-		args := ingestArgs(e, &EvaluationJob{Kind: "k", Queue: "q", MaxAttempts: 3, Priority: 1, Notify: i == 0}, i == 1)
+		args := ingestArgs(e, &EvaluationJob{Kind: "k", Queue: "q", MaxAttempts: 3, Priority: 1}, i == 1)
 		wantSQL, wantArgs, err := args.RewriteQuery(context.Background(), nil, q("IngestEvent"), nil)
 		require.NoError(t, err)
 		sql, got := named("IngestEvent", args)

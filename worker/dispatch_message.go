@@ -37,7 +37,7 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 	reason := dp.Suppressed
 	switch {
 	case reason == store.SuppressErased:
-		return suppressed("address erased at the person's request")
+		return suppressed(erasedReason)
 	case reason == store.SuppressBounced:
 		return suppressed("address bounced")
 	case a.Transactional:
@@ -83,6 +83,9 @@ func (w *dispatcher) email(ctx context.Context, rs *rules.RuleSet, s *sending, n
 	}
 	return nil
 }
+
+// erasedReason is the error a delivery to an erased address is suppressed with.
+const erasedReason = "address erased at the person's request"
 
 // location returns a customer's time zone; UTC when it is empty or unknown.
 func (w *dispatcher) location(name string) *time.Location {

@@ -41,6 +41,10 @@ type DispatchConfig struct {
 	StoreName string
 	// WebhookSecret signs webhooks whose rule names no secret of its own.
 	WebhookSecret string
+
+	// beforeSend, set by tests, runs right before a message's send is
+	// guarded against erasure and handed to its channel.
+	beforeSend func(context.Context, *channels.Message)
 }
 
 // recordTimeout bounds one try at writing a send's outcome after the send.
@@ -106,6 +110,7 @@ type dispatcher struct {
 	retry        river.ClientRetryPolicy // schedules the retries of a batch's deliveries
 	batchTimeout time.Duration           // a batch job's timeout; zero: dispatchBatchTimeout
 	locations    sync.Map                // time zone name → *time.Location
+	gates        sync.Map                // channels.Channel → chan struct{}, see sendGate
 
 	// Single-delivery jobs running at the same moment read, claim and
 	// record their deliveries together (a batch job does so on its own).

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/ciclohq/ciclo/channels"
 	"github.com/ciclohq/ciclo/rules"
 	"github.com/ciclohq/ciclo/store"
 )
@@ -79,4 +80,10 @@ func NewTierSweepWorker(pool *pgxpool.Pool, rs *rules.Holder, now Clock, page in
 // NewPointsExpiryWorker returns a points expiry worker for tests.
 func NewPointsExpiryWorker(pool *pgxpool.Pool, rs *rules.Holder, now Clock, batch int) *PointsExpiryWorker {
 	return &PointsExpiryWorker{pool: pool, rules: rs, now: now, batch: batch, logger: slog.New(slog.DiscardHandler)}
+}
+
+// SetBeforeSend makes the dispatchers built from d call f right before each
+// send is guarded against erasure and handed to its channel.
+func SetBeforeSend(d *DispatchConfig, f func(ctx context.Context, to string)) {
+	d.beforeSend = func(ctx context.Context, m *channels.Message) { f(ctx, m.To) }
 }

@@ -257,7 +257,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 
 // poolHeadroom is the connections a process needs beside its evaluate and
 // sweep workers: River's listener, fetches and maintenance, dispatch jobs'
-// short queries, HTTP requests.
+// short queries, HTTP requests. A process that dispatches needs
+// worker.GuardedSendsMax more: a send in flight holds one in its guard
+// against erasure.
 const poolHeadroom = 10
 
 // newPool connects with the pool size from DATABASE_URL's pool_max_conns,
@@ -270,7 +272,7 @@ func newPool(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
 	}
 	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
 		w := cfg.Worker
-		n := int32(poolHeadroom + max(w.EvaluateWorkers, worker.EvaluateWorkersDefault) + max(w.SweepWorkers, worker.SweepWorkersDefault))
+		n := int32(poolHeadroom + worker.GuardedSendsMax + max(w.EvaluateWorkers, worker.EvaluateWorkersDefault) + max(w.SweepWorkers, worker.SweepWorkersDefault))
 		if cfg.Role == RoleAPI {
 			n = 2 * poolHeadroom
 		}

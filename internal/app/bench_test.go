@@ -135,6 +135,46 @@ func BenchmarkEventToEmail(b *testing.B) {
 	b.ReportMetric(p50, "p50_ms")
 	b.ReportMetric(p99, "p99_ms")
 	b.ReportMetric(max, "max_ms")
+	reportStages(b, bundle)
+}
+
+// reportStages reports, when CICLO_BENCH_STAGES is set, the p50 and p99 of
+// each stage of the event → email path, from the rows it left: the wait
+// for an evaluate worker (received_at → evaluate job attempted_at), the
+// evaluation up to its job's completion (→ finalized_at, which River
+// stamps after the worker's commit), the wait for a dispatch worker
+// (dispatch job created_at, the evaluation's transaction start, →
+// attempted_at) and the dispatch up to the SMTP server's answer (→ sent_at).
+func reportStages(b *testing.B, bundle *testBundle) {
+	if os.Getenv("CICLO_BENCH_STAGES") == "" {
+		return
+	}
+	rows, err := bundle.db.Pool.Query(context.Background(), `
+		WITH s AS (
+		  SELECT extract(epoch FROM ej.attempted_at - e.received_at) * 1000 AS eval_wait,
+		         extract(epoch FROM ej.finalized_at - ej.attempted_at) * 1000 AS eval_run,
+		         extract(epoch FROM dj.attempted_at - ej.finalized_at) * 1000 AS dispatch_wait,
+		         extract(epoch FROM d.sent_at - dj.attempted_at) * 1000 AS dispatch_run
+		  FROM deliveries d
+		  JOIN rule_firings f ON f.customer_id = d.customer_id AND f.id = d.firing_id
+		  JOIN events e ON e.customer_id = f.customer_id AND e.id = f.event_id
+		  JOIN river_job ej ON ej.kind = 'ciclo.evaluate' AND (ej.args->>'event_id')::bigint = e.id
+		  JOIN river_job dj ON dj.kind = 'ciclo.dispatch' AND (dj.args->>'delivery_id')::bigint = d.id
+		  WHERE d.status = 'sent')
+		SELECT stage, percentile_cont(0.5) WITHIN GROUP (ORDER BY v), percentile_cont(0.99) WITHIN GROUP (ORDER BY v)
+		FROM s, LATERAL (VALUES ('eval_wait', eval_wait), ('eval_run', eval_run),
+		                        ('dispatch_wait', dispatch_wait), ('dispatch_run', dispatch_run)) x(stage, v)
+		GROUP BY stage`)
+	require.NoError(b, err)
+	defer rows.Close()
+	for rows.Next() {
+		var stage string
+		var p50, p99 float64
+		require.NoError(b, rows.Scan(&stage, &p50, &p99))
+		b.ReportMetric(p50, stage+"_p50_ms")
+		b.ReportMetric(p99, stage+"_p99_ms")
+	}
+	require.NoError(b, rows.Err())
 }
 
 // postNoFail posts an event from a goroutine that must not call FailNow.

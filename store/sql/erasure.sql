@@ -72,3 +72,20 @@ WHERE j.args @> jsonb_build_object('customer_id', $1::text)
 
 -- name: DeleteErasedCustomer
 DELETE FROM customers WHERE id = $1;
+
+-- name: LockErasureExclusive
+-- Takes the erasure lock of customer $1 (see SendGuard), held until the erasure commits: sends
+-- already past their re-check finish first, later ones wait for the commit and see it.
+SELECT pg_advisory_xact_lock(1667851119, hashtext($1));
+
+-- name: LockErasureShared
+-- Takes a send's share of the erasure locks of customers $1 (see SendGuard), held until the sends
+-- are done. Shares never wait for one another, so their order does not matter.
+SELECT count(pg_advisory_xact_lock_shared(1667851119, hashtext(c))) FROM (SELECT DISTINCT unnest($1::text[]) AS c) x;
+
+-- name: DeliveriesStillTheCustomers
+-- Which of the deliveries (customer $1[i], id $2[i]) still belong to their customer, i.e. no erasure
+-- moved them; run after LockErasureShared, as a statement of its own, so that its snapshot includes
+-- any erasure that held a lock.
+SELECT COALESCE(array_agg(d.id), '{}')
+FROM deliveries d JOIN unnest($1::text[], $2::bigint[]) AS r(customer_id, id) ON d.customer_id = r.customer_id AND d.id = r.id;

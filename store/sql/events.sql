@@ -68,14 +68,12 @@ WITH dup AS (
            @job_priority::smallint, @job_queue::text, 'available', now(), now(), '{}', '{}'
     FROM e WHERE @job_kind::text <> ''
     RETURNING queue
-), n AS (
-    SELECT pg_notify(concat(current_schema(), '.river_insert'), json_build_object('queue', queue)::text) FROM j WHERE @notify::boolean
 )
 SELECT (SELECT id FROM e) AS event_id, d.id AS dup_id,
     CASE WHEN d.payload_hash <> @payload_hash::bytea THEN
         CASE WHEN @abort_on_conflict::boolean THEN ciclo_idempotency_conflict(@customer_id, @idempotency_key, d.id) ELSE d.id END
     END AS conflict,
-    (SELECT count(*) FROM n) AS notified, c.*
+    c.*
 FROM (SELECT) AS one LEFT JOIN dup d ON true LEFT JOIN c ON true;
 
 -- name: GetEventIDByKey
