@@ -186,9 +186,28 @@ condition for a real customer.
 			fmt.Fprintf(&b, "| `%s.%s` | %s | %s |\n", v.Name, f.Name, f.Type, strings.ReplaceAll(f.Doc, "|", `\|`))
 		}
 	}
+	b.WriteString(pointsEventsMarkdown)
 	b.WriteString("\n## Functions\n\n| function | meaning |\n|---|---|\n")
 	for _, f := range ref.Functions {
 		fmt.Fprintf(&b, "| `%s` | %s |\n", f.Signature, strings.ReplaceAll(f.Doc, "|", `\|`))
 	}
 	return b.String()
 }
+
+// pointsEventsMarkdown documents the events ciclo records about points and
+// tiers, which rules react to like ingested ones (on: points_expiring).
+const pointsEventsMarkdown = `
+## Points and tier events
+
+Events ciclo records itself, with their evaluation, in the transaction that
+changes the ledger or the tier; rules react to them with ` + "`on:`" + ` like any
+event.
+
+| type | when | properties |
+|---|---|---|
+| ` + "`points_granted`" + ` | a rule's points action granted a lot, or a positive adjustment (` + "`POST /v1/customers/{id}/points/adjust`" + `) did | points, lot_id, reason, rule ("" for an adjustment), order_id, available_at, expires_at (absent when it never expires) |
+| ` + "`points_spent`" + ` | a redemption, the reversal of a refunded or cancelled order's points, or a negative adjustment took points | points (> 0), kind (redeem, reverse, adjust), order_id, reason, debt, operation_id |
+| ` + "`points_expiring`" + ` | the expiry sweep found lots expiring within defaults.points_expiring_days; one event per customer and sweep batch (batches hold 50,000 lots), each lot reminded of once | points (left on those lots), lot_id (the first), lot_ids, expires_at (the earliest) |
+| ` + "`points_expired`" + ` | the expiry sweep closed lots past their expiry; one event per customer and batch | points (lost), lot_id (the first), lot_ids, expires_at (the latest) |
+| ` + "`tier_changed`" + ` | the customer's tier changed | from, to, reason |
+`

@@ -237,7 +237,7 @@ func (s *Server) adjustPoints(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		return st.InsertPointsEvents(ctx, store.SpentEvents(id, op), now)
+		return st.InsertPointsEvents(ctx, store.OpEvents(id, op), now)
 	})
 	if err != nil {
 		s.pointsError(w, r, id, err)

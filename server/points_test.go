@@ -171,3 +171,34 @@ func TestPointsAPI(t *testing.T) {
 		require.Equal(t, 25.0, balance())
 	})
 }
+
+// TestPointsAdjustGrantEvent checks that a positive adjustment records a
+// points_granted event of the lot it granted, once per key, with its
+// evaluation enqueued, as a rule's grant does; a negative one records none.
+func TestPointsAdjustGrantEvent(t *testing.T) {
+	t.Parallel()
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(rulesPath, []byte(pointsRules), 0o600))
+	b := startApp(t, func(c *app.Config) { c.RulesPath = rulesPath })
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Hour)
+	_, err := store.New(b.db.Pool).IngestEvent(ctx, &store.NewEvent{CustomerID: "g1", Type: "signed_up", OccurredAt: at, ReceivedAt: at}, "reach", "v1")
+	require.NoError(t, err)
+	for range 2 { // a retry records nothing more
+		resp, text := do(t, newRequest(t, "POST", b.url+"/v1/customers/g1/points/adjust", `{"points": 25, "reason": "goodwill", "idempotency_key": "t-1"}`,
+			"Authorization", "Bearer "+apiToken, "Content-Type", "application/json"))
+		require.Equal(t, http.StatusOK, resp.StatusCode, text)
+	}
+	resp, text := do(t, newRequest(t, "POST", b.url+"/v1/customers/g1/points/adjust", `{"points": -5, "reason": "typo", "idempotency_key": "t-2"}`,
+		"Authorization", "Bearer "+apiToken, "Content-Type", "application/json"))
+	require.Equal(t, http.StatusOK, resp.StatusCode, text)
+
+	var lot int64
+	require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT id FROM points_lots WHERE customer_id = 'g1' AND idempotency_key = 'adjust:t-1'").Scan(&lot))
+	require.Equal(t, 1, b.db.Count(t, "events", "customer_id = 'g1' AND type = 'points_granted'"), "one points_granted, for the positive adjustment")
+	require.Equal(t, 1, b.db.Count(t, "events", "customer_id = 'g1' AND type = 'points_granted' AND (properties->>'points')::int = 25"+
+		" AND properties->>'reason' = 'goodwill' AND (properties->>'lot_id')::bigint = $1 AND properties->>'rule' = ''"+
+		" AND NOT properties ? 'expires_at' AND idempotency_key = 'points_granted:lot:' || $1", lot))
+	require.Equal(t, 1, b.db.Count(t, "river_job", "kind = 'ciclo.evaluate' AND (args->>'event_id')::bigint ="+
+		" (SELECT id FROM events WHERE customer_id = 'g1' AND type = 'points_granted')"), "its evaluation is enqueued")
+}

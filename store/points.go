@@ -89,11 +89,14 @@ type PointsOp struct {
 	Duplicate bool
 	// Debt is the part of a reversal that could not be taken back.
 	Debt int64
+	// LotID is the lot a positive adjustment granted (0 otherwise).
+	LotID int64
 }
 
-// PointsExpired is a lot the expiry sweep reminds of, or the lots of one
-// customer it closed in one batch (LotIDs; LotID is the first, Points
-// their sum, ExpiresAt the latest expiry).
+// PointsExpired is the lots of one customer the expiry sweep closed or
+// reminds of in one batch (LotIDs; LotID is the first, Points what they
+// lost or have left, ExpiresAt the latest expiry of those closed, the
+// earliest of those reminded of).
 type PointsExpired struct {
 	CustomerID string
 	LotID      int64
@@ -271,7 +274,8 @@ func (s *Store) ReverseOrderPoints(ctx context.Context, customerID, orderID, rea
 // AdjustPoints corrects a customer's points (support, goodwill), once per
 // key: a positive delta grants a lot that never expires, a negative one
 // takes from the available points, soonest expiry first, and records the
-// part they cannot cover as a debt. reason is required.
+// part they cannot cover as a debt. reason is required. OpEvents are the
+// events to record with it.
 func (s *Store) AdjustPoints(ctx context.Context, customerID string, delta int64, reason, key string, at time.Time) (PointsOp, error) {
 	at = at.Truncate(time.Microsecond) // as stored, so that a retry answers the same
 	if delta == 0 || reason == "" {
@@ -286,10 +290,16 @@ func (s *Store) AdjustPoints(ctx context.Context, customerID string, delta int64
 	}
 	op.Kind, op.Points, op.Reason, op.CreatedAt = OpAdjust, delta, reason, at
 	if delta > 0 {
-		_, err := s.GrantPoints(ctx, []PointsGrantReq{{
+		g, err := s.GrantPoints(ctx, []PointsGrantReq{{
 			CustomerID: customerID, Amount: delta, Reason: reason, GrantedAt: at, Key: "adjust:" + key,
 		}})
-		return op, err
+		if err != nil {
+			return PointsOp{}, err
+		}
+		if g[0].Created {
+			op.LotID = g[0].LotID
+		}
+		return op, nil
 	}
 	taken, err := s.takePoints(ctx, customerID, -delta, at, op.ID, PointsAdjust, "")
 	if err != nil {
@@ -323,8 +333,12 @@ type ExpiredBatch struct {
 // ExpirePoints closes up to limit lots after the cursor whose expiry is at
 // or before at, in one statement, turning what is left of each into an
 // expiry entry. The sweep calls it from the zero cursor with each batch's
-// Next until a batch holds fewer than limit lots.
+// Next until a batch holds fewer than limit lots, each in a transaction
+// (PointsSweepSettings plans it there).
 func (s *Store) ExpirePoints(ctx context.Context, at time.Time, limit int, after ExpireCursor) (ExpiredBatch, error) {
+	if err := s.pointsSweepSettings(ctx); err != nil {
+		return ExpiredBatch{}, err
+	}
 	afterExpires := after.ExpiresAt
 	if afterExpires.IsZero() {
 		afterExpires = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC) // before any expiry
@@ -347,6 +361,15 @@ func (s *Store) ExpirePoints(ctx context.Context, at time.Time, limit int, after
 		return ExpiredBatch{}, fmt.Errorf("expire points lots: %w", err)
 	}
 	return b, nil
+}
+
+// pointsSweepSettings tunes the current transaction's planning of the
+// expiry and reminder statements; on a pool it has no lasting effect.
+func (s *Store) pointsSweepSettings(ctx context.Context) error {
+	if _, err := s.db.Exec(ctx, q("PointsSweepSettings")); err != nil {
+		return fmt.Errorf("points sweep settings: %w", err)
+	}
+	return nil
 }
 
 // PointsSummary reads a customer's balance, pending points and next expiry

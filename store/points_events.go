@@ -76,30 +76,39 @@ func (s *Store) InsertPointsEvents(ctx context.Context, evs []PointsEvent, recei
 
 // RemindPoints claims up to limit available lots with points left that
 // expire after now and at or before before, each once, and returns them
-// (Points is what is left). Run it in the transaction that records their
-// points_expiring events (PointsExpiringEvents).
-func (s *Store) RemindPoints(ctx context.Context, now, before time.Time, limit int) ([]PointsExpired, error) {
+// per customer (LotIDs, LotID the first; Points what is left of them;
+// ExpiresAt the earliest expiry) with how many lots it claimed. Run it in
+// the transaction that records their points_expiring events (LotEvents).
+func (s *Store) RemindPoints(ctx context.Context, now, before time.Time, limit int) ([]PointsExpired, int, error) {
+	if err := s.pointsSweepSettings(ctx); err != nil {
+		return nil, 0, err
+	}
 	rows, err := s.db.Query(ctx, q("RemindPoints"), now, before, limit)
 	if err != nil {
-		return nil, fmt.Errorf("claim expiring points lots: %w", err)
+		return nil, 0, fmt.Errorf("claim expiring points lots: %w", err)
 	}
-	defer rows.Close()
-	var out []PointsExpired
-	for rows.Next() {
+	lots := 0
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PointsExpired, error) {
 		var e PointsExpired
-		if err := rows.Scan(&e.CustomerID, &e.LotID, &e.Points, &e.ExpiresAt); err != nil {
-			return nil, fmt.Errorf("claim expiring points lots: %w", err)
+		if err := r.Scan(&e.CustomerID, &e.LotIDs, &e.Points, &e.ExpiresAt); err != nil {
+			return e, err
 		}
-		out = append(out, e)
+		e.LotID, lots = e.LotIDs[0], lots+len(e.LotIDs)
+		return e, nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("claim expiring points lots: %w", err)
 	}
-	return out, rows.Err()
+	return out, lots, nil
 }
 
-// LotEvents are the events of lots the expiry sweep closed
-// (EventPointsExpired: one per customer and batch) or reminds of
-// (EventPointsExpiring: one per lot), with properties points, lot_id (the
-// first lot), lot_ids and expires_at, keyed by type and first lot (a lot
-// expires once, so its key is never reused).
+// LotEvents are the events of the lots the expiry sweep closed
+// (EventPointsExpired) or reminds of (EventPointsExpiring), one per
+// customer and batch, with properties points (what the lots lost or have
+// left), lot_id (the first lot), lot_ids and expires_at (the latest expiry
+// of the lots closed; the earliest of those reminded of), keyed by type
+// and first lot (a lot expires and is reminded of once, so its key is
+// never reused).
 func LotEvents(typ string, lots []PointsExpired, at time.Time) []PointsEvent {
 	out := make([]PointsEvent, len(lots))
 	for i, l := range lots {
@@ -152,6 +161,23 @@ func SpentEvents(customerID string, ops ...PointsOp) []PointsEvent {
 			Properties: map[string]any{"points": points, "kind": op.Kind, "order_id": op.OrderID, "reason": op.Reason,
 				"debt": op.Debt, "operation_id": op.ID},
 			OccurredAt: op.CreatedAt, Key: EventPointsSpent + ":op:" + strconv.FormatInt(op.ID, 10)})
+	}
+	return out
+}
+
+// OpEvents are the events of spending operations and adjustments: their
+// points_spent events (SpentEvents), and for a positive adjustment the
+// points_granted event of the lot it granted, like a rule's grant (reason
+// the adjustment's; rule and order_id empty; no expires_at: it never
+// expires), so rules on points_granted see support corrections too.
+func OpEvents(customerID string, ops ...PointsOp) []PointsEvent {
+	out := SpentEvents(customerID, ops...)
+	for _, op := range ops {
+		if op.Kind != OpAdjust || op.Duplicate || op.LotID == 0 || op.Points <= 0 {
+			continue
+		}
+		out = append(out, grantedEvent(&PointsGrantReq{CustomerID: customerID, Amount: op.Points, Reason: op.Reason,
+			GrantedAt: op.CreatedAt}, op.LotID))
 	}
 	return out
 }

@@ -28,10 +28,11 @@ const (
 
 // PointsExpiryWorker closes the points lots whose expiry has passed, in
 // batches (store.Store.ExpirePoints turns what is left of each into an
-// expiry entry), recording a points_expired event per lot, and records a
-// points_expiring event once per lot the rule set's
-// defaults.points_expiring_days before it expires. Events, ledger entries
-// and their evaluation jobs commit together, so each lot is reported once.
+// expiry entry), recording a points_expired event per customer and batch,
+// and reminds of each lot once the rule set's
+// defaults.points_expiring_days before it expires, with a points_expiring
+// event per customer and batch. Events, ledger entries and their
+// evaluation jobs commit together, so each lot is reported once.
 type PointsExpiryWorker struct {
 	river.WorkerDefaults[jobs.PointsExpiryArgs]
 
@@ -87,8 +88,9 @@ func (w *PointsExpiryWorker) Run(ctx context.Context, client *river.Client[pgx.T
 	for {
 		var n int
 		err := w.inTx(ctx, client, func(st *store.Store) ([]store.PointsEvent, error) {
-			lots, err := st.RemindPoints(ctx, now, now.Add(days), batch)
-			n = len(lots)
+			var lots []store.PointsExpired
+			var err error
+			lots, n, err = st.RemindPoints(ctx, now, now.Add(days), batch)
 			return store.LotEvents(store.EventPointsExpiring, lots, now), err
 		})
 		if err != nil {

@@ -112,3 +112,48 @@ func sumPoints(t *testing.T, db *testdb.DB, customer string) int {
 		"SELECT COALESCE(sum((properties->>'points')::int), 0) FROM events WHERE customer_id = $1 AND type = 'points_expired'", customer).Scan(&n))
 	return n
 }
+
+// TestPointsExpiringPerCustomer checks that the reminders of a batch are
+// one points_expiring event per customer, whatever its number of lots,
+// with their points summed, every lot's id and the earliest expiry; and
+// that each lot is reminded of once.
+func TestPointsExpiringPerCustomer(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	rs, err := rules.Parse("r.yaml", []byte("version: 1\ndefaults: { points_expiring_days: 5 }\nrules:\n  - {name: a, on: points_expiring, actions: [{stage: retention}]}\n"), rules.ParseOptions{})
+	require.NoError(t, err)
+	holder := rules.NewHolder(rs)
+	client, err := worker.NewClient(db.Pool, &worker.Config{Rules: holder, InsertOnly: true, Schema: db.Schema})
+	require.NoError(t, err)
+	st := store.New(db.Pool)
+	for _, id := range []string{"a", "b"} {
+		_, err := st.IngestEvent(ctx, &store.NewEvent{CustomerID: id, Type: "signed_up", OccurredAt: at, ReceivedAt: at}, "reach", "v1")
+		require.NoError(t, err)
+	}
+	_, err = st.GrantPoints(ctx, []store.PointsGrantReq{
+		{CustomerID: "a", Amount: 10, Reason: "r", GrantedAt: at, ExpiresAt: at.Add(3 * day), Key: "a1"},
+		{CustomerID: "a", Amount: 20, Reason: "r", GrantedAt: at, ExpiresAt: at.Add(2 * day), Key: "a2"},
+		{CustomerID: "a", Amount: 30, Reason: "r", GrantedAt: at, ExpiresAt: at.Add(4 * day), Key: "a3"},
+		{CustomerID: "a", Amount: 40, Reason: "r", GrantedAt: at, ExpiresAt: at.Add(9 * day), Key: "a4"}, // not within 5 days
+		{CustomerID: "b", Amount: 5, Reason: "r", GrantedAt: at, ExpiresAt: at.Add(day), Key: "b1"},
+	})
+	require.NoError(t, err)
+
+	w := worker.NewPointsExpiryWorker(db.Pool, holder, func() time.Time { return at }, 0)
+	stats, err := w.Run(ctx, client)
+	require.NoError(t, err)
+	require.Equal(t, worker.PointsExpiryStats{Reminded: 4}, stats)
+	require.Equal(t, 2, db.Count(t, "events", "type = 'points_expiring'"), "one event per customer")
+	require.Equal(t, 1, db.Count(t, "events", "customer_id = 'a' AND type = 'points_expiring' AND (properties->>'points')::int = 60"+
+		" AND jsonb_array_length(properties->'lot_ids') = 3 AND (properties->>'expires_at')::timestamptz = $1", at.Add(2*day)))
+	require.Equal(t, 1, db.Count(t, "events", "customer_id = 'b' AND type = 'points_expiring' AND (properties->>'points')::int = 5"))
+	require.Equal(t, 2, db.Count(t, "river_job", "kind = 'ciclo.evaluate'"))
+
+	stats, err = w.Run(ctx, client)
+	require.NoError(t, err)
+	require.Equal(t, worker.PointsExpiryStats{}, stats, "each lot is reminded of once")
+	require.Equal(t, 2, db.Count(t, "events", "type = 'points_expiring'"))
+}

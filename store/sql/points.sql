@@ -89,6 +89,13 @@ WHERE l.customer_id = $1 AND l.order_id = $2;
 INSERT INTO points_entries (customer_id, lot_id, operation_id, kind, amount, created_at)
 VALUES ($1, $2, $3, $4, $5, $6);
 
+-- name: PointsSweepSettings
+-- Plans the expiry and reminder statements of the current transaction: their locked lots join
+-- back to points_lots by primary key (a nested loop; hashing would scan the whole table once a
+-- batch, so a run would grow with the square of the lots), without JIT, sorting in memory.
+SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('jit', 'off', true), set_config('work_mem', '64MB', true);
+
 -- name: ExpirePoints
 -- Expires up to @limit lots whose expiry is at or before @at and that have something left, after
 -- the sweep's cursor (@after_expires, @after_customer, @after_id) in the order of the partial
@@ -167,8 +174,9 @@ RETURNING customer_id, id, idempotency_key;
 
 -- name: RemindPoints
 -- Claims up to $3 available lots with something left that expire after $1 and at or before $2
--- and were not reminded of, marking them reminded at $1; returns each with what is left. Lots a
--- concurrent spend holds are skipped and reminded of in the next batch.
+-- and were not reminded of, marking them reminded at $1; returns one row per customer: its lots
+-- (ids), what is left of them and their earliest expiry. Lots a concurrent spend holds are
+-- skipped and reminded of in the next batch.
 WITH due AS (
     SELECT customer_id, id FROM points_lots
     WHERE expires_at > $1 AND expires_at <= $2 AND remaining > 0 AND expired_at IS NULL
@@ -176,11 +184,16 @@ WITH due AS (
     ORDER BY expires_at, customer_id, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE points_lots l SET reminded_at = $1
+    FROM due
+    WHERE l.customer_id = due.customer_id AND l.id = due.id
+    RETURNING l.customer_id, l.id, l.remaining, l.expires_at
 )
-UPDATE points_lots l SET reminded_at = $1
-FROM due
-WHERE l.customer_id = due.customer_id AND l.id = due.id
-RETURNING l.customer_id, l.id, l.remaining, l.expires_at;
+SELECT customer_id, array_agg(id ORDER BY id), sum(remaining)::bigint, min(expires_at)
+FROM upd
+GROUP BY customer_id
+ORDER BY customer_id;
 
 -- name: GetPointsCoupon
 -- Reads the coupon a redemption turned points into (issued under rule $2, "points:op:<id>").
