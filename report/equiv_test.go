@@ -188,6 +188,19 @@ FROM (
 ) o
 GROUP BY 1
 ORDER BY 1`
+	// scoresByRow is ReportScores as first written, per answer.
+	scoresByRow = `
+WITH k AS (
+    SELECT * FROM unnest($4::text[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[]) AS k (type, lo, hi, high, low)
+)
+SELECT date_trunc($1::text, e.occurred_at AT TIME ZONE 'UTC'), e.type,
+       count(*) FILTER (WHERE (e.properties->>'score')::numeric >= k.high),
+       count(*) FILTER (WHERE (e.properties->>'score')::numeric <= k.low), count(*)
+FROM events e JOIN k ON k.type = e.type
+WHERE e.occurred_at >= $2 AND e.occurred_at < $3 AND jsonb_typeof(e.properties->'score') = 'number'
+  AND (e.properties->>'score')::numeric BETWEEN k.lo AND k.hi
+GROUP BY 1, 2
+ORDER BY 1, 2`
 	cohortCellsByDistinct = `
 SELECT cohort, k, count(*)
 FROM (
@@ -235,6 +248,10 @@ func TestOrderQueriesMatchDefinitions(t *testing.T) {
 				props = map[string]any{"total": "n/a"}
 			}
 			events = append(events, []any{id, typ, at, props})
+			if rng.IntN(2) == 0 { // a survey answer: NPS or CSAT, some scores out of range or not numbers
+				events = append(events, []any{id, []string{"nps_answered", "csat_answered"}[rng.IntN(2)], at.Add(time.Duration(rng.IntN(48)) * time.Hour),
+					map[string]any{"score": []any{rng.IntN(13) - 1, "9", 2.5}[min(rng.IntN(6), 2)]}})
+			}
 		}
 		_, err := db.Pool.Exec(ctx, `INSERT INTO customers (id, email, stage, first_order_at) VALUES ($1, $1 || '@example.com', 'reach', $2)`, id, first)
 		require.NoError(t, err)
@@ -267,6 +284,7 @@ func TestOrderQueriesMatchDefinitions(t *testing.T) {
 
 	st := store.New(db.Pool)
 	from, to, now := base, base.AddDate(0, 4, 0), base.AddDate(0, 5, 0)
+	surveys := []store.Survey{{Event: "nps_answered", Lo: 0, Hi: 10, High: 9, Low: 6}, {Event: "csat_answered", Lo: 1, Hi: 5, High: 4, Low: 3}}
 	orders := []string{"order_placed", "pos_sale"}
 	ids := make([]string, 0, 300)
 	for c := range 300 {
@@ -304,6 +322,15 @@ func TestOrderQueriesMatchDefinitions(t *testing.T) {
 				require.Equal(t, want, got, "%s: repeat purchase by %s, orders %v", phase, period, types)
 			}
 		}
+		for _, period := range []string{"week", "month"} {
+			got, err := st.ReportScores(ctx, period, from, to, surveys)
+			require.NoError(t, err)
+			want := collect(t, db.Pool, scoresByRow, func(r pgx.CollectableRow, c *store.ScoreCount) error {
+				return r.Scan(&c.Period, &c.Event, &c.High, &c.Low, &c.Answers)
+			}, period, from, to, []string{"nps_answered", "csat_answered"}, []float64{0, 1}, []float64{10, 5}, []float64{9, 4}, []float64{6, 3})
+			require.NotEmpty(t, want)
+			require.Equal(t, want, got, "%s: scores by %s", phase, period)
+		}
 		got, err := st.ReportCohorts(ctx, base.AddDate(0, -2, 0), to, orders, now)
 		require.NoError(t, err)
 		var cells []store.CohortCount
@@ -325,7 +352,9 @@ func TestOrderQueriesMatchDefinitions(t *testing.T) {
 		require.NoError(t, err)
 		v, err := st.ReportRuleRevenue(ctx, from, to, orders, 7*24*time.Hour)
 		require.NoError(t, err)
-		return []any{f, r, v}
+		sc, err := st.ReportScores(ctx, "month", from, to, surveys)
+		require.NoError(t, err)
+		return []any{f, r, v, sc}
 	}
 	checkRollups(t, db.Pool, check, probe, func(tx pgx.Tx, n int) {
 		var events, firings, transitions [][]any
@@ -334,6 +363,7 @@ func TestOrderQueriesMatchDefinitions(t *testing.T) {
 			events = append(events, []any{id, []string{"order_placed", "pos_sale", "page_view"}[rng.IntN(3)], lateInstant(rng, base),
 				map[string]any{"total": rng.IntN(100)}})
 			firings = append(firings, []any{id, []string{"welcome", "win-back"}[rng.IntN(2)], fmt.Sprint("late", rng.Int64(), i), "v1", lateInstant(rng, base)})
+			events = append(events, []any{id, "nps_answered", lateInstant(rng, base), map[string]any{"score": rng.IntN(11)}})
 			transitions = append(transitions, []any{id, stages[rng.IntN(len(stages))], stages[rng.IntN(len(stages))], lateInstant(rng, base)})
 		}
 		for _, c := range []struct {
@@ -370,7 +400,7 @@ func collect[T any](t *testing.T, pool *pgxpool.Pool, sql string, scan func(pgx.
 // conversion and attribution windows and order types some of their calls
 // use (the others read raw rows).
 var rollupConfig = store.RollupConfig{ConversionWindow: 30 * 24 * time.Hour, AttributionWindow: 7 * 24 * time.Hour,
-	OrderTypes: []string{"order_placed", "pos_sale"}}
+	OrderTypes: []string{"order_placed", "pos_sale"}, ScoreTypes: []string{"nps_answered", "csat_answered"}}
 
 // checkRollups runs check — every report query against its per-row
 // definition — on the raw rows (never folded), on the rollups after a full
@@ -415,6 +445,7 @@ func checkRollups(t *testing.T, pool *pgxpool.Pool, check func(phase string), pr
 		"UPDATE report_repeat_periods SET buyers = buyers + 1",
 		"UPDATE report_revenue_days SET orders = orders + 1",
 		"UPDATE report_stage_spans SET seconds = seconds + 1",
+		"UPDATE report_score_days SET n = n + 1",
 	} {
 		_, err = tx.Exec(ctx, sql)
 		require.NoError(t, err)

@@ -566,7 +566,8 @@ func formatDays(d time.Duration) string {
 // use.
 func RollupConfig() store.RollupConfig {
 	p, _ := Params{Now: time.Unix(0, 0)}.Normalize()
-	return store.RollupConfig{ConversionWindow: p.ConversionWindow, AttributionWindow: p.AttributionWindow, OrderTypes: p.OrderEvents}
+	return store.RollupConfig{ConversionWindow: p.ConversionWindow, AttributionWindow: p.AttributionWindow, OrderTypes: p.OrderEvents,
+		ScoreTypes: []string{NPSEventDefault, CSATEventDefault}}
 }
 
 // WithRuleSet returns p with the rule set's stages and rule names; nil

@@ -222,6 +222,13 @@ func (s *Store) ReportScores(ctx context.Context, period string, from, to time.T
 	for i, sv := range surveys {
 		events[i], lo[i], hi[i], high[i], low[i] = sv.Event, sv.Lo, sv.Hi, sv.High, sv.Low
 	}
+	r, err := s.rollups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil && !slices.ContainsFunc(events, func(e string) bool { return !slices.Contains(r.scoreTypes, e) }) {
+		return s.rollupScores(ctx, r, period, from, to, events, lo, hi, high, low)
+	}
 	return reportRows(ctx, s, "ReportScores", func(r pgx.Rows, c *ScoreCount) error {
 		return r.Scan(&c.Period, &c.Event, &c.High, &c.Low, &c.Answers)
 	}, period, from, to, events, lo, hi, high, low)

@@ -36,20 +36,27 @@ type RollupConfig struct {
 	ConversionWindow  time.Duration
 	AttributionWindow time.Duration
 	OrderTypes        []string
+	ScoreTypes        []string // event types of survey answers
 }
+
+// rollupVersion changes with what the rollups hold: a fold finding
+// another version in report_rollup_state rebuilds them all.
+const rollupVersion = 2
 
 // rollups is what a report's snapshot holds of the rollups: the parameters
 // they were folded for and the days (per source) written since.
 type rollups struct {
 	convMs, attrMs int64
 	orderTypes     []string
+	scoreTypes     []string
+	version        int
 	dirty          map[string][]time.Time // sorted UTC days
 }
 
 // rollups returns the rollups' state, nil before the first fold.
 func (s *Store) rollups(ctx context.Context) (*rollups, error) {
 	r, err := s.rollupState(ctx)
-	if err != nil || r == nil {
+	if err != nil || r == nil || r.version != rollupVersion {
 		return nil, err
 	}
 	r.dirty, err = s.dirtyDays(ctx, "RollupDirtyDays")
@@ -61,7 +68,7 @@ func (s *Store) rollups(ctx context.Context) (*rollups, error) {
 
 func (s *Store) rollupState(ctx context.Context) (*rollups, error) {
 	var r rollups
-	err := s.db.QueryRow(ctx, q("RollupState")).Scan(&r.convMs, &r.attrMs, &r.orderTypes)
+	err := s.db.QueryRow(ctx, q("RollupState")).Scan(&r.convMs, &r.attrMs, &r.orderTypes, &r.scoreTypes, &r.version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -91,7 +98,7 @@ func (s *Store) dirtyDays(ctx context.Context, query string) (map[string][]time.
 
 func (r *rollups) sameConfig(c RollupConfig) bool {
 	return r.convMs == c.ConversionWindow.Milliseconds() && r.attrMs == c.AttributionWindow.Milliseconds() &&
-		slices.Equal(r.orderTypes, c.OrderTypes)
+		slices.Equal(r.orderTypes, c.OrderTypes) && slices.Equal(r.scoreTypes, c.ScoreTypes) && r.version == rollupVersion
 }
 
 // written says whether a row of source was written since the fold in a
@@ -238,6 +245,13 @@ func (s *Store) rollupRuleRevenue(ctx context.Context, r *rollups, from, to time
 	}, covered, raw.starts, raw.ends, orderTypes, window.Milliseconds())
 }
 
+func (s *Store) rollupScores(ctx context.Context, r *rollups, period string, from, to time.Time, args ...any) ([]ScoreCount, error) {
+	covered, raw := plan("day", from, to, r.repeatStale)
+	return reportRows(ctx, s, "ReportScoresRollup", func(r pgx.Rows, c *ScoreCount) error {
+		return r.Scan(&c.Period, &c.Event, &c.High, &c.Low, &c.Answers)
+	}, append([]any{period, covered, raw.starts, raw.ends}, args...)...)
+}
+
 // FoldStats says what one FoldReports did.
 type FoldStats struct {
 	Skipped bool  // another fold held the lock
@@ -284,7 +298,7 @@ func (s *Store) FoldReports(ctx context.Context, cfg RollupConfig) (FoldStats, e
 	st.Written = tag.RowsAffected()
 	r := &rollups{convMs: cfg.ConversionWindow.Milliseconds(), attrMs: cfg.AttributionWindow.Milliseconds(), orderTypes: cfg.OrderTypes}
 	if st.Full {
-		for _, t := range []string{"report_flow_periods", "report_conversion_periods", "report_repeat_periods", "report_revenue_days", "report_stage_spans"} {
+		for _, t := range []string{"report_score_days", "report_flow_periods", "report_conversion_periods", "report_repeat_periods", "report_revenue_days", "report_stage_spans"} {
 			if _, err := s.db.Exec(ctx, "DELETE FROM "+t); err != nil {
 				return st, fmt.Errorf("fold reports: clear %s: %w", t, err)
 			}
@@ -381,6 +395,28 @@ func (s *Store) FoldReports(ctx context.Context, cfg RollupConfig) (FoldStats, e
 	}
 	st.Periods += n
 
+	n, err = s.fold(ctx, "day", stalePeriods("day", r.dirty[srcEvents], 0, 0, r.repeatStale), "FoldDeleteScores",
+		func(a, b time.Time) (pgx.CopyFromSource, error) {
+			var out [][]any
+			rows, err := s.db.Query(ctx, q("FoldScores"), a, b, cfg.ScoreTypes)
+			if err != nil {
+				return nil, fmt.Errorf("fold scores: %w", err)
+			}
+			var day time.Time
+			var typ string
+			var score pgtype.Numeric
+			var n int64
+			_, err = pgx.ForEachRow(rows, []any{&day, &typ, &score, &n}, func() error {
+				out = append(out, []any{day, typ, score, n})
+				return nil
+			})
+			return pgx.CopyFromRows(out), err
+		}, "report_score_days", "day", "type", "score", "n")
+	if err != nil {
+		return st, err
+	}
+	st.Periods += n
+
 	if st.Full {
 		_, err = s.db.Exec(ctx, q("FoldStageSpansAll"))
 	} else if _, err = s.db.Exec(ctx, q("FoldDeleteSpans")); err == nil {
@@ -389,7 +425,7 @@ func (s *Store) FoldReports(ctx context.Context, cfg RollupConfig) (FoldStats, e
 	if err != nil {
 		return st, fmt.Errorf("fold reports: stage spans: %w", err)
 	}
-	if _, err := s.db.Exec(ctx, q("FoldState"), r.convMs, r.attrMs, cfg.OrderTypes); err != nil {
+	if _, err := s.db.Exec(ctx, q("FoldState"), r.convMs, r.attrMs, cfg.OrderTypes, cfg.ScoreTypes, rollupVersion); err != nil {
 		return st, fmt.Errorf("fold reports: state: %w", err)
 	}
 	return st, nil
@@ -426,7 +462,7 @@ func (s *Store) fold(ctx context.Context, kind string, periods []time.Time, del 
 			b = nextKind(kind, b)
 		}
 		args := []any{kind, a, b}
-		if del == "FoldDeleteRevenue" {
+		if del == "FoldDeleteRevenue" || del == "FoldDeleteScores" {
 			args = args[1:]
 		}
 		if _, err := s.db.Exec(ctx, q(del), args...); err != nil {

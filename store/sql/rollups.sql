@@ -8,7 +8,7 @@
 -- what the raw query gives.
 
 -- name: RollupState
-SELECT conversion_window_ms, attribution_window_ms, order_types FROM report_rollup_state;
+SELECT conversion_window_ms, attribution_window_ms, order_types, score_types, version FROM report_rollup_state;
 
 -- name: RollupDirtyDays
 -- The days (per source table) with rows written since the last fold.
@@ -251,7 +251,8 @@ WITH d AS (DELETE FROM report_dirty RETURNING source, customer_id, day)
 SELECT DISTINCT source, customer_id, day FROM d;
 
 -- name: FoldLock
-SELECT pg_try_advisory_xact_lock(hashtext('ciclo.report_fold')), current_setting('transaction_isolation');
+-- One fold at a time per schema (the rollups are the schema's).
+SELECT pg_try_advisory_xact_lock(hashtext('ciclo.report_fold.' || current_schema())), current_setting('transaction_isolation');
 
 -- name: FoldDays
 SELECT source, day::timestamp FROM report_folding GROUP BY 1, 2 ORDER BY 1, 2;
@@ -278,8 +279,42 @@ DELETE FROM report_repeat_periods WHERE kind = $1 AND period >= $2::timestamptz 
 DELETE FROM report_revenue_days WHERE day >= ($1::timestamptz AT TIME ZONE 'UTC')::date AND day < ($2::timestamptz AT TIME ZONE 'UTC')::date;
 
 -- name: FoldState
-INSERT INTO report_rollup_state (folded_at, conversion_window_ms, attribution_window_ms, order_types)
-VALUES (now(), $1, $2, $3)
+INSERT INTO report_rollup_state (folded_at, conversion_window_ms, attribution_window_ms, order_types, score_types, version)
+VALUES (now(), $1, $2, $3, $4, $5)
 ON CONFLICT (singleton) DO UPDATE
 SET folded_at = excluded.folded_at, conversion_window_ms = excluded.conversion_window_ms,
-    attribution_window_ms = excluded.attribution_window_ms, order_types = excluded.order_types;
+    attribution_window_ms = excluded.attribution_window_ms, order_types = excluded.order_types,
+    score_types = excluded.score_types, version = excluded.version;
+
+-- name: FoldDeleteScores
+DELETE FROM report_score_days WHERE day >= ($1::timestamptz AT TIME ZONE 'UTC')::date AND day < ($2::timestamptz AT TIME ZONE 'UTC')::date;
+
+-- name: FoldScores
+-- Survey answers (types $3) with a numeric score per UTC day, type and score, in [$1, $2).
+SELECT (occurred_at AT TIME ZONE 'UTC')::date, type, (properties->>'score')::numeric, count(*)
+FROM events
+WHERE type = ANY($3::text[]) AND occurred_at >= $1 AND occurred_at < $2 AND jsonb_typeof(properties->'score') = 'number'
+GROUP BY 1, 2, 3;
+
+-- name: ReportScoresRollup
+-- ReportScores: $1 kind, the score rollup's days $2, the raw ranges ($3, $4), surveys as in
+-- ReportScores ($5 … $9).
+WITH k AS (
+    SELECT * FROM unnest($5::text[], $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[]) AS k (type, lo, hi, high, low)
+), a AS (
+    SELECT day::timestamp AS at, type, score, n
+    FROM report_score_days
+    WHERE day IN (SELECT (d AT TIME ZONE 'UTC')::date FROM unnest($2::timestamptz[]) AS d) AND type = ANY($5::text[])
+    UNION ALL
+    SELECT e.occurred_at AT TIME ZONE 'UTC', e.type, (e.properties->>'score')::numeric, 1
+    FROM events e JOIN unnest($3::timestamptz[], $4::timestamptz[]) AS g (a, b) ON e.occurred_at >= g.a AND e.occurred_at < g.b
+    WHERE e.type = ANY($5::text[]) AND jsonb_typeof(e.properties->'score') = 'number'
+)
+SELECT date_trunc($1::text, a.at), k.type,
+       COALESCE(sum(a.n) FILTER (WHERE a.score >= k.high), 0)::bigint, COALESCE(sum(a.n) FILTER (WHERE a.score <= k.low), 0)::bigint,
+       sum(a.n)::bigint
+FROM a
+JOIN k ON k.type = a.type
+WHERE a.score BETWEEN k.lo AND k.hi
+GROUP BY 1, 2
+ORDER BY 1, 2;
