@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -310,10 +309,6 @@ func (s *Store) CountEvents(ctx context.Context) (int64, error) {
 
 // reportRows runs the named report query and scans its (few) rows.
 func reportRows[T any](ctx context.Context, s *Store, name string, scan func(pgx.Rows, *T) error, args ...any) ([]T, error) {
-	if os.Getenv("CICLO_REPORT_TRACE") != "" {
-		t0 := time.Now()
-		defer func() { fmt.Fprintf(os.Stderr, "TRACE %s %s\n", name, time.Since(t0)) }()
-	}
 	rows, err := s.db.Query(ctx, q(name), args...)
 	if err != nil {
 		return nil, fmt.Errorf("report query %s: %w", name, err)
