@@ -87,3 +87,15 @@ func (TierSweepArgs) Kind() string { return "ciclo.tier_sweep" }
 func (TierSweepArgs) InsertOpts() river.InsertOpts {
 	return CouponExpiryArgs{}.InsertOpts()
 }
+
+// ReportFoldArgs asks for the report rollups to be brought up to date with
+// the rows written since the last fold (store.Store.FoldReports).
+type ReportFoldArgs struct{}
+
+// Kind is the job kind; it never changes once shipped.
+func (ReportFoldArgs) Kind() string { return "ciclo.report_fold" }
+
+// InsertOpts runs the fold on the sweep queue, one at a time.
+func (ReportFoldArgs) InsertOpts() river.InsertOpts {
+	return CouponExpiryArgs{}.InsertOpts()
+}

@@ -561,6 +561,15 @@ func formatDays(d time.Duration) string {
 	return d.String()
 }
 
+// RollupConfig is what the report rollups are folded for: the default
+// windows and order events, which `ciclo report`, the API and the dashboard
+// use.
+func RollupConfig() store.RollupConfig {
+	p, _ := Params{Now: time.Unix(0, 0)}.Normalize()
+	return store.RollupConfig{ConversionWindow: p.ConversionWindow, AttributionWindow: p.AttributionWindow, OrderTypes: p.OrderEvents,
+		ScoreTypes: []string{NPSEventDefault, CSATEventDefault}}
+}
+
 // WithRuleSet returns p with the rule set's stages and rule names; nil
 // leaves p as it is.
 func (p Params) WithRuleSet(rs *rules.RuleSet) Params {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -120,6 +121,13 @@ func (s *Store) ReportPoints(ctx context.Context, period string, from, to time.T
 // from (Period nil), then those of each period over [from, to). Running
 // sums of entries minus exits give the customers per stage.
 func (s *Store) ReportStageFlows(ctx context.Context, period string, from, to time.Time) ([]Flow, error) {
+	r, err := s.rollups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		return s.rollupStageFlows(ctx, r, period, from, to)
+	}
 	return reportRows(ctx, s, "ReportStageFlows", func(r pgx.Rows, f *Flow) error {
 		return r.Scan(&f.Period, &f.From, &f.To, &f.Transitions, &f.Customers)
 	}, period, from, to)
@@ -133,6 +141,13 @@ func (s *Store) ReportConversion(ctx context.Context, period string, from, to ti
 	for i, st := range steps {
 		a[i], b[i] = st[0], st[1]
 	}
+	r, err := s.rollups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil && r.convMs == window.Milliseconds() {
+		return s.rollupConversion(ctx, r, period, from, to, a, b, window)
+	}
 	return reportRows(ctx, s, "ReportConversion", func(r pgx.Rows, c *ConversionCount) error {
 		return r.Scan(&c.Period, &c.From, &c.To, &c.Entered, &c.Converted)
 	}, period, from, to, a, b, window.Milliseconds())
@@ -140,6 +155,13 @@ func (s *Store) ReportConversion(ctx context.Context, period string, from, to ti
 
 // ReportRepeat returns the buyers and repeat buyers per period over [from, to).
 func (s *Store) ReportRepeat(ctx context.Context, period string, from, to time.Time, orderTypes []string) ([]RepeatCount, error) {
+	r, err := s.rollups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil && slices.Equal(r.orderTypes, orderTypes) {
+		return s.rollupRepeat(ctx, r, period, from, to, orderTypes)
+	}
 	return reportRows(ctx, s, "ReportRepeat", func(r pgx.Rows, c *RepeatCount) error {
 		return r.Scan(&c.Period, &c.Repeat, &c.Buyers)
 	}, period, from, to, orderTypes)
@@ -157,6 +179,15 @@ func (s *Store) ReportInactiveChurn(ctx context.Context, to time.Time, orderType
 // ReportTimeInStage returns, per stage left in [from, to), the median time
 // spent in it.
 func (s *Store) ReportTimeInStage(ctx context.Context, from, to time.Time) ([]StageTime, error) {
+	r, err := s.rollups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		return reportRows(ctx, s, "ReportTimeInStageRollup", func(r pgx.Rows, t *StageTime) error {
+			return r.Scan(&t.Stage, &t.Left, &t.MedianSeconds)
+		}, from, to)
+	}
 	return reportRows(ctx, s, "ReportTimeInStage", func(r pgx.Rows, t *StageTime) error {
 		return r.Scan(&t.Stage, &t.Left, &t.MedianSeconds)
 	}, from, to)
@@ -190,6 +221,13 @@ func (s *Store) ReportScores(ctx context.Context, period string, from, to time.T
 	for i, sv := range surveys {
 		events[i], lo[i], hi[i], high[i], low[i] = sv.Event, sv.Lo, sv.Hi, sv.High, sv.Low
 	}
+	r, err := s.rollups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil && !slices.ContainsFunc(events, func(e string) bool { return !slices.Contains(r.scoreTypes, e) }) {
+		return s.rollupScores(ctx, r, period, from, to, events, lo, hi, high, low)
+	}
 	return reportRows(ctx, s, "ReportScores", func(r pgx.Rows, c *ScoreCount) error {
 		return r.Scan(&c.Period, &c.Event, &c.High, &c.Low, &c.Answers)
 	}, period, from, to, events, lo, hi, high, low)
@@ -221,6 +259,13 @@ func (s *Store) ReportRuleCoupons(ctx context.Context, from, to, now time.Time) 
 // ReportRuleRevenue returns, per rule, the orders in [from, to) that came
 // within window after a firing of the rule for the customer, and their total.
 func (s *Store) ReportRuleRevenue(ctx context.Context, from, to time.Time, orderTypes []string, window time.Duration) ([]RuleRevenue, error) {
+	r, err := s.rollups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil && slices.Equal(r.orderTypes, orderTypes) && r.attrMs == window.Milliseconds() {
+		return s.rollupRuleRevenue(ctx, r, from, to, orderTypes, window)
+	}
 	return reportRows(ctx, s, "ReportRuleRevenue", func(r pgx.Rows, c *RuleRevenue) error {
 		return r.Scan(&c.Rule, &c.Orders, &c.Revenue)
 	}, from, to, orderTypes, window.Milliseconds())

@@ -108,6 +108,9 @@ type Config struct {
 	// derived again (tiers fall as windows roll past). Default:
 	// TierSweepIntervalDefault.
 	TierSweepInterval time.Duration
+	// ReportFoldInterval is how often the report rollups are folded.
+	// Default: ReportFoldIntervalDefault.
+	ReportFoldInterval time.Duration
 	// ID names this client in river_job.attempted_by and River's leader
 	// election; give each process its own. Default: River's, host name and
 	// start time.
@@ -142,6 +145,7 @@ func (c *Config) withDefaults() *Config {
 	out.PointsExpiryInterval = valOrDefault(out.PointsExpiryInterval, PointsExpiryIntervalDefault)
 	out.PointsExpiryBatch = valOrDefault(out.PointsExpiryBatch, PointsExpiryBatchDefault)
 	out.TierSweepInterval = valOrDefault(out.TierSweepInterval, TierSweepIntervalDefault)
+	out.ReportFoldInterval = valOrDefault(out.ReportFoldInterval, ReportFoldIntervalDefault)
 	return &out
 }
 
@@ -229,7 +233,8 @@ func riverConfig(pool *pgxpool.Pool, cfg *Config) (*river.Config, error) {
 		if cfg.Metrics != nil {
 			rc.Middleware = append(rc.Middleware, &jobMetrics{m: cfg.Metrics, pool: pool, logger: cfg.Logger})
 		}
-		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg), pointsExpiryPeriodicJob(cfg), tierSweepPeriodicJob(cfg))
+		rc.PeriodicJobs = append(rc.PeriodicJobs, couponExpiryPeriodicJob(cfg), pointsExpiryPeriodicJob(cfg), tierSweepPeriodicJob(cfg),
+			reportFoldPeriodicJob(cfg))
 	}
 	return rc, nil
 }

@@ -311,6 +311,9 @@ func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) er
 		batch: cfg.PointsExpiryBatch, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add points expiry worker: %w", err)
 	}
+	if err := river.AddWorkerSafely(workers, &ReportFoldWorker{pool: pool, logger: cfg.Logger}); err != nil {
+		return fmt.Errorf("add report fold worker: %w", err)
+	}
 	if err := river.AddWorkerSafely(workers, &TierSweepWorker{pool: pool, rules: cfg.Rules, now: cfg.Now, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add tier sweep worker: %w", err)
 	}
