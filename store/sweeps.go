@@ -219,12 +219,20 @@ func prefilterSQL(p *rules.Prefilter, now time.Time, args *[]any) string {
 	return "TRUE"
 }
 
-// KeyBounds splits the customers' primary keys into about n ranges of equal
+// shardMinRows is the fewest customers KeyBounds gives a range when it
+// splits a table further than perShard asks, to keep the sweep's workers
+// busy: below it a range is a page or two, and splitting buys nothing.
+const shardMinRows = 10_000
+
+// KeyBounds splits the customers' primary keys into ranges of about equal
 // size, from Postgres' statistics (no table scan): it returns up to n-1
 // ascending boundary keys; range i is (bounds[i-1], bounds[i]], the first
 // one open below, the last one open above. n is derived from the estimated
-// row count and perShard. With no statistics yet it returns none (one range).
-func (s *Store) KeyBounds(ctx context.Context, perShard int) ([]string, error) {
+// row count and perShard, and raised to minShards (the sweep's workers) as
+// long as each range keeps shardMinRows: a table of one shard's size would
+// otherwise be swept by one worker, its reads, evaluation and writes taking
+// turns on one core. With no statistics yet it returns none (one range).
+func (s *Store) KeyBounds(ctx context.Context, perShard, minShards int) ([]string, error) {
 	var (
 		rows   float64
 		bounds []string
@@ -233,6 +241,9 @@ func (s *Store) KeyBounds(ctx context.Context, perShard int) ([]string, error) {
 		return nil, fmt.Errorf("customer key histogram: %w", err)
 	}
 	n := int(math.Ceil(rows / float64(max(perShard, 1))))
+	if n < minShards {
+		n = max(n, min(minShards, int(rows/shardMinRows)))
+	}
 	if n <= 1 || len(bounds) < 3 {
 		return nil, nil
 	}

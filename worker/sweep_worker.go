@@ -37,19 +37,25 @@ const (
 )
 
 // SweepWorker splits a scheduled sweep into shard jobs over key ranges of
-// the customers table, sized from Postgres' statistics.
+// the customers table, sized from Postgres' statistics: ranges of about
+// shardSize customers, and at least minShards of them when the table is
+// large enough, so that a table of 100,000 customers is swept by all the
+// queue's workers at once (measured: see docs/benchmarks.md, sweep).
 type SweepWorker struct {
 	river.WorkerDefaults[jobs.SweepArgs]
 
 	pool      *pgxpool.Pool
 	shardSize int
+	// minShards is how many shards a sweep is split into at least, table
+	// size permitting: the sweep queue's workers in this process.
+	minShards int
 	logger    *slog.Logger
 }
 
 // Work enqueues the shards of one sweep. Shards are unique per sweep and
 // range, so a retried sweep does not enqueue them twice.
 func (w *SweepWorker) Work(ctx context.Context, job *river.Job[jobs.SweepArgs]) error {
-	bounds, err := store.New(w.pool).KeyBounds(ctx, w.shardSize)
+	bounds, err := store.New(w.pool).KeyBounds(ctx, w.shardSize, w.minShards)
 	if err != nil {
 		return err
 	}
@@ -297,7 +303,7 @@ func (w *SweepShardWorker) fire(ctx context.Context, client *river.Client[pgx.Tx
 
 // addSweepWorkers registers the sweep, shard and coupon expiry workers.
 func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) error {
-	if err := river.AddWorkerSafely(workers, &SweepWorker{pool: pool, shardSize: cfg.SweepShardSize, logger: cfg.Logger}); err != nil {
+	if err := river.AddWorkerSafely(workers, &SweepWorker{pool: pool, shardSize: cfg.SweepShardSize, minShards: cfg.SweepWorkers, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add sweep worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, &SweepShardWorker{pool: pool, rules: cfg.Rules, now: cfg.Now,
