@@ -98,6 +98,11 @@ func (s *Store) EraseCustomer(ctx context.Context, customerID string, at time.Ti
 			return Erased{}, fmt.Errorf("erase %q: move rows of %s: %w", customerID, table, err)
 		}
 	}
+	// Last, after every move: moving the rows above fired the report triggers,
+	// which logged the erased id in report_dirty once more.
+	if _, err := tx.Exec(ctx, q("MoveErasedReportRows"), customerID, anon); err != nil {
+		return Erased{}, fmt.Errorf("erase %q: report rollups: %w", customerID, err)
+	}
 	if _, err := tx.Exec(ctx, q("DeleteErasedJobs"), customerID); err != nil {
 		return Erased{}, fmt.Errorf("erase %q: jobs: %w", customerID, err)
 	}

@@ -53,6 +53,16 @@ func TestEraseCustomer(t *testing.T) {
 	_, err = st.GrantPoints(ctx, []store.PointsGrantReq{{CustomerID: id, Amount: 10, Reason: "first order", GrantedAt: at, Key: "p"}})
 	require.NoError(t, err)
 
+	// A later stage and a fold: the report rollups hold the customer's stage
+	// span and the fold's log the rows written after it.
+	exec(`INSERT INTO stage_transitions (customer_id, from_stage, to_stage, occurred_at) VALUES ($1, 'reach', 'conversion', $2)`, id, at.Add(time.Minute))
+	_, err = store.FoldReportsTx(ctx, db.Pool, store.RollupConfig{ConversionWindow: 30 * 24 * time.Hour, AttributionWindow: 7 * 24 * time.Hour,
+		OrderTypes: []string{"order_placed"}, ScoreTypes: []string{"nps_answered"}})
+	require.NoError(t, err)
+	require.NotZero(t, db.Count(t, "report_stage_spans", "customer_id = $1", id))
+	exec(`INSERT INTO stage_transitions (customer_id, from_stage, to_stage, occurred_at) VALUES ($1, 'conversion', 'retention', $2)`, id, at.Add(2*time.Minute))
+	require.NotZero(t, db.Count(t, "report_dirty", "customer_id = $1", id))
+
 	var erased store.Erased
 	require.NoError(t, pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 		var err error

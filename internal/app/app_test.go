@@ -103,7 +103,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		// No pool_max_conns in the URL: the pool is sized for the workers.
-		require.EqualValues(t, 10+worker.EvaluateWorkersDefault+worker.SweepWorkersDefault, b.app.Pool.Config().MaxConns)
+		require.EqualValues(t, 10+worker.GuardedSendsMax+worker.EvaluateWorkersDefault+worker.SweepWorkersDefault, b.app.Pool.Config().MaxConns)
 		event := `{"customer_id":"c-1","type":"order_placed","idempotency_key":"order-1001",
 			"email":"ana@example.com","name":"Ana","properties":{"total":42.5}}`
 		status, body := post(t, b.url, token, event)

@@ -51,6 +51,14 @@ FROM pg_constraint
 WHERE contype = 'f' AND confrelid = 'customers'::regclass
 ORDER BY 1;
 
+-- name: MoveErasedReportRows
+-- Moves the report rollups' rows keyed by the erased customer (no foreign key: the fold's log
+-- and stage spans are derived data, written by triggers and the fold) to the anonymous id.
+WITH spans AS (
+    UPDATE report_stage_spans SET customer_id = $2 WHERE customer_id = $1
+)
+UPDATE report_dirty SET customer_id = $2 WHERE customer_id = $1;
+
 -- name: DeleteErasedJobs
 -- Drops River jobs whose args name the erased customer: finished ones are history, pending ones
 -- would act for a person who asked to be forgotten. A job for several customers' deliveries
