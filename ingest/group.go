@@ -34,15 +34,16 @@ type grouper struct {
 type groupCall struct {
 	ctx   context.Context
 	event *store.NewEvent
+	opts  Options // the call's: its errors name what it sent ("[0].email" in a list)
 	done  chan struct{}
 	res   Result
 	err   error
 }
 
-// submit stores e in a group transaction and returns its outcome, after
-// the commit.
-func (g *grouper) submit(ctx context.Context, e *store.NewEvent) (Result, error) {
-	c := &groupCall{ctx: ctx, event: e, done: make(chan struct{})}
+// submit stores e, the one event of a call with opts, in a group
+// transaction and returns its outcome, after the commit.
+func (g *grouper) submit(ctx context.Context, e *store.NewEvent, opts Options) (Result, error) {
+	c := &groupCall{ctx: ctx, event: e, opts: opts, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
 	var calls []*groupCall
@@ -100,11 +101,12 @@ func (g *grouper) run(calls []*groupCall) {
 
 // flush stores calls' events in one transaction. If it fails, each call's
 // event is stored alone, so that one event's refusal (a reused key with
-// another payload) or error is its call's only.
+// another payload) or error is its call's only, in its call's terms. The
+// options differ only in how errors are worded (calls with coupons to
+// redeem are not grouped), so the group transaction runs with none.
 func (g *grouper) flush(calls []*groupCall) {
 	if len(calls) == 1 {
-		c := calls[0]
-		c.answer(g.s.store(c.ctx, []*store.NewEvent{c.event}, Options{}, false))
+		calls[0].alone(g.s)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(calls[0].ctx))
@@ -131,11 +133,13 @@ func (g *grouper) flush(calls []*groupCall) {
 		return
 	}
 	for _, c := range calls {
-		c.answer(g.s.store(c.ctx, []*store.NewEvent{c.event}, Options{}, false))
+		c.alone(g.s)
 	}
 }
 
-func (c *groupCall) answer(results []Result, err error) {
+// alone stores c's event in a transaction of its own and answers c.
+func (c *groupCall) alone(s *Service) {
+	results, err := s.store(c.ctx, []*store.NewEvent{c.event}, c.opts, false)
 	if err == nil {
 		c.res = results[0]
 	}

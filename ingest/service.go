@@ -198,7 +198,7 @@ func (s *Service) Ingest(ctx context.Context, events []*Event, opts Options) ([]
 		coupons = coupons || e.Type == EventCouponRedeemed || opts.RedeemDiscountCodes && s.orderEvents[e.Type] && e.Properties["discount_codes"] != nil
 	}
 	if len(prepared) == 1 && !coupons && s.group != nil {
-		res, err := s.group.submit(ctx, prepared[0])
+		res, err := s.group.submit(ctx, prepared[0], opts)
 		if err != nil {
 			return nil, err
 		}

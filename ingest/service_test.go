@@ -79,6 +79,9 @@ func TestIngestIsOneTransaction(t *testing.T) {
 			{CustomerID: "c2", Type: "signed_up", IdempotencyKey: "k3"},
 			{CustomerID: "c2", Type: "order_placed", IdempotencyKey: "k3"},
 		}, "[1].idempotency_key"},
+		{"BatchOfOne", []*ingest.Event{
+			{CustomerID: "c1", Type: "order_placed", IdempotencyKey: "k1"},
+		}, "[0].idempotency_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
