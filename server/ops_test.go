@@ -97,11 +97,14 @@ func TestOpsReadyz(t *testing.T) {
 		t.Helper()
 		cfg, err := pgxpool.ParseConfig(url)
 		require.NoError(t, err)
-		cfg.ConnConfig.ConnectTimeout = time.Second
+		// Room for a loaded CI machine, where a new connection and the schema
+		// check took over 1 s: the probes that must fail fail at once (a
+		// refused or dropped connection), not by running out of time.
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 		require.NoError(t, err)
 		t.Cleanup(pool.Close)
-		return server.NewOps(&server.OpsConfig{Pool: pool, Rules: rules, APIToken: "tok", ReadyTimeout: time.Second}).Handler()
+		return server.NewOps(&server.OpsConfig{Pool: pool, Rules: rules, APIToken: "tok", ReadyTimeout: 5 * time.Second}).Handler()
 	}
 	probe := func(t *testing.T, h http.Handler, path string) (int, string) {
 		t.Helper()
