@@ -69,12 +69,9 @@ stderr, one line per row.`,
 			if err := bench.CheckOnly(picked); err != nil {
 				return err
 			}
-			if err := db.conf.resolve(cmd.Flags()); err != nil {
-				return err
-			}
 			logger := newLogger(slog.LevelWarn)
 			ctx := cmd.Context()
-			url, release, err := db.resolve(ctx, logger)
+			url, release, err := db.resolveAlone(cmd, logger)
 			if err != nil {
 				return err
 			}

@@ -267,9 +267,19 @@ func (d *dbFlags) settings() []setting {
 	}
 }
 
-// register adds the database flags alone, for migrate.
+// register adds the database flags alone, for the commands that need only
+// a database (migrate, import, bench); they resolve them with resolveAlone.
 func (d *dbFlags) register(cmd *cobra.Command) {
 	d.conf = registerSettings(cmd, d.settings(), nil)
+}
+
+// resolveAlone reads the flags register added, with their environment
+// variables (DATABASE_URL), then resolves the database as resolve does.
+func (d *dbFlags) resolveAlone(cmd *cobra.Command, logger *slog.Logger) (string, func(), error) {
+	if err := d.conf.resolve(cmd.Flags()); err != nil {
+		return "", nil, err
+	}
+	return d.resolve(cmd.Context(), logger)
 }
 
 // resolve returns the database to use and a function that stops a

@@ -84,7 +84,7 @@ would use.`,
 
 			logger := newLogger(slog.LevelWarn)
 			ctx := cmd.Context()
-			url, release, err := db.resolve(ctx, logger)
+			url, release, err := db.resolveAlone(cmd, logger)
 			if err != nil {
 				return err
 			}

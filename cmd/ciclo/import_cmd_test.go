@@ -96,3 +96,16 @@ func TestImportCmd(t *testing.T) {
 		require.True(t, strings.Contains(stderr, "ciclo import customers FILE.csv"), stderr)
 	})
 }
+
+// TestImportCmdReadsDatabaseURL imports with the database named only in the
+// environment: the rows land there, not in the default database (import
+// once ignored DATABASE_URL and wrote to the local server's "ciclo").
+func TestImportCmdReadsDatabaseURL(t *testing.T) {
+	db := testdb.New(t)
+	p := filepath.Join(t.TempDir(), "customers.csv")
+	require.NoError(t, os.WriteFile(p, []byte("id,email\nenv-1,env@example.com\n"), 0o644))
+	t.Setenv("DATABASE_URL", db.URL)
+	_, stderr, code := runCLI(t, "import", "customers", p, "--rules", filepath.Join("..", "..", "rules.example.yaml"))
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, 1, db.Count(t, "customers", "id = 'env-1'"))
+}

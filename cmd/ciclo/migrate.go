@@ -24,10 +24,7 @@ cluster in --data-dir, or the local server.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger := newLogger(slog.LevelInfo)
 			ctx := cmd.Context()
-			if err := db.conf.resolve(cmd.Flags()); err != nil {
-				return err
-			}
-			url, release, err := db.resolve(ctx, logger)
+			url, release, err := db.resolveAlone(cmd, logger)
 			if err != nil {
 				return err
 			}
