@@ -19,11 +19,14 @@ CREATE TEMP TABLE import_customers (
 -- session creates or changes meanwhile is merged all the same). It is not sorted by id: the
 -- sort cost more than filling the indexes in order saved. Every entry into a stage is logged as
 -- a transition stamped $3: a new customer's at its created_at, an existing one's stage change
--- at $2. Returns how many customers were created and updated.
+-- at $2. Each staged row finds its stored customer by primary key (the LATERAL with OFFSET 0
+-- keeps the planner from turning the lookup into a join): as a join it hashed the whole customers
+-- table once a batch, whatever its size (1M customers: 0.6-0.9 s a batch, against 0.04 s for
+-- 20,000 lookups of new ids). Returns how many customers were created and updated.
 WITH src AS MATERIALIZED (
     SELECT s.*, o.id IS NULL AS new, o.stage AS old_stage
     FROM import_customers s
-    LEFT JOIN customers o ON o.id = s.id
+    LEFT JOIN LATERAL (SELECT * FROM customers c WHERE c.id = s.id OFFSET 0) o ON true
     WHERE o.id IS NULL
        OR (s.email <> '' AND s.email <> o.email)
        OR (s.name <> '' AND s.name <> o.name)
