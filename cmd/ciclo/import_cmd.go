@@ -34,6 +34,7 @@ func newImportCmd() *cobra.Command {
 		db              dbFlags
 		rulesPath       string
 		strict, trigger bool
+		connections     int
 	)
 	cmd := &cobra.Command{
 		Use:   "import customers|orders FILE.csv",
@@ -64,6 +65,9 @@ would use.`,
 			kind, path := args[0], args[1]
 			if kind != csvimport.KindCustomers && kind != csvimport.KindOrders {
 				return fmt.Errorf("import %q: say what the file holds: ciclo import customers FILE.csv or ciclo import orders FILE.csv", kind)
+			}
+			if connections < 1 {
+				return fmt.Errorf("--connections %d: must be at least 1; the default is %d", connections, csvimport.ConnectionsDefault)
 			}
 			if trigger && kind != csvimport.KindOrders {
 				return errors.New("--trigger applies to orders only: imported customers fire no rule")
@@ -105,7 +109,7 @@ would use.`,
 			listed := 0
 			opts := csvimport.RunOptions{
 				Kind: kind, Stages: rs.Stages, InitialStage: rs.Stages[0], Version: rs.Version,
-				Now: time.Now(), Strict: strict,
+				Now: time.Now(), Strict: strict, Connections: connections,
 				OnBadRow: func(re *csvimport.RowError) {
 					if listed++; listed <= maxListedBadRows {
 						prog.clear()
@@ -134,6 +138,7 @@ would use.`,
 	db.register(cmd)
 	cmd.Flags().StringVar(&rulesPath, "rules", env("CICLO_RULES", "rules.yaml"), "rules file, for the stages and the initial stage (env CICLO_RULES)")
 	cmd.Flags().BoolVar(&strict, "strict", false, "stop at the first bad row (the rows before it are imported)")
+	cmd.Flags().IntVar(&connections, "connections", csvimport.ConnectionsDefault, "Postgres connections that write at once, each a share of the customers (their rows stay in file order)")
 	cmd.Flags().BoolVar(&trigger, "trigger", false, "orders: fire the rules that react to orders, as if each order had just been sent as an event (may send email)")
 	return cmd
 }
