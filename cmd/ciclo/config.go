@@ -98,6 +98,7 @@ func (f *flags) settings() []setting {
 		{Key: "webhook-workers", Env: "CICLO_WEBHOOK_WORKERS", Value: integer(&w.WebhookWorkers, worker.WebhookWorkersDefault), Usage: "concurrent jobs of the webhook queue in this process"},
 		{Key: "job-retention", Env: "CICLO_JOB_RETENTION", Value: duration(&w.JobRetention, worker.JobRetentionDefault), Usage: "how long completed, cancelled and discarded jobs stay in river_job"},
 		{Key: "points-expiry-interval", Env: "CICLO_POINTS_EXPIRY_INTERVAL", Value: duration(&w.PointsExpiryInterval, worker.PointsExpiryIntervalDefault), Usage: "how often expired points lots are closed and expiring ones reminded of (points_expired, points_expiring events)"},
+		{Key: "report-fold-interval", Env: "CICLO_REPORT_FOLD_INTERVAL", Value: duration(&w.ReportFoldInterval, worker.ReportFoldIntervalDefault), Usage: "how often the report rollups take in what changed since (a report reads the rows written since the last fold raw, so a shorter interval makes reports cheaper and the writes' fold more frequent)"},
 		{Key: "tier-sweep-interval", Env: "CICLO_TIER_SWEEP_INTERVAL", Value: duration(&w.TierSweepInterval, worker.TierSweepIntervalDefault), Usage: "how often every customer's loyalty tier is derived again, so a tier falls when its window rolls past (orders and refunds recompute it at once)"},
 		{Key: "rescue-after", Env: "CICLO_RESCUE_AFTER", Value: duration(&w.RescueAfter, worker.RescueAfterDefault), Usage: "how long a job may stay running before River presumes its worker dead and runs it again, e.g. a killed worker's emails; must be longer than --job-timeout"},
 		{Key: "job-timeout", Env: "CICLO_JOB_TIMEOUT", Value: duration(&w.BatchTimeout, worker.LongestJobTimeout), Usage: "the longest a job that sends may run, a dispatch batch; other jobs get the shorter of this and " + worker.JobTimeoutDefault.String() + "; deliveries a batch has not tried by then get jobs of their own"},
@@ -146,6 +147,9 @@ func (f *flags) validate() error {
 	}
 	if c.Worker.PointsExpiryInterval < time.Second {
 		return fmt.Errorf("%s: must be at least 1s; the default is %s", d("points-expiry-interval"), worker.PointsExpiryIntervalDefault)
+	}
+	if c.Worker.ReportFoldInterval < time.Second {
+		return fmt.Errorf("%s: must be at least 1s; the default is %s", d("report-fold-interval"), worker.ReportFoldIntervalDefault)
 	}
 	if c.Worker.TierSweepInterval < time.Minute {
 		return fmt.Errorf("%s: must be at least 1m (it reads every customer); the default is %s", d("tier-sweep-interval"), worker.TierSweepIntervalDefault)
