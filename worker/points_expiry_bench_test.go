@@ -95,6 +95,11 @@ func BenchmarkPointsExpiry(b *testing.B) {
 
 		now := at.Add(60 * 24 * time.Hour)
 		w := worker.NewPointsExpiryWorker(db.Pool, holder, func() time.Time { return now }, 0)
+		if v := os.Getenv("CICLO_BENCH_POINTS_PARTS"); v != "" {
+			parts, err := strconv.Atoi(v)
+			require.NoError(b, err)
+			worker.SetPointsExpiryParts(w, parts)
+		}
 		start = time.Now()
 		stats, err := w.Run(ctx, client)
 		elapsed := time.Since(start)
