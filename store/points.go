@@ -314,11 +314,16 @@ func (s *Store) AdjustPoints(ctx context.Context, customerID string, delta int64
 }
 
 // ExpireCursor is where an expiry run has got to, in the order lots
-// expire (expiry, customer, lot); the zero value is the start.
+// expire (expiry, customer, lot), and which customers it sweeps: those in
+// Part of Parts by hash of their id, so that Parts runs side by side take
+// disjoint lots and customers (Parts zero or one: all). The zero value is
+// the start of a run over all customers.
 type ExpireCursor struct {
 	ExpiresAt  time.Time
 	CustomerID string
 	LotID      int64
+	Part       int
+	Parts      int
 }
 
 // ExpiredBatch is what one ExpirePoints call closed: per customer, its
@@ -330,11 +335,12 @@ type ExpiredBatch struct {
 	Next      ExpireCursor
 }
 
-// ExpirePoints closes up to limit lots after the cursor whose expiry is at
-// or before at, in one statement, turning what is left of each into an
-// expiry entry. The sweep calls it from the zero cursor with each batch's
-// Next until a batch holds fewer than limit lots, each in a transaction
-// (PointsSweepSettings plans it there).
+// ExpirePoints closes up to limit lots of the cursor's part after the
+// cursor whose expiry is at or before at, in one statement, turning what
+// is left of each into an expiry entry. The sweep calls it from the start
+// of each part with each batch's Next until a batch holds fewer than limit
+// lots, each in a transaction (PointsSweepSettings plans it there). It
+// errors on a part outside 0..Parts-1.
 func (s *Store) ExpirePoints(ctx context.Context, at time.Time, limit int, after ExpireCursor) (ExpiredBatch, error) {
 	if err := s.pointsSweepSettings(ctx); err != nil {
 		return ExpiredBatch{}, err
@@ -343,12 +349,17 @@ func (s *Store) ExpirePoints(ctx context.Context, at time.Time, limit int, after
 	if afterExpires.IsZero() {
 		afterExpires = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC) // before any expiry
 	}
+	parts := max(after.Parts, 1)
+	if after.Part < 0 || after.Part >= parts {
+		return ExpiredBatch{}, fmt.Errorf("expire points lots: part %d of %d", after.Part, parts)
+	}
 	rows, err := s.db.Query(ctx, q("ExpirePoints"), pgx.NamedArgs{"at": at, "limit": limit,
-		"after_expires": afterExpires, "after_customer": after.CustomerID, "after_id": after.LotID})
+		"after_expires": afterExpires, "after_customer": after.CustomerID, "after_id": after.LotID,
+		"part": after.Part, "parts": parts})
 	if err != nil {
 		return ExpiredBatch{}, fmt.Errorf("expire points lots: %w", err)
 	}
-	var b ExpiredBatch
+	b := ExpiredBatch{Next: ExpireCursor{Part: after.Part, Parts: after.Parts}}
 	b.Customers, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (PointsExpired, error) {
 		var e PointsExpired
 		if err := r.Scan(&e.CustomerID, &e.LotIDs, &e.Points, &e.ExpiresAt, &b.Next.ExpiresAt, &b.Next.CustomerID, &b.Next.LotID, &b.Lots); err != nil {

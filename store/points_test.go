@@ -312,3 +312,84 @@ func TestPointsConcurrentRedeem(t *testing.T) {
 		require.Equal(t, want, left, customer)
 	}
 }
+
+// TestPointsExpiryBesideSpend checks the expiry sweep against a spend in
+// flight: the lot the spend holds is skipped (it expires in the next run,
+// with what the spend left), the others expire at once, the sweep waits
+// for the spend rather than deadlocking, and the ledger holds. It also
+// checks that the parts of a sweep take each lot once between them.
+func TestPointsExpiryBesideSpend(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	st := store.New(db.Pool)
+	var grants []store.PointsGrantReq
+	for i := range 8 {
+		id := fmt.Sprintf("p%d", i)
+		_, err := st.IngestEvent(ctx, &store.NewEvent{CustomerID: id, Type: "signed_up", OccurredAt: at, ReceivedAt: at}, "reach", "v1")
+		require.NoError(t, err)
+		grants = append(grants,
+			store.PointsGrantReq{CustomerID: id, Amount: 60, Reason: "a", GrantedAt: at, Key: "a", ExpiresAt: at.Add(time.Hour)},
+			store.PointsGrantReq{CustomerID: id, Amount: 40, Reason: "b", GrantedAt: at, Key: "b", ExpiresAt: at.Add(2 * time.Hour)})
+	}
+	_, err := st.GrantPoints(ctx, grants)
+	require.NoError(t, err)
+
+	// p0 spends 10 from lot a (it expires first) and holds it meanwhile.
+	spend, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = spend.Rollback(ctx) }()
+	_, err = st.WithTx(spend).RedeemPoints(ctx, "p0", 10, "", "r", at)
+	require.NoError(t, err)
+	var spendXID string
+	require.NoError(t, spend.QueryRow(ctx, "SELECT transactionid::text FROM pg_locks WHERE locktype = 'transactionid' AND pid = pg_backend_pid() AND granted").Scan(&spendXID))
+
+	sweep := func(parts int) map[string]int64 {
+		t.Helper()
+		lost := map[string]int64{}
+		for part := range parts {
+			b, err := st.ExpirePoints(ctx, at.Add(3*time.Hour), 1000, store.ExpireCursor{Part: part, Parts: parts})
+			require.NoError(t, err)
+			for _, e := range b.Customers {
+				_, seen := lost[e.CustomerID]
+				require.False(t, seen, "customer %s in two parts", e.CustomerID)
+				lost[e.CustomerID] = e.Points
+			}
+		}
+		return lost
+	}
+	done := make(chan map[string]int64, 1)
+	go func() { done <- sweep(2) }()
+	// The sweep's expiry entry of p0's lot b waits for the spend's lock on
+	// the customer (its foreign-key check); let the spend commit then.
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted AND transactionid::text = $1", spendXID).Scan(&n))
+		return n > 0
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, spend.Commit(ctx))
+	var lost map[string]int64
+	select {
+	case lost = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sweep did not finish after the spend committed")
+	}
+	require.Len(t, lost, 8)
+	require.EqualValues(t, 40, lost["p0"], "p0's lot a was held by the spend and skipped")
+	for i := 1; i < 8; i++ {
+		require.EqualValues(t, 100, lost[fmt.Sprintf("p%d", i)])
+	}
+	require.Equal(t, map[string]int64{"p0": 50}, sweep(1), "the next run expires what the spend left of lot a")
+	require.Empty(t, sweep(2), "each lot expires once")
+
+	var bad int
+	require.NoError(t, db.Pool.QueryRow(ctx, `
+		SELECT count(*) FROM points_lots l
+		WHERE remaining <> 0 OR expired_at IS NULL
+		   OR remaining <> (SELECT sum(amount) FROM points_entries e WHERE e.customer_id = l.customer_id AND e.lot_id = l.id)`).Scan(&bad))
+	require.Zero(t, bad, "every lot expired, its remainder the sum of its entries")
+	var balance int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT sum(amount) FROM points_entries").Scan(&balance))
+	require.Zero(t, balance)
+}

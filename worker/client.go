@@ -104,6 +104,10 @@ type Config struct {
 	// PointsExpiryBatch is how many lots one points expiry transaction
 	// handles. Default: PointsExpiryBatchDefault.
 	PointsExpiryBatch int
+	// PointsExpiryParts is how many connections the points expiry sweep
+	// uses side by side, each on its share of the customers. Default:
+	// PointsExpiryPartsDefault.
+	PointsExpiryParts int
 	// TierSweepInterval is how often every customer's loyalty tier is
 	// derived again (tiers fall as windows roll past). Default:
 	// TierSweepIntervalDefault.
@@ -144,6 +148,7 @@ func (c *Config) withDefaults() *Config {
 	out.CouponExpiryInterval = valOrDefault(out.CouponExpiryInterval, CouponExpiryIntervalDefault)
 	out.PointsExpiryInterval = valOrDefault(out.PointsExpiryInterval, PointsExpiryIntervalDefault)
 	out.PointsExpiryBatch = valOrDefault(out.PointsExpiryBatch, PointsExpiryBatchDefault)
+	out.PointsExpiryParts = valOrDefault(out.PointsExpiryParts, PointsExpiryPartsDefault)
 	out.TierSweepInterval = valOrDefault(out.TierSweepInterval, TierSweepIntervalDefault)
 	out.ReportFoldInterval = valOrDefault(out.ReportFoldInterval, ReportFoldIntervalDefault)
 	return &out

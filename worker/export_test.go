@@ -82,6 +82,10 @@ func NewPointsExpiryWorker(pool *pgxpool.Pool, rs *rules.Holder, now Clock, batc
 	return &PointsExpiryWorker{pool: pool, rules: rs, now: now, batch: batch, logger: slog.New(slog.DiscardHandler)}
 }
 
+// SetPointsExpiryParts sets how many connections w's expiry uses side by
+// side (0: the default).
+func SetPointsExpiryParts(w *PointsExpiryWorker, parts int) { w.parts = parts }
+
 // SetBeforeSend makes the dispatchers built from d call f right before each
 // send is guarded against erasure and handed to its channel.
 func SetBeforeSend(d *DispatchConfig, f func(ctx context.Context, to string)) {

@@ -314,7 +314,7 @@ func addSweepWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg *Config) er
 		return fmt.Errorf("add coupon expiry worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, &PointsExpiryWorker{pool: pool, rules: cfg.Rules, now: cfg.Now,
-		batch: cfg.PointsExpiryBatch, logger: cfg.Logger}); err != nil {
+		batch: cfg.PointsExpiryBatch, parts: cfg.PointsExpiryParts, logger: cfg.Logger}); err != nil {
 		return fmt.Errorf("add points expiry worker: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, &ReportFoldWorker{pool: pool, logger: cfg.Logger}); err != nil {

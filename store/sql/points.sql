@@ -91,23 +91,30 @@ VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: PointsSweepSettings
 -- Plans the expiry and reminder statements of the current transaction: their locked lots join
--- back to points_lots by primary key (a nested loop; hashing would scan the whole table once a
--- batch, so a run would grow with the square of the lots), without JIT, sorting in memory.
+-- back to points_lots by ctid or primary key (a nested loop; hashing would scan the whole table
+-- once a batch, so a run would grow with the square of the lots), without JIT, sorting in memory.
 SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
        set_config('jit', 'off', true), set_config('work_mem', '64MB', true);
 
 -- name: ExpirePoints
--- Expires up to @limit lots whose expiry is at or before @at and that have something left, after
--- the sweep's cursor (@after_expires, @after_customer, @after_id) in the order of the partial
--- index points_lots_expiry_idx, so each batch starts where the last one ended instead of walking
--- the index entries the earlier batches left dead. What is left of each lot becomes an expiry
--- entry. Returns one row per customer: its lots expired (ids), the points they lost, their latest
--- expiry, and on every row the cursor of the last lot taken and how many were. Lots a concurrent
--- spend holds are skipped and expire in the next run.
+-- Expires up to @limit lots whose expiry is at or before @at and that have something left, of the
+-- customers in part @part of @parts (by hash of the customer id, so that @parts sweeps run side
+-- by side on disjoint lots and customers), after the sweep's cursor (@after_expires,
+-- @after_customer, @after_id) in the order of the partial index points_lots_expiry_idx, so each
+-- batch starts where the last one ended instead of walking the index entries the earlier batches
+-- left dead. What is left of each lot becomes an expiry entry. Returns one row per customer: its
+-- lots expired (ids), the points they lost, their latest expiry, and on every row the cursor of
+-- the last lot taken and how many were. Lots a concurrent spend holds are skipped and expire in
+-- the next run. The update finds each locked lot by its ctid (the version locked, which no one
+-- else can change before commit) rather than by a descent of the primary key, and takes them in
+-- customer order, so that its index and entry inserts land next to one another; a lot a spend
+-- changed after the statement's snapshot was taken is locked but not seen there, and is left
+-- whole for the next run.
 WITH due AS (
-    SELECT customer_id, id, remaining, expires_at FROM points_lots
+    SELECT ctid AS tid, customer_id, id, remaining, expires_at FROM points_lots
     WHERE expires_at <= @at AND remaining > 0 AND expired_at IS NULL AND expires_at IS NOT NULL
       AND (expires_at, customer_id, id) > (@after_expires::timestamptz, @after_customer::text, @after_id::bigint)
+      AND (hashtext(customer_id) & 2147483647) % @parts::int = @part::int
     ORDER BY expires_at, customer_id, id
     LIMIT @limit
     FOR UPDATE SKIP LOCKED
@@ -116,8 +123,8 @@ WITH due AS (
     ORDER BY expires_at DESC, customer_id DESC, id DESC LIMIT 1
 ), upd AS (
     UPDATE points_lots l SET remaining = 0, expired_at = @at
-    FROM due
-    WHERE l.customer_id = due.customer_id AND l.id = due.id
+    FROM (SELECT * FROM due ORDER BY customer_id, id) due
+    WHERE l.ctid = due.tid
     RETURNING l.customer_id, l.id, due.remaining, l.expires_at
 ), entry AS (
     INSERT INTO points_entries (customer_id, lot_id, kind, amount, created_at)
