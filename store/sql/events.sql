@@ -124,8 +124,14 @@ WITH input AS (
          AS u(ord, customer_id, type, properties, occurred_at, received_at, idempotency_key, email, name, timezone,
               is_order, order_total_cents, attributes, payload_hash)
 ), dup AS (
+    -- One index probe per event (LATERAL … LIMIT 1), not a scan of events: the plan must not
+    -- depend on how many events are stored.
     SELECT i.ord, x.id, x.payload_hash <> i.payload_hash AS conflict
-    FROM input i JOIN events x ON x.customer_id = i.customer_id AND x.idempotency_key = i.idempotency_key
+    FROM input i CROSS JOIN LATERAL (
+        SELECT id, payload_hash FROM events x
+        WHERE x.customer_id = i.customer_id AND x.idempotency_key = i.idempotency_key LIMIT 1
+    ) x
+    WHERE i.idempotency_key IS NOT NULL
 ), fresh AS (
     -- The new events with IngestEvent's order correction (placed, corr) for each.
     SELECT i.*, COALESCE(corr.cents, 0) AS corr_cents, COALESCE(corr.orders, 0) AS corr_orders
