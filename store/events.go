@@ -275,28 +275,33 @@ func jsonObject(m map[string]any) string {
 }
 
 // scanIngestedSet reads IngestEventSet's answer into res, one row per event
-// of run in order; a payload conflict is errSetConflict.
+// of run, found by its customer (one event each); a payload conflict is
+// errSetConflict.
 func scanIngestedSet(rows pgx.Rows, run []*NewEvent, res []Ingested) error {
 	defer rows.Close()
+	at := make(map[string]int, len(run))
+	for k, e := range run {
+		at[e.CustomerID] = k
+	}
 	n := 0
 	for rows.Next() {
 		var (
-			ord            int32
+			customerID     string
 			eventID, dupID *int64
 		)
-		if err := rows.Scan(&ord, &eventID, &dupID); err != nil {
+		if err := rows.Scan(&customerID, &eventID, &dupID); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
-		if int(ord) != n || n >= len(run) {
-			return fmt.Errorf("insert events: answer %d for event %d", ord, n)
+		k, ok := at[customerID]
+		if !ok {
+			return fmt.Errorf("insert events: answer for customer %q not in the batch", customerID)
 		}
+		delete(at, customerID)
 		switch {
 		case dupID != nil:
-			res[n] = Ingested{EventID: *dupID, Duplicate: true}
+			res[k] = Ingested{EventID: *dupID, Duplicate: true}
 		case eventID != nil:
-			res[n].EventID = *eventID
-		default:
-			return fmt.Errorf("insert event of %q: not stored", run[n].CustomerID)
+			res[k].EventID = *eventID
 		}
 		n++
 	}
@@ -307,8 +312,10 @@ func scanIngestedSet(rows pgx.Rows, run []*NewEvent, res []Ingested) error {
 		}
 		return fmt.Errorf("insert events: %w", err)
 	}
-	if n != len(run) {
-		return fmt.Errorf("insert events: %d answers for %d events", n, len(run))
+	for id := range at {
+		// The customer's row lock makes this impossible; the implicit
+		// transaction commits regardless of this error.
+		return fmt.Errorf("insert event of %q: not stored", id)
 	}
 	return nil
 }
