@@ -136,18 +136,19 @@ WITH input AS (
         WHERE x.customer_id = i.customer_id AND x.idempotency_key = i.idempotency_key LIMIT 1
     ) d ON true
 ), fresh AS (
-    -- The new events with IngestEvent's order correction (placed, corr) for each.
-    SELECT i.*, COALESCE(corr.cents, 0) AS corr_cents, COALESCE(corr.orders, 0) AS corr_orders
-    FROM probed i
-    LEFT JOIN LATERAL (
-        SELECT CASE
+    -- The new events with IngestEvent's order correction (placed, corr) for each, as an array
+    -- [cents, orders]: a subquery in a CASE runs for correction events only (a LATERAL join ran
+    -- for every event: 6 µs each).
+    SELECT i.*, CASE WHEN i.type IN ('order_cancelled', 'order_refunded') AND i.properties->>'order_id' IS NOT NULL THEN (
+        SELECT ARRAY[
+            CASE
                 WHEN placed.cancelled THEN 0
                 WHEN i.type = 'order_cancelled' THEN placed.cents - placed.refunded
                 WHEN jsonb_typeof(i.properties->'amount') = 'number' THEN
                     LEAST(placed.cents - placed.refunded, GREATEST(round((i.properties->>'amount')::numeric * 100)::bigint, 0))
                 ELSE 0
-            END AS cents,
-            CASE WHEN i.type = 'order_cancelled' AND NOT placed.cancelled THEN 1 ELSE 0 END AS orders
+            END,
+            CASE WHEN i.type = 'order_cancelled' AND NOT placed.cancelled THEN 1 ELSE 0 END]
         FROM (
             SELECT round((p.properties->>'total')::numeric * 100)::bigint AS cents,
                 EXISTS (SELECT 1 FROM events x WHERE x.customer_id = i.customer_id AND x.type = 'order_cancelled'
@@ -157,13 +158,13 @@ WITH input AS (
                     WHERE x.customer_id = i.customer_id AND x.type = 'order_refunded' AND x.properties->>'order_id' = i.properties->>'order_id'
                 ), 0)) AS refunded
             FROM events p
-            WHERE i.type IN ('order_cancelled', 'order_refunded') AND i.properties->>'order_id' IS NOT NULL
-              AND p.customer_id = i.customer_id AND p.type = ANY(@order_types::text[])
+            WHERE p.customer_id = i.customer_id AND p.type = ANY(@order_types::text[])
               AND p.properties->>'order_id' = i.properties->>'order_id'
               AND jsonb_typeof(p.properties->'total') = 'number'
             ORDER BY p.id LIMIT 1
         ) placed
-    ) corr ON true
+    ) END AS corr
+    FROM probed i
     WHERE i.dup_id IS NULL
 ), c AS (
     UPDATE customers cu SET
@@ -173,8 +174,8 @@ WITH input AS (
         last_seen_at      = GREATEST(cu.last_seen_at, f.occurred_at),
         first_order_at    = CASE WHEN f.is_order THEN LEAST(cu.first_order_at, f.occurred_at) ELSE cu.first_order_at END,
         last_order_at     = CASE WHEN f.is_order THEN GREATEST(cu.last_order_at, f.occurred_at) ELSE cu.last_order_at END,
-        orders_count      = cu.orders_count + CASE WHEN f.is_order THEN 1 ELSE 0 END - f.corr_orders,
-        total_spent_cents = cu.total_spent_cents + f.order_total_cents - f.corr_cents,
+        orders_count      = cu.orders_count + CASE WHEN f.is_order THEN 1 ELSE 0 END - COALESCE(f.corr[2], 0),
+        total_spent_cents = cu.total_spent_cents + f.order_total_cents - COALESCE(f.corr[1], 0),
         attributes        = cu.attributes || f.attributes
     FROM fresh f
     WHERE cu.id = f.customer_id
