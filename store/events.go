@@ -65,7 +65,10 @@ type Ingested struct {
 	EventID     int64
 	Duplicate   bool      // the idempotency key was seen before; nothing changed
 	NewCustomer bool      // the customer was created in InitialStage
-	Customer    *Customer // the customer's facts right after this event; nil for a duplicate
+	// Customer is the customer's facts right after this event; nil for a
+	// duplicate and for an event stored by the set-based statement
+	// (IngestEventsQueued), which returns none (the event row keeps them).
+	Customer *Customer
 }
 
 // IngestEvent stores an event and folds it into its customer's facts. A new
