@@ -63,8 +63,8 @@ func (e *IdempotencyConflictError) Is(target error) bool { return target == ErrI
 // Ingested says what IngestEvent did.
 type Ingested struct {
 	EventID     int64
-	Duplicate   bool      // the idempotency key was seen before; nothing changed
-	NewCustomer bool      // the customer was created in InitialStage
+	Duplicate   bool // the idempotency key was seen before; nothing changed
+	NewCustomer bool // the customer was created in InitialStage
 	// Customer is the customer's facts right after this event; nil for a
 	// duplicate and for an event stored by the set-based statement
 	// (IngestEventsQueued), which returns none (the event row keeps them).
