@@ -337,30 +337,24 @@ func firstOfCustomer(events []*NewEvent) []int {
 	return first
 }
 
-// scanLockedCustomers reads LockCustomers' answer into the answers of each
-// customer's first event (the others' customers are not new).
+// scanLockedCustomers reads LockCustomers' answer, the customers it
+// created, into the answers of each customer's first event (the others'
+// customers are not new).
 func scanLockedCustomers(rows pgx.Rows, events []*NewEvent, first []int, out []Ingested) error {
 	defer rows.Close()
 	created := make(map[string]bool, len(first))
 	for rows.Next() {
-		var (
-			id    string
-			isNew bool
-		)
-		if err := rows.Scan(&id, &isNew); err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return fmt.Errorf("lock customers: %w", err)
 		}
-		created[id] = isNew
+		created[id] = true
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("lock customers: %w", err)
 	}
 	for _, i := range first {
-		isNew, ok := created[events[i].CustomerID]
-		if !ok {
-			return fmt.Errorf("lock customer %q: not locked", events[i].CustomerID)
-		}
-		out[i].NewCustomer = isNew
+		out[i].NewCustomer = created[events[i].CustomerID]
 	}
 	return nil
 }

@@ -161,6 +161,7 @@ func TestIngestSetEquivalence(t *testing.T) {
 		require.Len(t, setRes, len(refRes))
 		for i := range refRes {
 			require.Equal(t, refRes[i].Duplicate, setRes[i].Duplicate, "batch %d event %d", batch, i)
+			require.Equal(t, refRes[i].NewCustomer, setRes[i].NewCustomer, "batch %d event %d", batch, i)
 			require.Equal(t, refRank[refRes[i].EventID], setRank[setRes[i].EventID], "batch %d event %d: id", batch, i)
 			if setRes[i].Customer == nil && !setRes[i].Duplicate {
 				setRows++

@@ -22,7 +22,7 @@ SELECT EXISTS (SELECT 1 FROM c) AS created;
 -- $3 the time each is created at if new (its first event's), $2 the initial stage, $4 the rule-set
 -- version. Rows are inserted or locked in the order given, so concurrent calls lock in id order
 -- and cannot deadlock; an existing row is locked without a new version, as in LockCustomer.
--- Returns each id with whether it was created.
+-- Returns the ids created (not joined back to the input: a generic plan nested-loops such joins).
 WITH input AS (
     SELECT id, at, ord FROM unnest($1::text[], $3::timestamptz[]) WITH ORDINALITY AS u(id, at, ord)
 ), c AS (
@@ -34,7 +34,7 @@ WITH input AS (
     INSERT INTO stage_transitions (customer_id, to_stage, rule_set_version, occurred_at)
     SELECT id, $2, $4, created_at FROM c WHERE $2 <> ''
 )
-SELECT i.id, c.id IS NOT NULL AS created FROM input i LEFT JOIN c ON c.id = i.id;
+SELECT id FROM c;
 
 -- name: LockCustomerStage
 -- Locks a customer's row for evaluation and reads its current stage.
