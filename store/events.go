@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -62,9 +63,12 @@ func (e *IdempotencyConflictError) Is(target error) bool { return target == ErrI
 // Ingested says what IngestEvent did.
 type Ingested struct {
 	EventID     int64
-	Duplicate   bool      // the idempotency key was seen before; nothing changed
-	NewCustomer bool      // the customer was created in InitialStage
-	Customer    *Customer // the customer's facts right after this event; nil for a duplicate
+	Duplicate   bool // the idempotency key was seen before; nothing changed
+	NewCustomer bool // the customer was created in InitialStage
+	// Customer is the customer's facts right after this event; nil for a
+	// duplicate and for an event stored by the set-based statement
+	// (IngestEventsQueued), which returns none (the event row keeps them).
+	Customer *Customer
 }
 
 // IngestEvent stores an event and folds it into its customer's facts. A new
@@ -117,7 +121,37 @@ func (s *Store) NotifyInsert(ctx context.Context, queue string) error {
 // own. Run on a pool, the batch is one implicit transaction that commits
 // when it ends (synchronously, as any commit), or rolls back entirely on
 // any error, an *IdempotencyConflictError included.
+//
+// On a pool, a run of events (in the order given) whose customers have no
+// other event in the call is stored by one set-based statement
+// (IngestEventSet) instead of one statement per event: same rows, same
+// facts snapshots, ids in the same order. A payload conflict found by that
+// statement rolls the batch back, and the call is stored again event by
+// event, which reports the conflict as that path always has. Events of a
+// customer with several in the call each need the facts after the one
+// before; they keep their per-event statements, in their place in the
+// pipeline. Customer is nil for the events of a set-based run (it returns
+// no facts).
 func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, initialStage, version string, job *EvaluationJob) ([]Ingested, error) {
+	_, inTx := s.db.(pgx.Tx)
+	if !inTx && !s.perEvent {
+		out, err := s.ingestEventsQueued(ctx, events, initialStage, version, job, true)
+		if !errors.Is(err, errSetConflict) {
+			return out, err
+		}
+	}
+	return s.ingestEventsQueued(ctx, events, initialStage, version, job, false)
+}
+
+// minSetRun is the fewest events a set-based statement stores: a shorter
+// run goes event by event.
+const minSetRun = 2
+
+// errSetConflict says that a set-based statement met an idempotency
+// conflict (and its batch was rolled back).
+var errSetConflict = errors.New("idempotency conflict in a set-based ingest")
+
+func (s *Store) ingestEventsQueued(ctx context.Context, events []*NewEvent, initialStage, version string, job *EvaluationJob, setBased bool) ([]Ingested, error) {
 	out := make([]Ingested, len(events))
 	// In an implicit transaction a conflict must abort it from the server's
 	// side; in the caller's transaction it is reported and the caller rolls back.
@@ -136,12 +170,31 @@ func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, init
 			return scanLockedCustomers(rows, events, first, out)
 		})
 	}
-	for i, e := range events {
-		res := &out[i]
+	var alone []bool // alone[i]: event i's customer has no other event in the call
+	if setBased && len(first) >= minSetRun {
+		alone = aloneInCall(events, len(first))
+	}
+	for i := 0; i < len(events); i++ {
+		e, res := events[i], &out[i]
 		if len(first) == 1 && i == 0 {
 			b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
 				return s.lockCustomer(row, e, res)
 			})
+		}
+		if alone != nil && alone[i] {
+			end := i + 1
+			for end < len(events) && alone[end] && end-i < maxSetRun {
+				end++
+			}
+			if end-i >= minSetRun {
+				run, res := events[i:end], out[i:end]
+				sql, args := named("IngestEventSet", ingestSetArgs(run, job))
+				b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
+					return scanIngestedSet(rows, run, res)
+				})
+				i = end - 1
+				continue
+			}
 		}
 		sql, args := named("IngestEvent", ingestArgs(e, job, abort))
 		b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
@@ -152,6 +205,122 @@ func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, init
 		return nil, err
 	}
 	return out, nil
+}
+
+// maxSetRun bounds the events of one set-based statement.
+const maxSetRun = 5000
+
+// aloneInCall says for each event whether its customer has no other event
+// in events (customers is their number of distinct customers).
+func aloneInCall(events []*NewEvent, customers int) []bool {
+	n := make(map[string]int, customers)
+	for _, e := range events {
+		n[e.CustomerID]++
+	}
+	alone := make([]bool, len(events))
+	for i, e := range events {
+		alone[i] = n[e.CustomerID] == 1
+	}
+	return alone
+}
+
+// ingestSetArgs are IngestEventSet's arrays for a run of events, and the
+// job and order types of the call (the run's first event's order types
+// stand for all: one call's events come from one ingest configuration).
+func ingestSetArgs(run []*NewEvent, job *EvaluationJob) pgx.NamedArgs {
+	n := len(run)
+	var (
+		ord                                    = make([]int32, n)
+		ids, types, props, keys, emails, names = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		zones, attrs                           = make([]string, n), make([]string, n)
+		occurred, received                     = make([]time.Time, n), make([]time.Time, n)
+		isOrder                                = make([]bool, n)
+		totals                                 = make([]int64, n)
+		hashes                                 = make([][]byte, n)
+	)
+	for k, e := range run {
+		ord[k] = int32(k)
+		ids[k], types[k], keys[k] = e.CustomerID, e.Type, e.IdempotencyKey
+		props[k], attrs[k] = jsonObject(e.Properties), jsonObject(e.Attributes)
+		emails[k], names[k], zones[k] = e.Email, e.Name, e.Timezone
+		occurred[k], received[k] = e.OccurredAt, e.ReceivedAt
+		isOrder[k], totals[k], hashes[k] = e.IsOrder, cents(e.OrderTotal), e.PayloadHash
+	}
+	orderTypes := run[0].OrderTypes
+	if orderTypes == nil {
+		orderTypes = []string{"order_placed"}
+	}
+	if job == nil {
+		job = &EvaluationJob{}
+	}
+	return pgx.NamedArgs{
+		"ord": ord, "customer_id": ids, "type": types, "properties": props, "occurred_at": occurred,
+		"received_at": received, "idempotency_key": keys, "email": emails, "name": names, "timezone": zones,
+		"is_order": isOrder, "order_total_cents": totals, "attributes": attrs, "payload_hash": hashes,
+		"order_types": orderTypes, "job_kind": job.Kind, "job_queue": job.Queue,
+		"job_max_attempts": job.MaxAttempts, "job_priority": job.Priority,
+	}
+}
+
+// jsonObject is m as JSON text, {} for nil, as pgx would encode it for a
+// jsonb parameter.
+func jsonObject(m map[string]any) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		// The per-event statement would fail to encode it as well; let the
+		// database refuse the batch.
+		return ""
+	}
+	return string(b)
+}
+
+// scanIngestedSet reads IngestEventSet's answer into res, one row per event
+// of run, found by its customer (one event each); a payload conflict is
+// errSetConflict.
+func scanIngestedSet(rows pgx.Rows, run []*NewEvent, res []Ingested) error {
+	defer rows.Close()
+	at := make(map[string]int, len(run))
+	for k, e := range run {
+		at[e.CustomerID] = k
+	}
+	n := 0
+	for rows.Next() {
+		var (
+			customerID     string
+			eventID, dupID *int64
+		)
+		if err := rows.Scan(&customerID, &eventID, &dupID); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		k, ok := at[customerID]
+		if !ok {
+			return fmt.Errorf("insert events: answer for customer %q not in the batch", customerID)
+		}
+		delete(at, customerID)
+		switch {
+		case dupID != nil:
+			res[k] = Ingested{EventID: *dupID, Duplicate: true}
+		case eventID != nil:
+			res[k].EventID = *eventID
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == sqlstateIdempotencyConflict {
+			return errSetConflict
+		}
+		return fmt.Errorf("insert events: %w", err)
+	}
+	for id := range at {
+		// The customer's row lock makes this impossible; the implicit
+		// transaction commits regardless of this error.
+		return fmt.Errorf("insert event of %q: not stored", id)
+	}
+	return nil
 }
 
 // firstOfCustomer returns the index of each customer's first event, in
@@ -168,30 +337,24 @@ func firstOfCustomer(events []*NewEvent) []int {
 	return first
 }
 
-// scanLockedCustomers reads LockCustomers' answer into the answers of each
-// customer's first event (the others' customers are not new).
+// scanLockedCustomers reads LockCustomers' answer, the customers it
+// created, into the answers of each customer's first event (the others'
+// customers are not new).
 func scanLockedCustomers(rows pgx.Rows, events []*NewEvent, first []int, out []Ingested) error {
 	defer rows.Close()
 	created := make(map[string]bool, len(first))
 	for rows.Next() {
-		var (
-			id    string
-			isNew bool
-		)
-		if err := rows.Scan(&id, &isNew); err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return fmt.Errorf("lock customers: %w", err)
 		}
-		created[id] = isNew
+		created[id] = true
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("lock customers: %w", err)
 	}
 	for _, i := range first {
-		isNew, ok := created[events[i].CustomerID]
-		if !ok {
-			return fmt.Errorf("lock customer %q: not locked", events[i].CustomerID)
-		}
-		out[i].NewCustomer = isNew
+		out[i].NewCustomer = created[events[i].CustomerID]
 	}
 	return nil
 }

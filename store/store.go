@@ -43,6 +43,9 @@ type batcher interface {
 // Store reads and writes ciclo's tables.
 type Store struct {
 	db DBTX
+	// perEvent makes IngestEventsQueued store every event with a
+	// statement of its own (the equivalence test's reference path).
+	perEvent bool
 }
 
 // New returns a Store running its queries on db.
