@@ -65,10 +65,6 @@ type Ingested struct {
 	EventID     int64
 	Duplicate   bool // the idempotency key was seen before; nothing changed
 	NewCustomer bool // the customer was created in InitialStage
-	// Customer is the customer's facts right after this event; nil for a
-	// duplicate and for an event stored by the set-based statement
-	// (IngestEventsQueued), which returns none (the event row keeps them).
-	Customer *Customer
 }
 
 // IngestEvent stores an event and folds it into its customer's facts. A new
@@ -122,16 +118,13 @@ func (s *Store) NotifyInsert(ctx context.Context, queue string) error {
 // when it ends (synchronously, as any commit), or rolls back entirely on
 // any error, an *IdempotencyConflictError included.
 //
-// On a pool, a run of events (in the order given) whose customers have no
-// other event in the call is stored by one set-based statement
-// (IngestEventSet) instead of one statement per event: same rows, same
-// facts snapshots, ids in the same order. A payload conflict found by that
-// statement rolls the batch back, and the call is stored again event by
-// event, which reports the conflict as that path always has. Events of a
-// customer with several in the call each need the facts after the one
-// before; they keep their per-event statements, in their place in the
-// pipeline. Customer is nil for the events of a set-based run (it returns
-// no facts).
+// Every event is stored by the one statement IngestEventSet. On a pool, a
+// run of events (in the order given) whose customers have no other event in
+// the call is one statement; each other event is a run of one, in its
+// place in the pipeline, since it needs the facts its customer's event
+// before it left. A payload conflict in a run of several rolls the batch
+// back, and the call is stored again in runs of one, so that the error
+// names the event that conflicts and the one its key was first used for.
 func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, initialStage, version string, job *EvaluationJob) ([]Ingested, error) {
 	_, inTx := s.db.(pgx.Tx)
 	if !inTx && !s.perEvent {
@@ -150,6 +143,13 @@ const minSetRun = 2
 // errSetConflict says that a set-based statement met an idempotency
 // conflict (and its batch was rolled back).
 var errSetConflict = errors.New("idempotency conflict in a set-based ingest")
+
+// setConflict is IngestEventSet's idempotency conflict: the id of the
+// event the key was first used for. It is errSetConflict.
+type setConflict struct{ first int64 }
+
+func (c *setConflict) Error() string        { return errSetConflict.Error() }
+func (c *setConflict) Is(target error) bool { return target == errSetConflict }
 
 func (s *Store) ingestEventsQueued(ctx context.Context, events []*NewEvent, initialStage, version string, job *EvaluationJob, setBased bool) ([]Ingested, error) {
 	out := make([]Ingested, len(events))
@@ -188,7 +188,7 @@ func (s *Store) ingestEventsQueued(ctx context.Context, events []*NewEvent, init
 			}
 			if end-i >= minSetRun {
 				run, res := events[i:end], out[i:end]
-				sql, args := named("IngestEventSet", ingestSetArgs(run, job))
+				sql, args := named("IngestEventSet", ingestSetArgs(run, job, true))
 				b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
 					return scanIngestedSet(rows, run, res)
 				})
@@ -196,9 +196,17 @@ func (s *Store) ingestEventsQueued(ctx context.Context, events []*NewEvent, init
 				continue
 			}
 		}
-		sql, args := named("IngestEvent", ingestArgs(e, job, abort))
+		// An event alone, or one of a customer with several in the call:
+		// the same statement for a run of one, which sees the facts the
+		// customer's earlier events of the call left.
+		sql, args := named("IngestEventSet", ingestSetArgs(events[i:i+1], job, abort))
 		b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
-			return s.ingestEvent(rows, e, res, out[:i])
+			err := scanIngestedSet(rows, events[i:i+1], out[i:i+1])
+			var c *setConflict
+			if errors.As(err, &c) {
+				return idempotencyConflict(e, c.first, i, out[:i])
+			}
+			return err
 		})
 	}
 	if err := s.db.SendBatch(ctx, &b).Close(); err != nil {
@@ -227,7 +235,7 @@ func aloneInCall(events []*NewEvent, customers int) []bool {
 // ingestSetArgs are IngestEventSet's arrays for a run of events, and the
 // job and order types of the call (the run's first event's order types
 // stand for all: one call's events come from one ingest configuration).
-func ingestSetArgs(run []*NewEvent, job *EvaluationJob) pgx.NamedArgs {
+func ingestSetArgs(run []*NewEvent, job *EvaluationJob, abortOnConflict bool) pgx.NamedArgs {
 	n := len(run)
 	var (
 		ord                                    = make([]int32, n)
@@ -258,7 +266,7 @@ func ingestSetArgs(run []*NewEvent, job *EvaluationJob) pgx.NamedArgs {
 		"received_at": received, "idempotency_key": keys, "email": emails, "name": names, "timezone": zones,
 		"is_order": isOrder, "order_total_cents": totals, "attributes": attrs, "payload_hash": hashes,
 		"order_types": orderTypes, "job_kind": job.Kind, "job_queue": job.Queue,
-		"job_max_attempts": job.MaxAttempts, "job_priority": job.Priority,
+		"job_max_attempts": job.MaxAttempts, "job_priority": job.Priority, "abort_on_conflict": abortOnConflict,
 	}
 }
 
@@ -291,9 +299,13 @@ func scanIngestedSet(rows pgx.Rows, run []*NewEvent, res []Ingested) error {
 		var (
 			customerID     string
 			eventID, dupID *int64
+			conflict       bool
 		)
-		if err := rows.Scan(&customerID, &eventID, &dupID); err != nil {
+		if err := rows.Scan(&customerID, &eventID, &dupID, &conflict); err != nil {
 			return fmt.Errorf("insert events: %w", err)
+		}
+		if conflict {
+			return &setConflict{first: *dupID}
 		}
 		k, ok := at[customerID]
 		if !ok {
@@ -311,7 +323,8 @@ func scanIngestedSet(rows pgx.Rows, run []*NewEvent, res []Ingested) error {
 	if err := rows.Err(); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == sqlstateIdempotencyConflict {
-			return errSetConflict
+			first, _ := strconv.ParseInt(pe.Detail, 10, 64)
+			return &setConflict{first: first}
 		}
 		return fmt.Errorf("insert events: %w", err)
 	}
@@ -363,93 +376,11 @@ func lockArgs(e *NewEvent, initialStage, version string) []any {
 	return []any{e.CustomerID, initialStage, e.OccurredAt, version}
 }
 
-func ingestArgs(e *NewEvent, job *EvaluationJob, abortOnConflict bool) pgx.NamedArgs {
-	props := e.Properties
-	if props == nil {
-		props = map[string]any{}
-	}
-	attrs := e.Attributes
-	if attrs == nil {
-		attrs = map[string]any{}
-	}
-	orderTypes := e.OrderTypes
-	if orderTypes == nil {
-		orderTypes = []string{"order_placed"}
-	}
-	if job == nil {
-		job = &EvaluationJob{}
-	}
-	return pgx.NamedArgs{
-		"customer_id":       e.CustomerID,
-		"type":              e.Type,
-		"properties":        props,
-		"occurred_at":       e.OccurredAt,
-		"received_at":       e.ReceivedAt,
-		"idempotency_key":   e.IdempotencyKey,
-		"email":             e.Email,
-		"name":              e.Name,
-		"timezone":          e.Timezone,
-		"is_order":          e.IsOrder,
-		"order_total_cents": cents(e.OrderTotal),
-		"attributes":        attrs,
-		"payload_hash":      e.PayloadHash,
-		"order_types":       orderTypes,
-		"job_kind":          job.Kind,
-		"job_queue":         job.Queue,
-		"job_max_attempts":  job.MaxAttempts,
-		"job_priority":      job.Priority,
-		"abort_on_conflict": abortOnConflict,
-	}
-}
-
 func (s *Store) lockCustomer(row pgx.Row, e *NewEvent, res *Ingested) error {
 	if err := row.Scan(&res.NewCustomer); err != nil {
 		return fmt.Errorf("lock customer %q: %w", e.CustomerID, err)
 	}
 	return nil
-}
-
-// ingestEvent reads IngestEvent's answer: a dup_id and no customer for a
-// duplicate. before are the answers of the events before it in the call,
-// to tell whether a conflicting key was first used among them.
-func (s *Store) ingestEvent(rows pgx.Rows, e *NewEvent, res *Ingested, before []Ingested) error {
-	defer rows.Close()
-	if !rows.Next() {
-		err := rows.Err()
-		if err == nil {
-			err = pgx.ErrNoRows
-		}
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == sqlstateIdempotencyConflict {
-			first, _ := strconv.ParseInt(pe.Detail, 10, 64)
-			return idempotencyConflict(e, first, len(before), before)
-		}
-		return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
-	}
-	var (
-		cc                       customerColumns
-		eventID, dupID, conflict *int64
-	)
-	if rows.RawValues()[1] != nil {
-		if err := rows.Scan(append([]any{&eventID, &dupID, &conflict}, make([]any, len(rows.RawValues())-3)...)...); err != nil {
-			return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
-		}
-		if conflict != nil {
-			return idempotencyConflict(e, *conflict, len(before), before)
-		}
-		res.EventID, res.Duplicate, res.NewCustomer = *dupID, true, false
-		return rows.Err()
-	}
-	if err := rows.Scan(append([]any{&eventID, &dupID, nil}, cc.targets()...)...); err != nil {
-		return fmt.Errorf("insert event of %q: %w", e.CustomerID, err)
-	}
-	if eventID == nil {
-		// The customer's row lock makes the duplicate check exact; an insert
-		// conflict regardless must not leave the facts counted twice.
-		return fmt.Errorf("insert event of %q: idempotency key %q conflicts", e.CustomerID, e.IdempotencyKey)
-	}
-	res.EventID, res.Customer = *eventID, cc.customer()
-	return rows.Err()
 }
 
 // sqlstateIdempotencyConflict is raised by ciclo_idempotency_conflict
