@@ -136,10 +136,6 @@ func (s *Store) IngestEventsQueued(ctx context.Context, events []*NewEvent, init
 	return s.ingestEventsQueued(ctx, events, initialStage, version, job, false)
 }
 
-// minSetRun is the fewest events a set-based statement stores: a shorter
-// run goes event by event.
-const minSetRun = 2
-
 // errSetConflict says that a set-based statement met an idempotency
 // conflict (and its batch was rolled back).
 var errSetConflict = errors.New("idempotency conflict in a set-based ingest")
@@ -171,43 +167,36 @@ func (s *Store) ingestEventsQueued(ctx context.Context, events []*NewEvent, init
 		})
 	}
 	var alone []bool // alone[i]: event i's customer has no other event in the call
-	if setBased && len(first) >= minSetRun {
+	if setBased && len(first) > 1 {
 		alone = aloneInCall(events, len(first))
 	}
 	for i := 0; i < len(events); i++ {
-		e, res := events[i], &out[i]
 		if len(first) == 1 && i == 0 {
+			e, res := events[i], &out[i]
 			b.Queue(q("LockCustomer"), lockArgs(e, initialStage, version)...).QueryRow(func(row pgx.Row) error {
 				return s.lockCustomer(row, e, res)
 			})
 		}
+		// A run of events alone in the call, or a run of one: an event of a
+		// customer with several in the call, which sees the facts the
+		// customer's earlier events of the call left.
+		end := i + 1
 		if alone != nil && alone[i] {
-			end := i + 1
 			for end < len(events) && alone[end] && end-i < maxSetRun {
 				end++
 			}
-			if end-i >= minSetRun {
-				run, res := events[i:end], out[i:end]
-				sql, args := named("IngestEventSet", ingestSetArgs(run, job, true))
-				b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
-					return scanIngestedSet(rows, run, res)
-				})
-				i = end - 1
-				continue
-			}
 		}
-		// An event alone, or one of a customer with several in the call:
-		// the same statement for a run of one, which sees the facts the
-		// customer's earlier events of the call left.
-		sql, args := named("IngestEventSet", ingestSetArgs(events[i:i+1], job, abort))
+		at, run, res := i, events[i:end], out[i:end]
+		sql, args := named("IngestEventSet", ingestSetArgs(run, job, abort))
 		b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
-			err := scanIngestedSet(rows, events[i:i+1], out[i:i+1])
+			err := scanIngestedSet(rows, run, res)
 			var c *setConflict
-			if errors.As(err, &c) {
-				return idempotencyConflict(e, c.first, i, out[:i])
+			if len(run) == 1 && errors.As(err, &c) {
+				return idempotencyConflict(run[0], c.first, at, out[:at])
 			}
 			return err
 		})
+		i = end - 1
 	}
 	if err := s.db.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, err
